@@ -1,0 +1,80 @@
+//! Hook registration and the process-wide hooks: joining mod_proxy's chain at pre_config,
+//! learning the MPM's threads per child at post_config, and watching mod_proxy's error
+//! reports while this module runs its handler.
+
+use super::log::{self, mark};
+use super::{guard::guard, proxy, scheme_handler, sys};
+use crate::observe;
+use std::ffi::{c_char, c_int, CStr};
+use std::ptr::null;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const OK: c_int = sys::OK as c_int;
+
+/// Event MPM's default ThreadsPerChild, until post_config asks the MPM.
+static THREADS_PER_CHILD: AtomicU32 = AtomicU32::new(25);
+
+pub fn threads_per_child() -> u32 {
+    THREADS_PER_CHILD.load(Ordering::Relaxed)
+}
+
+pub unsafe extern "C" fn register(_pool: *mut sys::apr_pool_t) {
+    guard("register_hooks", (), || {
+        let order = sys::APR_HOOK_MIDDLE as c_int;
+        // SAFETY: registering this module's hook functions, as register_hooks is meant to.
+        unsafe {
+            sys::ap_hook_pre_config(Some(pre_config), null(), null(), order);
+            sys::ap_hook_post_config(Some(post_config), null(), null(), order);
+            sys::ap_hook_error_log(Some(observe_log_line), null(), null(), order);
+        }
+    })
+}
+
+unsafe extern "C" fn pre_config(_pconf: *mut sys::apr_pool_t, _plog: *mut sys::apr_pool_t, _ptemp: *mut sys::apr_pool_t) -> c_int {
+    guard("pre_config", sys::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
+        match proxy::register_ahead_of_mod_proxy_fcgi(scheme_handler::handle) {
+            Ok(()) => OK,
+            Err(message) => {
+                let level = (sys::APLOG_EMERG | sys::APLOG_STARTUP) as c_int;
+                log::for_server(std::ptr::null(), level, mark!(), &message);
+                sys::HTTP_INTERNAL_SERVER_ERROR as c_int
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn post_config(
+    _pconf: *mut sys::apr_pool_t,
+    _plog: *mut sys::apr_pool_t,
+    _ptemp: *mut sys::apr_pool_t,
+    _server: *mut sys::server_rec,
+) -> c_int {
+    guard("post_config", OK, || {
+        let mut threads: c_int = 0;
+        // SAFETY: ap_mpm_query writes one int for AP_MPMQ_MAX_THREADS.
+        let status = unsafe { sys::ap_mpm_query(sys::AP_MPMQ_MAX_THREADS as c_int, &mut threads) };
+        if status == sys::APR_SUCCESS as c_int && threads > 0 {
+            THREADS_PER_CHILD.store(threads as u32, Ordering::Relaxed);
+        }
+        OK
+    })
+}
+
+/// Runs for every line httpd logs; does nothing unless this thread is inside one of this
+/// module's handler runs (see `observe`).
+unsafe extern "C" fn observe_log_line(info: *const sys::ap_errorlog_info, _text: *const c_char) {
+    guard("the error_log hook", (), || {
+        if info.is_null() || !observe::is_observing() {
+            return;
+        }
+        // SAFETY: httpd passes a valid info record for the line being logged.
+        let info = unsafe { &*info };
+        if info.format.is_null() {
+            return;
+        }
+        // SAFETY: `format` is the NUL-terminated format string the logging call used.
+        let format = unsafe { CStr::from_ptr(info.format) }.to_bytes();
+        let number = std::str::from_utf8(&format[..format.len().min(7)]).unwrap_or("");
+        observe::record_log_line(number, info.status);
+    })
+}

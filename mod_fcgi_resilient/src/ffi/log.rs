@@ -1,0 +1,112 @@
+//! Logging through httpd's error log with this module's own index, so that
+//! `LogLevel fcgi_resilient:debug` works. The level is checked before a message is formatted,
+//! and the message always goes through a constant "%s" format.
+
+use super::{module_record::module_index, sys};
+use std::ffi::{c_char, c_int, CString};
+
+pub const ERROR: c_int = sys::APLOG_ERR as c_int;
+pub const WARNING: c_int = sys::APLOG_WARNING as c_int;
+pub const INFO: c_int = sys::APLOG_INFO as c_int;
+pub const DEBUG: c_int = sys::APLOG_DEBUG as c_int;
+
+/// What the APLOG_MARK macro gives C callers.
+pub struct Mark {
+    pub file: &'static str,
+    pub line: u32,
+}
+
+macro_rules! mark {
+    () => {
+        $crate::ffi::log::Mark { file: concat!(file!(), "\0"), line: line!() }
+    };
+}
+pub(crate) use mark;
+
+fn module_level(conf: *const sys::ap_logconf, index: c_int) -> c_int {
+    // SAFETY: callers pass a log config httpd set up for a live server, connection or request.
+    let conf = unsafe { &*conf };
+    if index >= 0 && !conf.module_levels.is_null() {
+        // SAFETY: module_levels has one entry per loaded module when it is set.
+        let level = unsafe { *conf.module_levels.offset(index as isize) } as c_int;
+        if level >= 0 {
+            return level;
+        }
+    }
+    conf.level
+}
+
+/// httpd's ap_get_request_module_loglevel, which is a macro in C.
+///
+/// # Safety
+/// `r` must be a live request.
+pub unsafe fn request_level(r: *const sys::request_rec, index: c_int) -> c_int {
+    // SAFETY: request, connection and server records stay valid for the request's lifetime.
+    unsafe {
+        if !(*r).log.is_null() {
+            return module_level((*r).log, index);
+        }
+        let connection = (*r).connection;
+        if !(*connection).log.is_null() {
+            return module_level((*connection).log, index);
+        }
+        module_level(&(*(*connection).base_server).log, index)
+    }
+}
+
+fn c_message(message: String) -> CString {
+    CString::new(message.replace('\0', "")).unwrap_or_default()
+}
+
+/// Logs `message()` for request `r` if this module's level for the request allows `level`.
+///
+/// # Safety
+/// `r` must be a live request.
+pub unsafe fn for_request(r: *mut sys::request_rec, level: c_int, mark: Mark, message: impl FnOnce() -> String) {
+    let index = module_index();
+    // SAFETY: the caller guarantees `r` is live.
+    if unsafe { request_level(r, index) } < level {
+        return;
+    }
+    let text = c_message(message());
+    // SAFETY: constant "%s" format with one NUL-terminated argument; mark.file ends in NUL.
+    unsafe {
+        sys::ap_log_rerror_(
+            mark.file.as_ptr() as *const c_char,
+            mark.line as c_int,
+            index,
+            level,
+            0,
+            r,
+            c"%s".as_ptr(),
+            text.as_ptr(),
+        )
+    };
+}
+
+/// Logs for server `s`, or to stderr during start-up when `s` is null.
+pub fn for_server(s: *const sys::server_rec, level: c_int, mark: Mark, message: &str) {
+    let text = c_message(message.to_string());
+    // SAFETY: constant "%s" format with one NUL-terminated argument; a null server is how
+    // httpd's own modules report start-up errors to stderr.
+    unsafe {
+        sys::ap_log_error_(
+            mark.file.as_ptr() as *const c_char,
+            mark.line as c_int,
+            module_index(),
+            level,
+            0,
+            s,
+            c"%s".as_ptr(),
+            text.as_ptr(),
+        )
+    };
+}
+
+/// For the panic guard, which may run where no request or server is at hand.
+pub fn server_error(message: &str) {
+    // SAFETY: ap_server_conf is httpd's main server record, set before any module code runs
+    // (or null, which ap_log_error accepts).
+    let server = unsafe { sys::ap_server_conf };
+    for_server(server, ERROR, mark!(), message);
+}

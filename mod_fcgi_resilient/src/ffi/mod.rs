@@ -1,0 +1,13 @@
+//! Everything that touches httpd lives here, and only here: the generated bindings, the
+//! module record, directive and hook registration, logging, and the glue that runs the retry
+//! policy over a real `request_rec`. Each `extern "C"` entry point catches panics (`guard`).
+
+mod dir_config;
+mod directives;
+mod guard;
+mod hooks;
+mod log;
+mod module_record;
+mod proxy;
+mod scheme_handler;
+mod sys;

@@ -1,0 +1,17 @@
+//! mod_fcgi_resilient: mod_proxy_fcgi waits out a PHP-FPM restart instead of answering 503.
+//!
+//! Layout: `ffi` is the only place that touches httpd (generated bindings, the module record,
+//! hook and directive registration, logging). Everything else is plain Rust that unit-tests
+//! without Apache: directive parsing and merging (`settings`, `duration`), the retry policy
+//! (`retry`, `backoff`, `waiting`), looking at the backend (`probe`) and learning what
+//! mod_proxy did during an attempt (`observe`).
+
+pub mod backoff;
+pub mod duration;
+pub mod observe;
+pub mod probe;
+pub mod retry;
+pub mod settings;
+pub mod waiting;
+
+mod ffi;

@@ -1,0 +1,325 @@
+//! Looking at the backend from outside mod_proxy: is its socket there, is it the same socket as
+//! before, does it accept a connection now? And waiting for it, woken early when the socket
+//! file of a Unix-socket backend reappears.
+
+use nix::errno::Errno;
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+use std::fmt;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where a FastCGI backend listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendAddress {
+    Unix(PathBuf),
+    Tcp { host: String, port: u16 },
+}
+
+impl fmt::Display for BackendAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendAddress::Unix(path) => write!(f, "unix:{}", path.display()),
+            BackendAddress::Tcp { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+/// mod_proxy_fcgi's default port when an fcgi:// URL names none.
+const FCGI_DEFAULT_PORT: u16 = 8000;
+
+impl BackendAddress {
+    /// The TCP address in an `fcgi://host:port/...` URL as mod_proxy hands it to scheme handlers.
+    pub fn from_fcgi_url(url: &str) -> Option<BackendAddress> {
+        let rest = url.get(..7).filter(|s| s.eq_ignore_ascii_case("fcgi://")).map(|_| &url[7..])?;
+        let authority = rest.split('/').next().unwrap_or("");
+        let authority = authority.rsplit('@').next().unwrap_or(authority);
+        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+            let (host, after) = bracketed.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return None;
+        }
+        let port = match port {
+            Some(digits) if !digits.is_empty() => digits.parse().ok()?,
+            _ => FCGI_DEFAULT_PORT,
+        };
+        Some(BackendAddress::Tcp { host: host.to_string(), port })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitEnd {
+    DelayPassed,
+    SocketDirectoryChanged,
+}
+
+/// What one probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    Accepting,
+    /// Not accepting yet for a reason a restart explains; `recreated` when the socket file
+    /// changed inode since the previous probe.
+    NotYet { errno: Errno, recreated: bool },
+    /// Waiting cannot help (e.g. EACCES: the socket's permissions exclude Apache's user).
+    Unusable { errno: Errno },
+}
+
+/// The connect errors a PHP-FPM restart produces: socket file missing, not listening yet,
+/// or (Unix sockets) a full accept backlog.
+pub fn is_restart_errno(errno: Errno) -> bool {
+    matches!(errno, Errno::ECONNREFUSED | Errno::ENOENT | Errno::EAGAIN)
+}
+
+pub struct Prober {
+    address: BackendAddress,
+    last_inode: Option<u64>,
+    resolved: Option<Vec<SocketAddr>>,
+    socket_appeared: Option<SocketDirWatch>,
+}
+
+impl Prober {
+    pub fn new(address: BackendAddress) -> Self {
+        Prober { address, last_inode: None, resolved: None, socket_appeared: None }
+    }
+
+    pub fn address(&self) -> &BackendAddress {
+        &self.address
+    }
+
+    /// `patience` bounds how long a TCP connect may take (the rest of the request's budget).
+    pub fn probe(&mut self, patience: Duration) -> ProbeOutcome {
+        match self.address.clone() {
+            BackendAddress::Unix(path) => self.probe_unix(&path),
+            BackendAddress::Tcp { host, port } => self.probe_tcp(&host, port, patience),
+        }
+    }
+
+    /// Sleeps for `delay`, or less if the Unix socket's directory sees a new entry.
+    pub fn wait(&mut self, delay: Duration) -> WaitEnd {
+        if let BackendAddress::Unix(path) = &self.address {
+            if self.socket_appeared.is_none() {
+                self.socket_appeared = SocketDirWatch::new(path);
+            }
+            if let Some(watch) = &self.socket_appeared {
+                return watch.wait(delay);
+            }
+        }
+        std::thread::sleep(delay);
+        WaitEnd::DelayPassed
+    }
+
+    fn probe_unix(&mut self, path: &Path) -> ProbeOutcome {
+        let inode = match std::fs::metadata(path) {
+            Ok(meta) if meta.file_type().is_socket() => meta.ino(),
+            Ok(_) => return ProbeOutcome::Unusable { errno: Errno::ENOTSOCK },
+            Err(error) => return classify(errno_of(&error), false),
+        };
+        let recreated = self.last_inode.is_some_and(|previous| previous != inode);
+        self.last_inode = Some(inode);
+        classify(connect_unix(path).err().unwrap_or(Errno::UnknownErrno), recreated)
+    }
+
+    fn probe_tcp(&mut self, host: &str, port: u16, patience: Duration) -> ProbeOutcome {
+        if self.resolved.is_none() {
+            match (host, port).to_socket_addrs() {
+                Ok(addrs) => self.resolved = Some(addrs.collect()),
+                Err(_) => return ProbeOutcome::Unusable { errno: Errno::EADDRNOTAVAIL },
+            }
+        }
+        let patience = patience.clamp(Duration::from_millis(1), Duration::from_secs(1));
+        let mut last = Errno::EADDRNOTAVAIL;
+        for addr in self.resolved.iter().flatten() {
+            match TcpStream::connect_timeout(addr, patience) {
+                Ok(_) => return ProbeOutcome::Accepting,
+                Err(error) if error.kind() == std::io::ErrorKind::TimedOut => last = Errno::EAGAIN,
+                Err(error) => last = errno_of(&error),
+            }
+        }
+        classify(last, false)
+    }
+}
+
+/// `UnknownErrno` stands for "no error" so connect results share one path.
+fn classify(errno: Errno, recreated: bool) -> ProbeOutcome {
+    if errno == Errno::UnknownErrno {
+        ProbeOutcome::Accepting
+    } else if is_restart_errno(errno) {
+        ProbeOutcome::NotYet { errno, recreated }
+    } else {
+        ProbeOutcome::Unusable { errno }
+    }
+}
+
+fn errno_of(error: &std::io::Error) -> Errno {
+    error.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO)
+}
+
+/// Non-blocking, so a full accept backlog answers EAGAIN instead of blocking the probe.
+fn connect_unix(path: &Path) -> Result<(), Errno> {
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let address = UnixAddr::new(path)?;
+    use std::os::fd::AsRawFd;
+    connect(fd.as_raw_fd(), &address)
+}
+
+/// An inotify watch on the socket's directory: PHP-FPM's bind() creates the socket file there.
+struct SocketDirWatch {
+    inotify: Inotify,
+}
+
+impl SocketDirWatch {
+    fn new(socket_path: &Path) -> Option<Self> {
+        let directory = socket_path.parent()?;
+        // Each waiting request owns one instance; running out of them (EMFILE) only costs the
+        // early wake-up, so failures fall back to sleeping.
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
+        inotify
+            .add_watch(directory, AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO)
+            .ok()?;
+        Some(SocketDirWatch { inotify })
+    }
+
+    fn wait(&self, delay: Duration) -> WaitEnd {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let millis = delay.as_millis().clamp(1, i32::MAX as u128) as i32;
+        let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
+        let woken = matches!(poll(&mut fds, PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)), Ok(n) if n > 0);
+        if !woken {
+            return WaitEnd::DelayPassed;
+        }
+        while let Ok(events) = self.inotify.read_events() {
+            if events.is_empty() {
+                break;
+            }
+        }
+        WaitEnd::SocketDirectoryChanged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("fcgi-resilient-probe-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn parses_fcgi_urls() {
+        assert_eq!(
+            BackendAddress::from_fcgi_url("fcgi://127.0.0.1:9000/var/www/index.php"),
+            Some(BackendAddress::Tcp { host: "127.0.0.1".into(), port: 9000 })
+        );
+        assert_eq!(
+            BackendAddress::from_fcgi_url("FCGI://[::1]:9001/x"),
+            Some(BackendAddress::Tcp { host: "::1".into(), port: 9001 })
+        );
+        assert_eq!(
+            BackendAddress::from_fcgi_url("fcgi://localhost/x.php"),
+            Some(BackendAddress::Tcp { host: "localhost".into(), port: 8000 })
+        );
+        assert_eq!(BackendAddress::from_fcgi_url("http://localhost/"), None);
+        assert_eq!(BackendAddress::from_fcgi_url("fcgi://:90/"), None);
+    }
+
+    #[test]
+    fn missing_socket_is_a_restart_symptom() {
+        let dir = temp_dir("missing");
+        let mut prober = Prober::new(BackendAddress::Unix(dir.join("php.sock")));
+        assert_eq!(
+            prober.probe(Duration::from_secs(1)),
+            ProbeOutcome::NotYet { errno: Errno::ENOENT, recreated: false }
+        );
+    }
+
+    #[test]
+    fn listening_socket_accepts_and_a_dead_one_refuses() {
+        let dir = temp_dir("refuse");
+        let path = dir.join("php.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let mut prober = Prober::new(BackendAddress::Unix(path.clone()));
+        assert_eq!(prober.probe(Duration::from_secs(1)), ProbeOutcome::Accepting);
+        drop(listener); // the file stays, nobody listens: what a killed PHP-FPM leaves behind
+        assert!(matches!(
+            prober.probe(Duration::from_secs(1)),
+            ProbeOutcome::NotYet { errno: Errno::ECONNREFUSED, recreated: false }
+        ));
+    }
+
+    #[test]
+    fn notices_a_recreated_socket() {
+        let dir = temp_dir("recreated");
+        let path = dir.join("php.sock");
+        let first = UnixListener::bind(&path).unwrap();
+        let mut prober = Prober::new(BackendAddress::Unix(path.clone()));
+        prober.probe(Duration::from_secs(1));
+        drop(first);
+        // Keep the old inode alive elsewhere so the new file cannot reuse its number.
+        std::fs::rename(&path, dir.join("old.sock")).unwrap();
+        let _second = UnixListener::bind(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let _third = UnixListener::bind(&path).unwrap();
+        assert!(matches!(prober.probe(Duration::from_secs(1)), ProbeOutcome::Accepting));
+        drop(_third);
+        assert!(matches!(
+            prober.probe(Duration::from_secs(1)),
+            ProbeOutcome::NotYet { errno: Errno::ECONNREFUSED, recreated: false }
+        ));
+    }
+
+    #[test]
+    fn a_regular_file_is_unusable() {
+        let dir = temp_dir("regular");
+        let path = dir.join("php.sock");
+        std::fs::write(&path, b"").unwrap();
+        let mut prober = Prober::new(BackendAddress::Unix(path));
+        assert_eq!(prober.probe(Duration::from_secs(1)), ProbeOutcome::Unusable { errno: Errno::ENOTSOCK });
+    }
+
+    #[test]
+    fn tcp_refusal_and_acceptance() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut prober = Prober::new(BackendAddress::Tcp { host: "127.0.0.1".into(), port });
+        assert_eq!(prober.probe(Duration::from_secs(1)), ProbeOutcome::Accepting);
+        drop(listener);
+        assert!(matches!(
+            prober.probe(Duration::from_secs(1)),
+            ProbeOutcome::NotYet { errno: Errno::ECONNREFUSED, .. }
+        ));
+    }
+
+    #[test]
+    fn wait_wakes_when_the_socket_appears() {
+        let dir = temp_dir("wake");
+        let path = dir.join("php.sock");
+        let mut prober = Prober::new(BackendAddress::Unix(path.clone()));
+        prober.wait(Duration::from_millis(1)); // sets up the watch
+        let creator = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            UnixListener::bind(&path).unwrap()
+        });
+        let end = prober.wait(Duration::from_secs(20));
+        let _listener = creator.join().unwrap();
+        assert_eq!(end, WaitEnd::SocketDirectoryChanged);
+    }
+}

@@ -1,0 +1,275 @@
+//! The retry policy, free of Apache: run the backend's handler; when it failed before the
+//! request reached the backend, wait for the backend (probing it, with backoff) and run the
+//! handler again, all within the request's time budget.
+
+use crate::backoff::{Backoff, BackoffBounds};
+use crate::probe::{ProbeOutcome, WaitEnd};
+use crate::waiting::WaitingCount;
+use nix::errno::Errno;
+use std::time::Duration;
+
+/// How one run of the backend's handler ended, as far as retrying is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Ended in a way that must reach the client as it is (success, or a failure after the
+    /// request may have reached the backend).
+    Finished(i32),
+    /// Failed before anything was sent to the backend or to the client.
+    NotConnected(i32),
+    /// The backend dropped the connection before any response header; repeatable only for a
+    /// safe method without a body, and only where the admin opted in.
+    DroppedBeforeResponse(i32),
+}
+
+/// The world the retry loop acts on; the FFI layer implements it over httpd.
+pub trait Backend {
+    fn run_handler(&mut self) -> Attempt;
+    fn probe(&mut self, patience: Duration) -> ProbeOutcome;
+    fn wait(&mut self, delay: Duration) -> WaitEnd;
+    fn elapsed(&self) -> Duration;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryLimits {
+    pub budget: Duration,
+    pub backoff: BackoffBounds,
+    pub max_waiting: u32,
+    pub retry_dropped: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUpReason {
+    BudgetSpent,
+    BackendUnusable,
+    TooManyWaiting,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The handler's own status goes to the client; `retries` is 0 on the happy path.
+    Served { status: i32, retries: u32 },
+    GaveUp { reason: GiveUpReason, attempts: u32, last_errno: Option<Errno> },
+}
+
+/// `seed` is called only when a request has to wait, keeping the happy path free of it.
+pub fn serve(
+    backend: &mut impl Backend,
+    limits: &RetryLimits,
+    waiting: &WaitingCount,
+    seed: impl FnOnce() -> u64,
+) -> Outcome {
+    let mut attempts = 1;
+    let mut attempt = backend.run_handler();
+    let mut place = None;
+    let mut seed = Some(seed);
+    let mut backoff = None;
+    loop {
+        match attempt {
+            Attempt::Finished(status) => return Outcome::Served { status, retries: attempts - 1 },
+            Attempt::DroppedBeforeResponse(status) if !limits.retry_dropped => {
+                return Outcome::Served { status, retries: attempts - 1 }
+            }
+            Attempt::NotConnected(_) | Attempt::DroppedBeforeResponse(_) => {}
+        }
+        if place.is_none() {
+            place = waiting.try_enter(limits.max_waiting);
+            if place.is_none() {
+                return Outcome::GaveUp { reason: GiveUpReason::TooManyWaiting, attempts, last_errno: None };
+            }
+        }
+        let backoff = backoff.get_or_insert_with(|| Backoff::new(limits.backoff, seed.take().map_or(1, |f| f())));
+        if let Err((reason, last_errno)) = wait_until_accepting(backend, limits, backoff) {
+            return Outcome::GaveUp { reason, attempts, last_errno };
+        }
+        attempts += 1;
+        attempt = backend.run_handler();
+    }
+}
+
+/// Probes first, so a backend that is already back costs no delay at all.
+fn wait_until_accepting(
+    backend: &mut impl Backend,
+    limits: &RetryLimits,
+    backoff: &mut Backoff,
+) -> Result<(), (GiveUpReason, Option<Errno>)> {
+    loop {
+        let remaining = limits.budget.saturating_sub(backend.elapsed());
+        match backend.probe(remaining) {
+            ProbeOutcome::Accepting if !remaining.is_zero() => return Ok(()),
+            ProbeOutcome::Accepting => return Err((GiveUpReason::BudgetSpent, None)),
+            ProbeOutcome::Unusable { errno } => return Err((GiveUpReason::BackendUnusable, Some(errno))),
+            ProbeOutcome::NotYet { errno, recreated } => {
+                if remaining.is_zero() {
+                    return Err((GiveUpReason::BudgetSpent, Some(errno)));
+                }
+                if recreated {
+                    backoff.reset();
+                }
+            }
+        }
+        let remaining = limits.budget.saturating_sub(backend.elapsed());
+        if backend.wait(backoff.next_delay().min(remaining)) == WaitEnd::SocketDirectoryChanged {
+            backoff.reset();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    const OK: i32 = 0;
+    const UNAVAILABLE: i32 = 503;
+
+    /// A scripted backend on a simulated clock: no real time passes in these tests.
+    struct Scripted {
+        attempts: VecDeque<Attempt>,
+        probes: VecDeque<ProbeOutcome>,
+        clock: Duration,
+        handler_runs: u32,
+        waits: Vec<Duration>,
+    }
+
+    impl Scripted {
+        fn new(attempts: &[Attempt], probes: &[ProbeOutcome]) -> Self {
+            Scripted {
+                attempts: attempts.iter().copied().collect(),
+                probes: probes.iter().copied().collect(),
+                clock: Duration::ZERO,
+                handler_runs: 0,
+                waits: Vec::new(),
+            }
+        }
+    }
+
+    impl Backend for Scripted {
+        fn run_handler(&mut self) -> Attempt {
+            self.handler_runs += 1;
+            self.attempts.pop_front().expect("handler ran more often than scripted")
+        }
+        fn probe(&mut self, _patience: Duration) -> ProbeOutcome {
+            self.probes.pop_front().unwrap_or(ProbeOutcome::NotYet { errno: Errno::ECONNREFUSED, recreated: false })
+        }
+        fn wait(&mut self, delay: Duration) -> WaitEnd {
+            self.clock += delay;
+            self.waits.push(delay);
+            WaitEnd::DelayPassed
+        }
+        fn elapsed(&self) -> Duration {
+            self.clock
+        }
+    }
+
+    fn limits() -> RetryLimits {
+        RetryLimits {
+            budget: Duration::from_secs(2),
+            backoff: BackoffBounds::new(Duration::from_millis(5), Duration::from_millis(50)).unwrap(),
+            max_waiting: 4,
+            retry_dropped: false,
+        }
+    }
+
+    const REFUSED: ProbeOutcome = ProbeOutcome::NotYet { errno: Errno::ECONNREFUSED, recreated: false };
+
+    #[test]
+    fn happy_path_runs_the_handler_once_and_never_probes() {
+        let mut backend = Scripted::new(&[Attempt::Finished(OK)], &[]);
+        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 0 });
+        assert_eq!(backend.handler_runs, 1);
+        assert!(backend.waits.is_empty());
+    }
+
+    #[test]
+    fn waits_out_a_refusing_backend_then_serves() {
+        let mut backend = Scripted::new(
+            &[Attempt::NotConnected(UNAVAILABLE), Attempt::Finished(OK)],
+            &[REFUSED, REFUSED, REFUSED, ProbeOutcome::Accepting],
+        );
+        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 1 });
+        assert_eq!(backend.waits.len(), 3);
+    }
+
+    #[test]
+    fn a_failure_after_the_backend_got_the_request_is_never_repeated() {
+        let mut backend = Scripted::new(&[Attempt::Finished(UNAVAILABLE)], &[ProbeOutcome::Accepting]);
+        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: UNAVAILABLE, retries: 0 });
+        assert_eq!(backend.handler_runs, 1);
+    }
+
+    #[test]
+    fn dropped_connections_are_repeated_only_when_opted_in() {
+        let script = [Attempt::DroppedBeforeResponse(UNAVAILABLE), Attempt::Finished(OK)];
+        let mut backend = Scripted::new(&script, &[ProbeOutcome::Accepting]);
+        assert_eq!(
+            serve(&mut backend, &limits(), &WaitingCount::new(), || 1),
+            Outcome::Served { status: UNAVAILABLE, retries: 0 }
+        );
+        let mut backend = Scripted::new(&script, &[ProbeOutcome::Accepting]);
+        let opted_in = RetryLimits { retry_dropped: true, ..limits() };
+        assert_eq!(
+            serve(&mut backend, &opted_in, &WaitingCount::new(), || 1),
+            Outcome::Served { status: OK, retries: 1 }
+        );
+    }
+
+    #[test]
+    fn gives_up_when_the_budget_is_spent() {
+        let mut backend = Scripted::new(&[Attempt::NotConnected(UNAVAILABLE)], &[]);
+        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(
+            outcome,
+            Outcome::GaveUp { reason: GiveUpReason::BudgetSpent, attempts: 1, last_errno: Some(Errno::ECONNREFUSED) }
+        );
+        assert_eq!(backend.clock, limits().budget, "waited exactly the budget on the simulated clock");
+        assert!(backend.waits.iter().all(|w| *w <= Duration::from_millis(50)));
+    }
+
+    #[test]
+    fn gives_up_at_once_when_waiting_cannot_help() {
+        let mut backend = Scripted::new(
+            &[Attempt::NotConnected(UNAVAILABLE)],
+            &[ProbeOutcome::Unusable { errno: Errno::EACCES }],
+        );
+        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(
+            outcome,
+            Outcome::GaveUp { reason: GiveUpReason::BackendUnusable, attempts: 1, last_errno: Some(Errno::EACCES) }
+        );
+        assert!(backend.waits.is_empty());
+    }
+
+    #[test]
+    fn fails_fast_when_too_many_requests_wait() {
+        let waiting = WaitingCount::new();
+        let _others: Vec<_> = (0..4).map(|_| waiting.try_enter(4).unwrap()).collect();
+        let mut backend = Scripted::new(&[Attempt::NotConnected(UNAVAILABLE)], &[]);
+        let outcome = serve(&mut backend, &limits(), &waiting, || 1);
+        assert_eq!(outcome, Outcome::GaveUp { reason: GiveUpReason::TooManyWaiting, attempts: 1, last_errno: None });
+        assert!(backend.waits.is_empty());
+    }
+
+    #[test]
+    fn the_waiting_place_is_released_after_recovery() {
+        let waiting = WaitingCount::new();
+        let mut backend = Scripted::new(
+            &[Attempt::NotConnected(UNAVAILABLE), Attempt::Finished(OK)],
+            &[REFUSED, ProbeOutcome::Accepting],
+        );
+        serve(&mut backend, &limits(), &waiting, || 1);
+        assert_eq!(waiting.current(), 0);
+    }
+
+    #[test]
+    fn a_race_lost_after_a_good_probe_is_retried_again() {
+        let mut backend = Scripted::new(
+            &[Attempt::NotConnected(UNAVAILABLE), Attempt::NotConnected(UNAVAILABLE), Attempt::Finished(OK)],
+            &[ProbeOutcome::Accepting, REFUSED, ProbeOutcome::Accepting],
+        );
+        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 2 });
+    }
+}

@@ -1,0 +1,208 @@
+//! The module's directives as plain data: parsing of each argument, the per-directory merge
+//! Apache users expect (an inner section overrides what it sets and inherits the rest), and
+//! the resolved policy a request runs with.
+
+use crate::backoff::BackoffBounds;
+use crate::duration::{format_duration, parse_duration};
+use std::time::Duration;
+
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(10);
+pub const DEFAULT_RETRY_AFTER_SECS: u32 = 5;
+
+/// One configuration section's settings; `None` means "not set here, inherit".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SectionSettings {
+    pub enabled: Option<bool>,
+    pub budget: Option<Duration>,
+    pub backoff: Option<BackoffBounds>,
+    pub max_waiting: Option<u32>,
+    pub retry_idempotent: Option<bool>,
+    /// `Some(0)` is "FcgiResilientRetryAfter off".
+    pub retry_after_secs: Option<u32>,
+}
+
+impl SectionSettings {
+    pub fn merged_with(self, inner: SectionSettings) -> SectionSettings {
+        SectionSettings {
+            enabled: inner.enabled.or(self.enabled),
+            budget: inner.budget.or(self.budget),
+            backoff: inner.backoff.or(self.backoff),
+            max_waiting: inner.max_waiting.or(self.max_waiting),
+            retry_idempotent: inner.retry_idempotent.or(self.retry_idempotent),
+            retry_after_secs: inner.retry_after_secs.or(self.retry_after_secs),
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.unwrap_or(false)
+    }
+
+    pub fn resolve(&self, default_max_waiting: u32) -> Policy {
+        Policy {
+            budget: self.budget.unwrap_or(DEFAULT_BUDGET),
+            backoff: self.backoff.unwrap_or(BackoffBounds::DEFAULT),
+            max_waiting: self.max_waiting.unwrap_or(default_max_waiting),
+            retry_idempotent: self.retry_idempotent.unwrap_or(false),
+            retry_after_secs: self.retry_after_secs.unwrap_or(DEFAULT_RETRY_AFTER_SECS),
+        }
+    }
+}
+
+/// What one request runs with once every section has been merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub budget: Duration,
+    pub backoff: BackoffBounds,
+    pub max_waiting: u32,
+    pub retry_idempotent: bool,
+    pub retry_after_secs: u32,
+}
+
+/// Leaves a quarter of each child's threads free for static files during a long outage.
+pub fn default_max_waiting(threads_per_child: u32) -> u32 {
+    (threads_per_child.saturating_mul(3) / 4).max(1)
+}
+
+/// A directive's name and the message Apache shows after "Syntax error on line N of FILE:".
+fn directive_error(directive: &str, problem: impl std::fmt::Display) -> String {
+    format!("{directive}: {problem}")
+}
+
+pub fn parse_on_off(directive: &str, value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(directive_error(directive, format!("'{value}' must be On or Off"))),
+    }
+}
+
+pub fn parse_budget(directive: &str, value: &str) -> Result<Duration, String> {
+    let budget = parse_duration(value).map_err(|e| directive_error(directive, e))?;
+    if budget.is_zero() {
+        return Err(directive_error(directive, format!("'{value}' must be longer than zero")));
+    }
+    if budget > Duration::from_secs(3600) {
+        return Err(directive_error(directive, format!("'{value}' is longer than 1h")));
+    }
+    Ok(budget)
+}
+
+pub fn parse_backoff(directive: &str, min: &str, max: &str) -> Result<BackoffBounds, String> {
+    let min_delay = parse_duration(min).map_err(|e| directive_error(directive, e))?;
+    let max_delay = parse_duration(max).map_err(|e| directive_error(directive, e))?;
+    BackoffBounds::new(min_delay, max_delay).map_err(|problem| {
+        directive_error(directive, format!("'{min} {max}': {problem}"))
+    })
+}
+
+pub fn parse_max_waiting(directive: &str, value: &str) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+        _ => Err(directive_error(
+            directive,
+            format!("'{value}' must be a whole number from 1 to 100000"),
+        )),
+    }
+}
+
+pub fn parse_retry_after(directive: &str, value: &str) -> Result<u32, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(0);
+    }
+    match value.parse::<u32>() {
+        Ok(n) if (1..=86_400).contains(&n) => Ok(n),
+        _ => Err(directive_error(
+            directive,
+            format!("'{value}' must be a number of seconds from 1 to 86400, or Off"),
+        )),
+    }
+}
+
+impl Policy {
+    pub fn describe(&self) -> String {
+        format!(
+            "budget {}, backoff {}..{}, at most {} waiting per child",
+            format_duration(self.budget),
+            format_duration(self.backoff.min),
+            format_duration(self.backoff.max),
+            self.max_waiting
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inner_section_overrides_only_what_it_sets() {
+        let server = SectionSettings {
+            enabled: Some(true),
+            budget: Some(Duration::from_secs(30)),
+            ..Default::default()
+        };
+        let directory = SectionSettings { enabled: Some(false), ..Default::default() };
+        let merged = server.merged_with(directory);
+        assert_eq!(merged.enabled, Some(false));
+        assert_eq!(merged.budget, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn unset_everywhere_means_off_with_defaults() {
+        let merged = SectionSettings::default().merged_with(SectionSettings::default());
+        assert!(!merged.is_enabled());
+        let policy = merged.resolve(18);
+        assert_eq!(policy.budget, DEFAULT_BUDGET);
+        assert_eq!(policy.backoff, BackoffBounds::DEFAULT);
+        assert_eq!(policy.max_waiting, 18);
+        assert!(!policy.retry_idempotent);
+        assert_eq!(policy.retry_after_secs, DEFAULT_RETRY_AFTER_SECS);
+    }
+
+    #[test]
+    fn default_cap_leaves_threads_free() {
+        assert_eq!(default_max_waiting(25), 18);
+        assert_eq!(default_max_waiting(64), 48);
+        assert_eq!(default_max_waiting(1), 1);
+        assert_eq!(default_max_waiting(0), 1);
+    }
+
+    #[test]
+    fn on_off_is_case_insensitive_and_names_bad_values() {
+        assert_eq!(parse_on_off("FcgiResilient", "ON"), Ok(true));
+        assert_eq!(parse_on_off("FcgiResilient", "off"), Ok(false));
+        let error = parse_on_off("FcgiResilient", "maybe").unwrap_err();
+        assert!(error.contains("FcgiResilient") && error.contains("'maybe'"), "{error}");
+    }
+
+    #[test]
+    fn budget_errors_name_directive_and_value() {
+        let error = parse_budget("FcgiResilientTimeout", "10x").unwrap_err();
+        assert!(error.starts_with("FcgiResilientTimeout:") && error.contains("'10x'"), "{error}");
+        assert!(parse_budget("FcgiResilientTimeout", "0").is_err());
+        assert_eq!(parse_budget("FcgiResilientTimeout", "1500ms"), Ok(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn backoff_rejects_min_above_max() {
+        let error = parse_backoff("FcgiResilientBackoff", "50ms", "10ms").unwrap_err();
+        assert!(error.contains("'50ms 10ms'"), "{error}");
+        assert!(parse_backoff("FcgiResilientBackoff", "5ms", "1s").is_ok());
+    }
+
+    #[test]
+    fn max_waiting_must_be_positive() {
+        for bad in ["-1", "0", "many", "1e3"] {
+            let error = parse_max_waiting("FcgiResilientMaxWaiting", bad).unwrap_err();
+            assert!(error.contains(&format!("'{bad}'")), "{error}");
+        }
+        assert_eq!(parse_max_waiting("FcgiResilientMaxWaiting", "12"), Ok(12));
+    }
+
+    #[test]
+    fn retry_after_accepts_off() {
+        assert_eq!(parse_retry_after("FcgiResilientRetryAfter", "Off"), Ok(0));
+        assert_eq!(parse_retry_after("FcgiResilientRetryAfter", "30"), Ok(30));
+        assert!(parse_retry_after("FcgiResilientRetryAfter", "0").is_err());
+    }
+}

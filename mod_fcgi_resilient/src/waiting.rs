@@ -1,0 +1,81 @@
+//! The cap on requests of one child process that wait for a backend at the same time, so a
+//! long outage cannot tie up every worker thread and static files keep being served.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub struct WaitingCount {
+    waiting: AtomicU32,
+}
+
+/// Holds one place among the waiting requests until dropped.
+pub struct WaitingPlace<'a> {
+    count: &'a WaitingCount,
+}
+
+impl WaitingCount {
+    pub const fn new() -> Self {
+        WaitingCount { waiting: AtomicU32::new(0) }
+    }
+
+    pub fn try_enter(&self, limit: u32) -> Option<WaitingPlace<'_>> {
+        self.waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| (now < limit).then_some(now + 1))
+            .ok()
+            .map(|_| WaitingPlace { count: self })
+    }
+
+    pub fn current(&self) -> u32 {
+        self.waiting.load(Ordering::Acquire)
+    }
+}
+
+impl Default for WaitingCount {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for WaitingPlace<'_> {
+    fn drop(&mut self) {
+        self.count.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_past_the_limit_and_frees_on_drop() {
+        let count = WaitingCount::new();
+        let first = count.try_enter(2).expect("first place");
+        let second = count.try_enter(2).expect("second place");
+        assert!(count.try_enter(2).is_none());
+        assert_eq!(count.current(), 2);
+        drop(first);
+        assert!(count.try_enter(2).is_some());
+        drop(second);
+        assert_eq!(count.current(), 0);
+    }
+
+    #[test]
+    fn concurrent_entries_never_exceed_the_limit() {
+        let count = std::sync::Arc::new(WaitingCount::new());
+        let peak = std::sync::Arc::new(AtomicU32::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (count, peak) = (count.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..2000 {
+                        if let Some(_place) = count.try_enter(3) {
+                            peak.fetch_max(count.current(), Ordering::AcqRel);
+                        }
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert!(peak.load(Ordering::Acquire) <= 3);
+        assert_eq!(count.current(), 0);
+    }
+}
