@@ -3,8 +3,9 @@
 //! Layout: `ffi` is the only place that touches httpd (generated bindings, the module record,
 //! hook and directive registration, logging). Everything else is plain Rust that unit-tests
 //! without Apache: directive parsing and merging (`settings`, `duration`), the retry policy
-//! (`retry`, `backoff`, `waiting`), looking at the backend (`probe`) and learning what
-//! mod_proxy did during an attempt (`observe`).
+//! (`retry`, `backoff`, `waiting`), looking at the backend (`probe`), learning what
+//! mod_proxy did during an attempt (`observe`), and the shared counters behind the status
+//! page (`stats`, `status_page`).
 
 pub mod backoff;
 pub mod duration;
@@ -12,6 +13,11 @@ pub mod observe;
 pub mod probe;
 pub mod retry;
 pub mod settings;
+pub mod stats;
+pub mod status_page;
 pub mod waiting;
 
+// httpd's symbols exist only inside a running httpd; the FFI layer is covered by the
+// integration tests in tests/, which load the module into a real Apache.
+#[cfg(not(test))]
 mod ffi;

@@ -1,9 +1,10 @@
 //! Hook registration and the process-wide hooks: joining mod_proxy's chain at pre_config,
-//! learning the MPM's threads per child at post_config, and watching mod_proxy's error
+//! learning the MPM's threads per child and attaching the shared counters at post_config,
+//! serving the status page, and watching mod_proxy's error
 //! reports while this module runs its handler.
 
 use super::log::{self, mark};
-use super::{guard::guard, proxy, scheme_handler, sys};
+use super::{guard::guard, proxy, scheme_handler, status_handler, sys};
 use crate::observe;
 use std::ffi::{c_char, c_int, CStr};
 use std::ptr::null;
@@ -26,6 +27,7 @@ pub unsafe extern "C" fn register(_pool: *mut sys::apr_pool_t) {
             sys::ap_hook_pre_config(Some(pre_config), null(), null(), order);
             sys::ap_hook_post_config(Some(post_config), null(), null(), order);
             sys::ap_hook_error_log(Some(observe_log_line), null(), null(), order);
+            sys::ap_hook_handler(Some(status_handler::handle), null(), null(), order);
         }
     })
 }
@@ -47,9 +49,11 @@ unsafe extern "C" fn post_config(
     _pconf: *mut sys::apr_pool_t,
     _plog: *mut sys::apr_pool_t,
     _ptemp: *mut sys::apr_pool_t,
-    _server: *mut sys::server_rec,
+    server: *mut sys::server_rec,
 ) -> c_int {
     guard("post_config", OK, || {
+        // SAFETY: the server record httpd passes to post_config.
+        unsafe { status_handler::attach_shared_table(server) };
         let mut threads: c_int = 0;
         // SAFETY: ap_mpm_query writes one int for AP_MPMQ_MAX_THREADS.
         let status = unsafe { sys::ap_mpm_query(sys::AP_MPMQ_MAX_THREADS as c_int, &mut threads) };

@@ -6,7 +6,6 @@ use super::{module_record::module_index, sys};
 use std::ffi::{c_char, c_int, CString};
 
 pub const ERROR: c_int = sys::APLOG_ERR as c_int;
-pub const WARNING: c_int = sys::APLOG_WARNING as c_int;
 pub const INFO: c_int = sys::APLOG_INFO as c_int;
 pub const DEBUG: c_int = sys::APLOG_DEBUG as c_int;
 

@@ -10,4 +10,5 @@ mod log;
 mod module_record;
 mod proxy;
 mod scheme_handler;
+mod status_handler;
 mod sys;

@@ -10,12 +10,13 @@
 
 use super::log::{self, mark};
 use super::proxy::{self, SchemeCall};
-use super::{dir_config, guard::guard, hooks, sys};
+use super::{dir_config, guard::guard, hooks, status_handler, sys};
 use crate::duration::format_duration;
 use crate::observe::{self, classify_attempt};
 use crate::probe::{BackendAddress, ProbeOutcome, Prober, WaitEnd};
 use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits};
 use crate::settings::{default_max_waiting, Policy};
+use crate::stats::{unix_millis_now, BackendSlot, WaitingGuard};
 use crate::waiting::WaitingCount;
 use nix::errno::Errno;
 use std::ffi::{c_char, c_int, CStr, CString};
@@ -71,11 +72,40 @@ struct HttpdBackend {
     /// The last probe found the backend accepting: a balancer member left in error state by
     /// the outage must be usable again before the handler runs.
     backend_accepting: bool,
+    handler_runs: u32,
+    /// Shared counters, looked up only once the backend has failed this request.
+    counters: Option<&'static BackendSlot>,
+    counted_as_waiting: Option<WaitingGuard<'static>>,
 }
 
 impl HttpdBackend {
     fn new(call: SchemeCall) -> Self {
-        HttpdBackend { call, started: Instant::now(), prober: None, backend_accepting: false }
+        HttpdBackend {
+            call,
+            started: Instant::now(),
+            prober: None,
+            backend_accepting: false,
+            handler_runs: 0,
+            counters: None,
+            counted_as_waiting: None,
+        }
+    }
+
+    fn counters(&mut self) -> Option<&'static BackendSlot> {
+        if self.counters.is_none() {
+            let address = self.address_text();
+            self.counters = status_handler::shared_table().and_then(|table| table.backend(&address));
+        }
+        self.counters
+    }
+
+    fn count_connect_failure(&mut self, errno: Option<i32>) {
+        if let Some(counters) = self.counters() {
+            counters.connect_failed(errno.unwrap_or(0), unix_millis_now());
+            if self.counted_as_waiting.is_none() {
+                self.counted_as_waiting = Some(counters.start_waiting());
+            }
+        }
     }
 
     fn prober(&mut self) -> &mut Prober {
@@ -121,6 +151,9 @@ impl HttpdBackend {
         match outcome {
             Outcome::Served { status, retries: 0 } => status,
             Outcome::Served { status, retries } => {
+                if let Some(counters) = self.counters() {
+                    counters.recovered(waited.as_millis() as u64);
+                }
                 let address = self.address_text();
                 // SAFETY: a live request.
                 unsafe {
@@ -131,6 +164,9 @@ impl HttpdBackend {
                 status
             }
             Outcome::GaveUp { reason, attempts, last_errno } => {
+                if let Some(counters) = self.counters() {
+                    counters.gave_up(waited.as_millis() as u64);
+                }
                 let address = self.address_text();
                 // SAFETY: a live request.
                 unsafe {
@@ -151,6 +187,12 @@ impl Backend for HttpdBackend {
             // SAFETY: the worker mod_proxy chose for this request.
             unsafe { make_worker_usable(self.call.worker) };
         }
+        self.handler_runs += 1;
+        if self.handler_runs > 1 {
+            if let Some(counters) = self.counters() {
+                counters.retried();
+            }
+        }
         let call = &self.call;
         // SAFETY: inside the scheme_handler hook with its own arguments.
         let (status, report) = observe::observe(|| unsafe { proxy::run_handlers_after(handle, call) });
@@ -161,6 +203,7 @@ impl Backend for HttpdBackend {
             unsafe { make_worker_usable(self.call.worker) };
         }
         if report.never_reached_backend() {
+            self.count_connect_failure(report.connect_errno);
             let r = self.call.r;
             let errno = report.connect_errno.map(Errno::from_raw);
             // SAFETY: a live request.
