@@ -29,6 +29,9 @@ pub trait Backend {
     fn elapsed(&self) -> Duration;
 }
 
+/// A script that crashes PHP on every run must not be re-run for the whole budget.
+pub const MAX_DROPPED_RETRIES: u32 = 2;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryLimits {
     pub budget: Duration,
@@ -59,6 +62,7 @@ pub fn serve(
     seed: impl FnOnce() -> u64,
 ) -> Outcome {
     let mut attempts = 1;
+    let mut dropped = 0;
     let mut attempt = backend.run_handler();
     let mut place = None;
     let mut seed = Some(seed);
@@ -66,10 +70,13 @@ pub fn serve(
     loop {
         match attempt {
             Attempt::Finished(status) => return Outcome::Served { status, retries: attempts - 1 },
-            Attempt::DroppedBeforeResponse(status) if !limits.retry_dropped => {
-                return Outcome::Served { status, retries: attempts - 1 }
+            Attempt::DroppedBeforeResponse(status) => {
+                dropped += 1;
+                if !limits.retry_dropped || dropped > MAX_DROPPED_RETRIES {
+                    return Outcome::Served { status, retries: attempts - 1 };
+                }
             }
-            Attempt::NotConnected(_) | Attempt::DroppedBeforeResponse(_) => {}
+            Attempt::NotConnected(_) => {}
         }
         if place.is_none() {
             place = waiting.try_enter(limits.max_waiting);
@@ -78,7 +85,10 @@ pub fn serve(
             }
         }
         let backoff = backoff.get_or_insert_with(|| Backoff::new(limits.backoff, seed.take().map_or(1, |f| f())));
-        if let Err((reason, last_errno)) = wait_until_accepting(backend, limits, backoff) {
+        // Only a first connect failure may be retried without a pause (the backend may be
+        // back already); otherwise a probe and mod_proxy that disagree would spin.
+        let pause_first = attempts > 1 || dropped > 0;
+        if let Err((reason, last_errno)) = wait_until_accepting(backend, limits, backoff, pause_first) {
             return Outcome::GaveUp { reason, attempts, last_errno };
         }
         attempts += 1;
@@ -86,12 +96,15 @@ pub fn serve(
     }
 }
 
-/// Probes first, so a backend that is already back costs no delay at all.
 fn wait_until_accepting(
     backend: &mut impl Backend,
     limits: &RetryLimits,
     backoff: &mut Backoff,
+    pause_first: bool,
 ) -> Result<(), (GiveUpReason, Option<Errno>)> {
+    if pause_first {
+        pause(backend, limits, backoff);
+    }
     loop {
         let remaining = limits.budget.saturating_sub(backend.elapsed());
         match backend.probe(remaining) {
@@ -107,10 +120,14 @@ fn wait_until_accepting(
                 }
             }
         }
-        let remaining = limits.budget.saturating_sub(backend.elapsed());
-        if backend.wait(backoff.next_delay().min(remaining)) == WaitEnd::SocketDirectoryChanged {
-            backoff.reset();
-        }
+        pause(backend, limits, backoff);
+    }
+}
+
+fn pause(backend: &mut impl Backend, limits: &RetryLimits, backoff: &mut Backoff) {
+    let remaining = limits.budget.saturating_sub(backend.elapsed());
+    if backend.wait(backoff.next_delay().min(remaining)) == WaitEnd::SocketDirectoryChanged {
+        backoff.reset();
     }
 }
 
@@ -264,12 +281,36 @@ mod tests {
     }
 
     #[test]
-    fn a_race_lost_after_a_good_probe_is_retried_again() {
+    fn a_race_lost_after_a_good_probe_is_retried_after_a_pause() {
         let mut backend = Scripted::new(
             &[Attempt::NotConnected(UNAVAILABLE), Attempt::NotConnected(UNAVAILABLE), Attempt::Finished(OK)],
-            &[ProbeOutcome::Accepting, REFUSED, ProbeOutcome::Accepting],
+            &[ProbeOutcome::Accepting, ProbeOutcome::Accepting],
         );
         let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
         assert_eq!(outcome, Outcome::Served { status: OK, retries: 2 });
+        assert_eq!(backend.waits.len(), 1, "the second retry waited, the first did not");
+    }
+
+    #[test]
+    fn handler_runs_are_always_separated_by_a_pause_after_the_first_retry() {
+        // A probe that always says "accepting" while every run fails at connect must not spin.
+        let attempts = vec![Attempt::NotConnected(UNAVAILABLE); 10_000];
+        let probes = vec![ProbeOutcome::Accepting; 10_000];
+        let mut backend = Scripted::new(&attempts, &probes);
+        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
+        assert!(matches!(outcome, Outcome::GaveUp { reason: GiveUpReason::BudgetSpent, .. }), "{outcome:?}");
+        assert_eq!(backend.waits.len() as u32, backend.handler_runs - 1);
+    }
+
+    #[test]
+    fn a_request_that_keeps_being_dropped_is_repeated_only_a_few_times() {
+        let attempts = vec![Attempt::DroppedBeforeResponse(UNAVAILABLE); 10];
+        let probes = vec![ProbeOutcome::Accepting; 10];
+        let mut backend = Scripted::new(&attempts, &probes);
+        let opted_in = RetryLimits { retry_dropped: true, ..limits() };
+        let outcome = serve(&mut backend, &opted_in, &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: UNAVAILABLE, retries: MAX_DROPPED_RETRIES });
+        assert_eq!(backend.handler_runs, MAX_DROPPED_RETRIES + 1);
+        assert_eq!(backend.waits.len() as u32, MAX_DROPPED_RETRIES, "each repeat came after a pause");
     }
 }

@@ -158,7 +158,11 @@ impl HttpdBackend {
                 // SAFETY: a live request.
                 unsafe {
                     log::for_request(r, log::INFO, mark!(), || {
-                        format!("backend {address} answered after {retries} retries; waited {} ms", waited.as_millis())
+                        format!(
+                            "backend {address} answered after {retries} retr{}; waited {} ms",
+                            if retries == 1 { "y" } else { "ies" },
+                            waited.as_millis()
+                        )
                     })
                 };
                 status
@@ -214,6 +218,10 @@ impl Backend for HttpdBackend {
                 })
             };
         }
+        // SAFETY: the worker mod_proxy chose for this request.
+        if report.worker_refused && unsafe { worker_disabled_on_purpose(self.call.worker) } {
+            return Attempt::Finished(status);
+        }
         classify_attempt(status, &report, self.response_started(), self.is_safe_without_body())
     }
 
@@ -248,8 +256,9 @@ fn give_up_message(
     let last_error = last_errno.map(|e| format!("{} (errno {})", e.desc(), e as i32)).unwrap_or_else(|| "none".into());
     match reason {
         GiveUpReason::BudgetSpent => format!(
-            "gave up on backend {address} after {attempts} attempts and {:.2}s waiting \
+            "gave up on backend {address} after {attempts} attempt{} and {:.2}s waiting \
              (FcgiResilientTimeout {}); last error: {last_error}",
+            if attempts == 1 { "" } else { "s" },
             waited.as_secs_f64(),
             format_duration(policy.budget)
         ),
@@ -297,6 +306,17 @@ unsafe fn make_worker_usable(worker: *mut sys::proxy_worker) {
             shared.error_time = 0;
         }
     }
+}
+
+/// A worker an admin or a health check took out of service (not merely in error after a
+/// refused connect) stays out: waiting for it would only delay the 503.
+unsafe fn worker_disabled_on_purpose(worker: *mut sys::proxy_worker) -> bool {
+    let on_purpose = (sys::PROXY_WORKER_DISABLED
+        | sys::PROXY_WORKER_STOPPED
+        | sys::PROXY_WORKER_HC_FAIL
+        | sys::PROXY_WORKER_IN_SHUTDOWN) as std::ffi::c_uint;
+    // SAFETY: the worker's shared record, live for the request.
+    unsafe { (*(*worker).s).status & on_purpose != 0 }
 }
 
 unsafe fn set_retry_after(r: *mut sys::request_rec, seconds: u32) {
