@@ -3,9 +3,12 @@
 //! A 503 from mod_proxy_fcgi does not say whether the connect failed (safe to repeat) or the
 //! request reached PHP first (never safe to repeat). mod_proxy reports each step it fails in
 //! its error log with a fixed message number, in the calling thread, before the handler
-//! returns: AH01079 is logged exactly when `ap_proxy_connect_backend` failed, and AH00940 when
-//! the worker was refused before any connect. While this module runs the handler it records
-//! those reports for the current thread; everything else logged passes by untouched.
+//! returns: AH01079 is logged exactly when `ap_proxy_connect_backend` failed, AH00940 when the
+//! worker was refused before any connect, and AH01073/AH01074 when writing BEGIN_REQUEST or
+//! PARAMS failed — PHP-FPM starts a script only after the empty PARAMS record that ends them,
+//! and the request body is sent only after it, so none of these can have run the script or
+//! consumed the body. While this module runs the handler it records those reports for the
+//! current thread; everything else logged passes by untouched.
 
 use crate::retry::Attempt;
 use std::cell::RefCell;
@@ -21,6 +24,8 @@ pub struct AttemptReport {
     pub connect_failed: bool,
     /// AH00940: the worker was in error state and refused before any connect.
     pub worker_refused: bool,
+    /// AH01073/AH01074: writing the request's header records failed (e.g. broken pipe).
+    pub request_not_delivered: bool,
     /// AH00959: the connect failure put the (balancer member) worker into error state.
     pub worker_disabled: bool,
     /// The errno of the failed connect (AH02454 Unix socket, AH00957 TCP).
@@ -28,8 +33,9 @@ pub struct AttemptReport {
 }
 
 impl AttemptReport {
-    pub fn never_reached_backend(&self) -> bool {
-        self.connect_failed || self.worker_refused
+    /// True when PHP cannot have started the script: repeating the attempt is always safe.
+    pub fn script_never_started(&self) -> bool {
+        self.connect_failed || self.worker_refused || self.request_not_delivered
     }
 
     fn record(&mut self, message_format: &str, status: i32) {
@@ -38,6 +44,7 @@ impl AttemptReport {
             "AH01079" => self.connect_failed = true,
             "AH00940" => self.worker_refused = true,
             "AH00959" => self.worker_disabled = true,
+            "AH01073" | "AH01074" => self.request_not_delivered = true,
             "AH02454" | "AH00957" if status != 0 => self.connect_errno = Some(status),
             _ => {}
         }
@@ -49,7 +56,7 @@ impl AttemptReport {
 pub fn classify_attempt(status: i32, report: &AttemptReport, response_started: bool, safe_without_body: bool) -> Attempt {
     if status == HANDLER_OK || response_started {
         Attempt::Finished(status)
-    } else if report.never_reached_backend() {
+    } else if report.script_never_started() {
         Attempt::NotConnected(status)
     } else if safe_without_body && (status == SERVICE_UNAVAILABLE || status == BAD_GATEWAY) {
         Attempt::DroppedBeforeResponse(status)
@@ -97,7 +104,7 @@ mod tests {
             record_log_line("AH01079: failed to make connection to backend: %s", 0);
         });
         assert!(report.connect_failed);
-        assert!(report.never_reached_backend());
+        assert!(report.script_never_started());
         assert_eq!(report.connect_errno, Some(111));
     }
 
@@ -106,7 +113,7 @@ mod tests {
         let ((), report) = observe(|| {
             record_log_line("AH01075: Error dispatching request to %s: %s%s%s", 104);
         });
-        assert!(!report.never_reached_backend());
+        assert!(!report.script_never_started());
     }
 
     #[test]

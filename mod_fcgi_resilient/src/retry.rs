@@ -32,6 +32,10 @@ pub trait Backend {
 /// A script that crashes PHP on every run must not be re-run for the whole budget.
 pub const MAX_DROPPED_RETRIES: u32 = 2;
 
+/// PHP-FPM binds its socket as root and only then chowns and chmods it, so Apache's user can
+/// meet EACCES for an instant during every start. Only a lasting error is a configuration one.
+pub const UNUSABLE_PROBES_BEFORE_GIVING_UP: u32 = 3;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryLimits {
     pub budget: Duration,
@@ -105,12 +109,21 @@ fn wait_until_accepting(
     if pause_first {
         pause(backend, limits, backoff);
     }
+    let mut unusable_in_a_row = 0;
     loop {
         let remaining = limits.budget.saturating_sub(backend.elapsed());
-        match backend.probe(remaining) {
+        let outcome = backend.probe(remaining);
+        unusable_in_a_row = if matches!(outcome, ProbeOutcome::Unusable { .. }) { unusable_in_a_row + 1 } else { 0 };
+        match outcome {
             ProbeOutcome::Accepting if !remaining.is_zero() => return Ok(()),
             ProbeOutcome::Accepting => return Err((GiveUpReason::BudgetSpent, None)),
-            ProbeOutcome::Unusable { errno } => return Err((GiveUpReason::BackendUnusable, Some(errno))),
+            ProbeOutcome::Unusable { errno } if unusable_in_a_row >= UNUSABLE_PROBES_BEFORE_GIVING_UP => {
+                return Err((GiveUpReason::BackendUnusable, Some(errno)))
+            }
+            ProbeOutcome::Unusable { errno } if remaining.is_zero() => {
+                return Err((GiveUpReason::BudgetSpent, Some(errno)))
+            }
+            ProbeOutcome::Unusable { .. } => {}
             ProbeOutcome::NotYet { errno, recreated } => {
                 if remaining.is_zero() {
                     return Err((GiveUpReason::BudgetSpent, Some(errno)));
@@ -245,18 +258,27 @@ mod tests {
         assert!(backend.waits.iter().all(|w| *w <= Duration::from_millis(50)));
     }
 
+    const DENIED: ProbeOutcome = ProbeOutcome::Unusable { errno: Errno::EACCES };
+
     #[test]
-    fn gives_up_at_once_when_waiting_cannot_help() {
-        let mut backend = Scripted::new(
-            &[Attempt::NotConnected(UNAVAILABLE)],
-            &[ProbeOutcome::Unusable { errno: Errno::EACCES }],
-        );
+    fn gives_up_soon_when_waiting_cannot_help() {
+        let mut backend = Scripted::new(&[Attempt::NotConnected(UNAVAILABLE)], &[DENIED; 10]);
         let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
         assert_eq!(
             outcome,
             Outcome::GaveUp { reason: GiveUpReason::BackendUnusable, attempts: 1, last_errno: Some(Errno::EACCES) }
         );
-        assert!(backend.waits.is_empty());
+        assert_eq!(backend.waits.len() as u32, UNUSABLE_PROBES_BEFORE_GIVING_UP - 1);
+    }
+
+    #[test]
+    fn a_moment_of_permission_denied_while_php_fpm_starts_is_waited_out() {
+        let mut backend = Scripted::new(
+            &[Attempt::NotConnected(UNAVAILABLE), Attempt::Finished(OK)],
+            &[REFUSED, DENIED, DENIED, ProbeOutcome::Accepting],
+        );
+        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 1 });
     }
 
     #[test]

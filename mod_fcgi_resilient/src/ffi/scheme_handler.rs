@@ -206,7 +206,7 @@ impl Backend for HttpdBackend {
             // SAFETY: as above.
             unsafe { make_worker_usable(self.call.worker) };
         }
-        if report.never_reached_backend() {
+        if report.script_never_started() {
             self.count_connect_failure(report.connect_errno);
             let r = self.call.r;
             let errno = report.connect_errno.map(Errno::from_raw);
