@@ -14,7 +14,7 @@ pub struct BackoffBounds {
 
 impl BackoffBounds {
     pub const DEFAULT: BackoffBounds = BackoffBounds {
-        min: Duration::from_millis(5),
+        min: Duration::from_millis(2),
         max: Duration::from_millis(20),
     };
 

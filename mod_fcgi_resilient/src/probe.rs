@@ -177,7 +177,9 @@ fn connect_unix(path: &Path) -> Result<(), Errno> {
     connect(fd.as_raw_fd(), &address)
 }
 
-/// An inotify watch on the socket's directory: PHP-FPM's bind() creates the socket file there.
+/// An inotify watch on the socket's directory. PHP-FPM's bind() creates the socket file there
+/// (IN_CREATE), then it chmods and chowns it (IN_ATTRIB) and only then listens: waking on
+/// each step lets the probe follow closely instead of sleeping a whole backoff in between.
 struct SocketDirWatch {
     inotify: Inotify,
 }
@@ -189,7 +191,7 @@ impl SocketDirWatch {
         // early wake-up, so failures fall back to sleeping.
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
         inotify
-            .add_watch(directory, AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO)
+            .add_watch(directory, AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ATTRIB)
             .ok()?;
         Some(SocketDirWatch { inotify })
     }

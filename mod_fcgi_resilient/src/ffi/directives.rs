@@ -59,7 +59,7 @@ impl CommandTable {
 pub static TABLE: CommandTable = CommandTable([
     take1(c"FcgiResilient", set_enabled, c"On|Off: wait for the FastCGI backend instead of answering 503"),
     take1(c"FcgiResilientTimeout", set_budget, c"total time a request may wait for the backend (e.g. 10, 10s, 500ms)"),
-    take2(c"FcgiResilientBackoff", set_backoff, c"shortest and longest pause between probes (e.g. 5ms 20ms)"),
+    take2(c"FcgiResilientBackoff", set_backoff, c"shortest and longest pause between probes (e.g. 2ms 20ms)"),
     take1(c"FcgiResilientMaxWaiting", set_max_waiting, c"how many requests of one child process may wait at once"),
     take1(c"FcgiResilientRetryIdempotent", set_retry_idempotent, c"On|Off: repeat GET/HEAD/OPTIONS without a body when the backend dropped them before responding"),
     take1(c"FcgiResilientRetryAfter", set_retry_after, c"seconds for the Retry-After header of a final 503, or Off"),

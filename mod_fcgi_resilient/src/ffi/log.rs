@@ -8,6 +8,7 @@ use std::ffi::{c_char, c_int, CString};
 pub const ERROR: c_int = sys::APLOG_ERR as c_int;
 pub const INFO: c_int = sys::APLOG_INFO as c_int;
 pub const DEBUG: c_int = sys::APLOG_DEBUG as c_int;
+pub const TRACE1: c_int = sys::APLOG_TRACE1 as c_int;
 
 /// What the APLOG_MARK macro gives C callers.
 pub struct Mark {

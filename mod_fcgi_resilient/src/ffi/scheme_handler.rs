@@ -233,11 +233,22 @@ impl Backend for HttpdBackend {
             unsafe { log::for_request(r, log::DEBUG, mark!(), || format!("socket {address} was recreated")) };
         }
         self.backend_accepting = outcome == ProbeOutcome::Accepting;
+        let (r, elapsed) = (self.call.r, self.started.elapsed());
+        // SAFETY: a live request.
+        unsafe { log::for_request(r, log::TRACE1, mark!(), || format!("probe at {} us: {outcome:?}", elapsed.as_micros())) };
         outcome
     }
 
     fn wait(&mut self, delay: Duration) -> WaitEnd {
-        self.prober().wait(delay)
+        let end = self.prober().wait(delay);
+        let (r, elapsed) = (self.call.r, self.started.elapsed());
+        // SAFETY: a live request.
+        unsafe {
+            log::for_request(r, log::TRACE1, mark!(), || {
+                format!("wait of {} us ended at {} us: {end:?}", delay.as_micros(), elapsed.as_micros())
+            })
+        };
+        end
     }
 
     fn elapsed(&self) -> Duration {

@@ -1,0 +1,323 @@
+//! fcgi-resilient-bench: each front end, the same php-fpm pool and the same closed-loop load,
+//! through three PHP-FPM events (restart, restart with a 2 s gap, graceful reload), plus a
+//! happy-path throughput run. Prints a table and writes results.csv and timeline.csv.
+//!
+//! Usage: fcgi-resilient-bench [--clients 32] [--seconds 8] [--happy-seconds 5]
+//!        [--front-ends apache-stock,apache+module,...] [--module PATH] [--out DIR]
+
+mod load;
+mod servers;
+
+use load::{percentile, LoadSpec, Record};
+use servers::{free_port, start_front_end, FrontEnd, PhpFpm, Site};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    Restart,
+    RestartWithGap,
+    Reload,
+}
+
+impl Event {
+    const ALL: [Event; 3] = [Event::Restart, Event::RestartWithGap, Event::Reload];
+    fn name(self) -> &'static str {
+        match self {
+            Event::Restart => "restart",
+            Event::RestartWithGap => "restart+2s-gap",
+            Event::Reload => "reload(USR2)",
+        }
+    }
+}
+
+const EVENT_AT: Duration = Duration::from_secs(2);
+const GAP: Duration = Duration::from_secs(2);
+
+struct Options {
+    clients: usize,
+    event_run: Duration,
+    happy_run: Duration,
+    front_ends: Vec<FrontEnd>,
+    module: PathBuf,
+    out: PathBuf,
+    /// Keep the run's directory (configs and logs) for a look afterwards.
+    keep: bool,
+    apache_log_level: String,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut options = Options {
+        clients: 32,
+        event_run: Duration::from_secs(8),
+        happy_run: Duration::from_secs(5),
+        front_ends: FrontEnd::ALL.to_vec(),
+        module: root.join("target/release/libmod_fcgi_resilient.so"),
+        out: root.join("target/bench"),
+        keep: false,
+        apache_log_level: "warn".into(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--clients" => options.clients = value()?.parse().map_err(|_| "--clients takes a number")?,
+            "--seconds" => options.event_run = Duration::from_secs(value()?.parse().map_err(|_| "--seconds takes a number")?),
+            "--happy-seconds" => {
+                options.happy_run = Duration::from_secs(value()?.parse().map_err(|_| "--happy-seconds takes a number")?)
+            }
+            "--front-ends" => {
+                options.front_ends = value()?
+                    .split(',')
+                    .map(|name| FrontEnd::from_name(name).ok_or(format!("unknown front end {name}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "--module" => options.module = PathBuf::from(value()?),
+            "--out" => options.out = PathBuf::from(value()?),
+            "--log-level" => options.apache_log_level = value()?,
+            "--keep" => options.keep = true,
+            "--help" | "-h" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if options.event_run <= EVENT_AT + GAP {
+        return Err(format!("--seconds must be more than {}", (EVENT_AT + GAP).as_secs()));
+    }
+    Ok(options)
+}
+
+struct Row {
+    front_end: FrontEnd,
+    event: &'static str,
+    total: usize,
+    failed: usize,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    requests_per_second: f64,
+    /// For events with downtime: p99, over the requests in flight when php-fpm accepted
+    /// again, of how long after that moment they were answered.
+    added_after_backend_up: Option<Duration>,
+}
+
+fn main() {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}\nusage: fcgi-resilient-bench [--clients N] [--seconds N] [--happy-seconds N] [--front-ends a,b] [--module PATH] [--out DIR] [--log-level LEVEL] [--keep]");
+            std::process::exit(2);
+        }
+    };
+    let rows = run_all(&options);
+    let table = render_table(&rows);
+    println!("{table}");
+    std::fs::create_dir_all(&options.out).expect("output directory");
+    std::fs::write(options.out.join("results.csv"), render_csv(&rows)).expect("results.csv");
+    std::fs::write(options.out.join("results.txt"), &table).expect("results.txt");
+    println!("written: {}/results.csv, results.txt, timeline.csv", options.out.display());
+}
+
+fn run_all(options: &Options) -> Vec<Row> {
+    let dir = std::env::temp_dir().join(format!("fcgi-resilient-bench-{}", std::process::id()));
+    let docroot = dir.join("www");
+    std::fs::create_dir_all(&docroot).expect("docroot");
+    make_world_readable(&dir);
+    std::fs::write(docroot.join("index.php"), "<?php $s = 0; for ($i = 0; $i < 2000; $i++) { $s += $i; } echo \"ok $s\\n\";\n")
+        .expect("index.php");
+    make_world_readable(&docroot);
+    let mut fpm = PhpFpm::new(&dir, &docroot);
+    fpm.start();
+    let mut rows = Vec::new();
+    let mut timeline = String::from("front_end,event,second,requests,failed,p99_ms\n");
+    for &front_end in &options.front_ends {
+        let port = free_port();
+        let site = Site {
+            dir: &dir,
+            docroot: &docroot,
+            socket: &fpm.socket,
+            port,
+            module: &options.module,
+            apache_log_level: &options.apache_log_level,
+        };
+        let daemon = start_front_end(front_end, &site);
+        let spec = |duration| LoadSpec {
+            target: ([127, 0, 0, 1], port).into(),
+            host: "127.0.0.1".into(),
+            path: "/index.php".into(),
+            clients: options.clients,
+            duration,
+            timeout: Duration::from_secs(30),
+        };
+        load::run(&spec(Duration::from_secs(1)), Instant::now()); // warm-up
+        let happy = load::run(&spec(options.happy_run), Instant::now());
+        rows.push(summarise(front_end, "happy path", &happy, options.happy_run, None));
+        for event in Event::ALL {
+            fpm.wait_accepting();
+            let epoch = Instant::now();
+            let records = std::thread::scope(|scope| {
+                let load = scope.spawn(|| load::run(&spec(options.event_run), epoch));
+                std::thread::sleep(EVENT_AT);
+                let backend_up = apply(event, &mut fpm).map(|up| up.duration_since(epoch));
+                (load.join().expect("load threads"), backend_up)
+            });
+            let (records, backend_up) = records;
+            append_timeline(&mut timeline, front_end, event, &records);
+            if let Some(up) = backend_up {
+                report_wait_after_backend_up(front_end, event, &records, up);
+            }
+            rows.push(summarise(front_end, event.name(), &records, options.event_run, backend_up));
+            eprintln!("{} {}: {} requests, {} failed", front_end.name(), event.name(), records.len(), rows.last().map_or(0, |r| r.failed));
+        }
+        daemon.stop();
+    }
+    fpm.stop();
+    std::fs::create_dir_all(&options.out).expect("output directory");
+    std::fs::write(options.out.join("timeline.csv"), timeline).expect("timeline.csv");
+    if options.keep {
+        eprintln!("kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    rows
+}
+
+/// Returns when php-fpm accepted again, for events that took it down.
+fn apply(event: Event, fpm: &mut PhpFpm) -> Option<Instant> {
+    match event {
+        Event::Restart => {
+            fpm.stop();
+            Some(fpm.start())
+        }
+        Event::RestartWithGap => {
+            fpm.stop();
+            std::thread::sleep(GAP);
+            Some(fpm.start())
+        }
+        Event::Reload => {
+            fpm.reload();
+            None
+        }
+    }
+}
+
+fn summarise(front_end: FrontEnd, event: &'static str, records: &[Record], run: Duration, backend_up: Option<Duration>) -> Row {
+    let mut latencies: Vec<Duration> = records.iter().map(|r| r.latency).collect();
+    latencies.sort();
+    let ok = records.iter().filter(|r| !r.failed()).count();
+    let added_after_backend_up = backend_up.map(|up| {
+        let mut added: Vec<Duration> =
+            records.iter().filter(|r| r.started < up && r.ended() > up).map(|r| r.ended() - up).collect();
+        added.sort();
+        percentile(&added, 0.99)
+    });
+    Row {
+        front_end,
+        event,
+        total: records.len(),
+        failed: records.len() - ok,
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+        max: latencies.last().copied().unwrap_or_default(),
+        requests_per_second: ok as f64 / run.as_secs_f64(),
+        added_after_backend_up,
+    }
+}
+
+/// The spread, not just the p99: the first answers show how fast a front end reacts, the last
+/// ones how long php-fpm's fresh children take to drain the requests that were held.
+fn report_wait_after_backend_up(front_end: FrontEnd, event: Event, records: &[Record], up: Duration) {
+    let mut added: Vec<Duration> = records.iter().filter(|r| r.started < up && r.ended() > up).map(|r| r.ended() - up).collect();
+    added.sort();
+    eprintln!(
+        "{} {}: {} requests in flight when php-fpm accepted again; answered after min {} / p50 {} / p99 {} ms",
+        front_end.name(),
+        event.name(),
+        added.len(),
+        ms(added.first().copied().unwrap_or_default()),
+        ms(percentile(&added, 0.5)),
+        ms(percentile(&added, 0.99))
+    );
+}
+
+fn append_timeline(timeline: &mut String, front_end: FrontEnd, event: Event, records: &[Record]) {
+    let seconds = records.iter().map(|r| r.started.as_secs()).max().unwrap_or(0);
+    for second in 0..=seconds {
+        let mut in_second: Vec<&Record> = records.iter().filter(|r| r.started.as_secs() == second).collect();
+        in_second.sort_by_key(|r| r.latency);
+        let failed = in_second.iter().filter(|r| r.failed()).count();
+        let latencies: Vec<Duration> = in_second.iter().map(|r| r.latency).collect();
+        let _ = writeln!(
+            timeline,
+            "{},{},{second},{},{failed},{:.1}",
+            front_end.name(),
+            event.name(),
+            in_second.len(),
+            percentile(&latencies, 0.99).as_secs_f64() * 1000.0
+        );
+    }
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.1}", duration.as_secs_f64() * 1000.0)
+}
+
+fn throughput_ratio(rows: &[Row], row: &Row) -> Option<f64> {
+    let stock = rows.iter().find(|r| r.front_end == FrontEnd::ApacheStock && r.event == "happy path")?;
+    (row.event == "happy path").then(|| row.requests_per_second / stock.requests_per_second)
+}
+
+fn render_table(rows: &[Row]) -> String {
+    let mut table = format!(
+        "{:<26} {:<15} {:>8} {:>7} {:>8} {:>8} {:>9} {:>9} {:>7} {:>12}\n",
+        "front end", "event", "requests", "failed", "p50 ms", "p99 ms", "max ms", "req/s", "ratio", "added p99 ms"
+    );
+    for row in rows {
+        let ratio = throughput_ratio(rows, row).map_or("-".into(), |r| format!("{:.3}", r));
+        let added = row.added_after_backend_up.map_or("-".into(), ms);
+        let _ = writeln!(
+            table,
+            "{:<26} {:<15} {:>8} {:>7} {:>8} {:>8} {:>9} {:>9.0} {:>7} {:>12}",
+            row.front_end.name(),
+            row.event,
+            row.total,
+            row.failed,
+            ms(row.p50),
+            ms(row.p99),
+            ms(row.max),
+            row.requests_per_second,
+            ratio,
+            added
+        );
+    }
+    table
+}
+
+fn render_csv(rows: &[Row]) -> String {
+    let mut csv = String::from(
+        "front_end,event,requests,failed,p50_ms,p99_ms,max_ms,requests_per_second,throughput_ratio_to_stock,added_p99_ms_after_backend_up\n",
+    );
+    for row in rows {
+        let ratio = throughput_ratio(rows, row).map_or(String::new(), |r| format!("{r:.4}"));
+        let added = row.added_after_backend_up.map_or(String::new(), ms);
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{:.1},{ratio},{added}",
+            row.front_end.name(),
+            row.event,
+            row.total,
+            row.failed,
+            ms(row.p50),
+            ms(row.p99),
+            ms(row.max),
+            row.requests_per_second
+        );
+    }
+    csv
+}
+
+fn make_world_readable(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755));
+}
