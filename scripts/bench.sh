@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the benchmark of bench/README.md: installs the peers from Debian, builds, measures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+need=()
+for pkg in nginx-light haproxy caddy wrk strace; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if ((${#need[@]})); then
+    apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+cargo build --release -p mod_fcgi_resilient -p fcgi-resilient-bench
+target/release/fcgi-resilient-bench --module "$PWD/target/release/libmod_fcgi_resilient.so" "$@"
+bench/syscalls.sh "$PWD/target/release/libmod_fcgi_resilient.so"
