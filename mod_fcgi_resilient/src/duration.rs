@@ -43,7 +43,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
 /// Renders a duration the way an admin would write it back into the config.
 pub fn format_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{}s", millis / 1000)
     } else {
         format!("{millis}ms")

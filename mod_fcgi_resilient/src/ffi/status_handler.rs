@@ -56,6 +56,7 @@ unsafe fn serve(r: *mut sys::request_rec) -> c_int {
     if request.method_number != sys::M_GET as c_int {
         return DECLINED;
     }
+    // SAFETY: a non-null args is the request's NUL-terminated query string.
     let query = (!request.args.is_null()).then(|| unsafe { CStr::from_ptr(request.args) }.to_string_lossy().into_owned());
     let (backends, untracked) = shared_table().map(|t| (t.snapshot(), t.untracked_events())).unwrap_or_default();
     let (content_type, body) = if wants_machine_format(query.as_deref()) {
