@@ -3,12 +3,13 @@
 //! Layout: `ffi` is the only place that touches httpd (generated bindings, the module record,
 //! hook and directive registration, logging). Everything else is plain Rust that unit-tests
 //! without Apache: directive parsing and merging (`settings`, `duration`), the retry policy
-//! (`retry`, `backoff`, `waiting`), looking at the backend (`probe`), learning what
+//! (`retry`, `backoff`, `waiting`, `known_down`), looking at the backend (`probe`), learning what
 //! mod_proxy did during an attempt (`observe`), and the shared counters behind the status
 //! page (`stats`, `status_page`).
 
 pub mod backoff;
 pub mod duration;
+pub mod known_down;
 pub mod observe;
 pub mod probe;
 pub mod retry;

@@ -29,6 +29,8 @@ pub trait Backend {
     fn elapsed(&self) -> Duration;
 }
 
+const SERVICE_UNAVAILABLE: i32 = 503;
+
 /// A script that crashes PHP on every run must not be re-run for the whole budget.
 pub const MAX_DROPPED_RETRIES: u32 = 2;
 
@@ -51,33 +53,47 @@ pub enum GiveUpReason {
     TooManyWaiting,
 }
 
+/// Where a request starts: by running the handler, or — for a backend already known to be
+/// down — by waiting for it to accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    RunHandler,
+    WaitForBackend,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// The handler's own status goes to the client; `retries` is 0 on the happy path.
-    Served { status: i32, retries: u32 },
+    /// The handler's own status goes to the client; `retries` counts handler runs after the
+    /// first, `waited` whether the request waited for the backend at all.
+    Served { status: i32, retries: u32, waited: bool },
     GaveUp { reason: GiveUpReason, attempts: u32, last_errno: Option<Errno> },
 }
 
 /// `seed` is called only when a request has to wait, keeping the happy path free of it.
 pub fn serve(
     backend: &mut impl Backend,
+    start: Start,
     limits: &RetryLimits,
     waiting: &WaitingCount,
     seed: impl FnOnce() -> u64,
 ) -> Outcome {
-    let mut attempts = 1;
+    let (mut attempts, mut attempt): (u32, Attempt) = match start {
+        Start::RunHandler => (1, backend.run_handler()),
+        Start::WaitForBackend => (0, Attempt::NotConnected(SERVICE_UNAVAILABLE)),
+    };
     let mut dropped = 0;
-    let mut attempt = backend.run_handler();
     let mut place = None;
     let mut seed = Some(seed);
     let mut backoff = None;
     loop {
         match attempt {
-            Attempt::Finished(status) => return Outcome::Served { status, retries: attempts - 1 },
+            Attempt::Finished(status) => {
+                return Outcome::Served { status, retries: attempts.saturating_sub(1), waited: place.is_some() }
+            }
             Attempt::DroppedBeforeResponse(status) => {
                 dropped += 1;
                 if !limits.retry_dropped || dropped > MAX_DROPPED_RETRIES {
-                    return Outcome::Served { status, retries: attempts - 1 };
+                    return Outcome::Served { status, retries: attempts.saturating_sub(1), waited: place.is_some() };
                 }
             }
             Attempt::NotConnected(_) => {}
@@ -205,8 +221,8 @@ mod tests {
     #[test]
     fn happy_path_runs_the_handler_once_and_never_probes() {
         let mut backend = Scripted::new(&[Attempt::Finished(OK)], &[]);
-        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
-        assert_eq!(outcome, Outcome::Served { status: OK, retries: 0 });
+        let outcome = serve(&mut backend, Start::RunHandler, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 0, waited: false });
         assert_eq!(backend.handler_runs, 1);
         assert!(backend.waits.is_empty());
     }
@@ -217,16 +233,16 @@ mod tests {
             &[Attempt::NotConnected(UNAVAILABLE), Attempt::Finished(OK)],
             &[REFUSED, REFUSED, REFUSED, ProbeOutcome::Accepting],
         );
-        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
-        assert_eq!(outcome, Outcome::Served { status: OK, retries: 1 });
+        let outcome = serve(&mut backend, Start::RunHandler, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 1, waited: true });
         assert_eq!(backend.waits.len(), 3);
     }
 
     #[test]
     fn a_failure_after_the_backend_got_the_request_is_never_repeated() {
         let mut backend = Scripted::new(&[Attempt::Finished(UNAVAILABLE)], &[ProbeOutcome::Accepting]);
-        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
-        assert_eq!(outcome, Outcome::Served { status: UNAVAILABLE, retries: 0 });
+        let outcome = serve(&mut backend, Start::RunHandler, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: UNAVAILABLE, retries: 0, waited: false });
         assert_eq!(backend.handler_runs, 1);
     }
 
@@ -235,21 +251,38 @@ mod tests {
         let script = [Attempt::DroppedBeforeResponse(UNAVAILABLE), Attempt::Finished(OK)];
         let mut backend = Scripted::new(&script, &[ProbeOutcome::Accepting]);
         assert_eq!(
-            serve(&mut backend, &limits(), &WaitingCount::new(), || 1),
-            Outcome::Served { status: UNAVAILABLE, retries: 0 }
+            serve(&mut backend, Start::RunHandler, &limits(), &WaitingCount::new(), || 1),
+            Outcome::Served { status: UNAVAILABLE, retries: 0, waited: false }
         );
         let mut backend = Scripted::new(&script, &[ProbeOutcome::Accepting]);
         let opted_in = RetryLimits { retry_dropped: true, ..limits() };
         assert_eq!(
-            serve(&mut backend, &opted_in, &WaitingCount::new(), || 1),
-            Outcome::Served { status: OK, retries: 1 }
+            serve(&mut backend, Start::RunHandler, &opted_in, &WaitingCount::new(), || 1),
+            Outcome::Served { status: OK, retries: 1, waited: true }
         );
+    }
+
+    #[test]
+    fn a_backend_known_down_is_waited_for_before_the_handler_runs() {
+        let mut backend = Scripted::new(&[Attempt::Finished(OK)], &[REFUSED, ProbeOutcome::Accepting]);
+        let outcome = serve(&mut backend, Start::WaitForBackend, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 0, waited: true });
+        assert_eq!(backend.handler_runs, 1);
+        assert_eq!(backend.waits.len(), 1);
+    }
+
+    #[test]
+    fn a_backend_known_down_that_is_back_costs_no_wait() {
+        let mut backend = Scripted::new(&[Attempt::Finished(OK)], &[ProbeOutcome::Accepting]);
+        let outcome = serve(&mut backend, Start::WaitForBackend, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 0, waited: true });
+        assert!(backend.waits.is_empty());
     }
 
     #[test]
     fn gives_up_when_the_budget_is_spent() {
         let mut backend = Scripted::new(&[Attempt::NotConnected(UNAVAILABLE)], &[]);
-        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
+        let outcome = serve(&mut backend, Start::RunHandler, &limits(), &WaitingCount::new(), || 1);
         assert_eq!(
             outcome,
             Outcome::GaveUp { reason: GiveUpReason::BudgetSpent, attempts: 1, last_errno: Some(Errno::ECONNREFUSED) }
@@ -263,7 +296,7 @@ mod tests {
     #[test]
     fn gives_up_soon_when_waiting_cannot_help() {
         let mut backend = Scripted::new(&[Attempt::NotConnected(UNAVAILABLE)], &[DENIED; 10]);
-        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
+        let outcome = serve(&mut backend, Start::RunHandler, &limits(), &WaitingCount::new(), || 1);
         assert_eq!(
             outcome,
             Outcome::GaveUp { reason: GiveUpReason::BackendUnusable, attempts: 1, last_errno: Some(Errno::EACCES) }
@@ -277,8 +310,8 @@ mod tests {
             &[Attempt::NotConnected(UNAVAILABLE), Attempt::Finished(OK)],
             &[REFUSED, DENIED, DENIED, ProbeOutcome::Accepting],
         );
-        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
-        assert_eq!(outcome, Outcome::Served { status: OK, retries: 1 });
+        let outcome = serve(&mut backend, Start::RunHandler, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 1, waited: true });
     }
 
     #[test]
@@ -286,7 +319,7 @@ mod tests {
         let waiting = WaitingCount::new();
         let _others: Vec<_> = (0..4).map(|_| waiting.try_enter(4).unwrap()).collect();
         let mut backend = Scripted::new(&[Attempt::NotConnected(UNAVAILABLE)], &[]);
-        let outcome = serve(&mut backend, &limits(), &waiting, || 1);
+        let outcome = serve(&mut backend, Start::RunHandler, &limits(), &waiting, || 1);
         assert_eq!(outcome, Outcome::GaveUp { reason: GiveUpReason::TooManyWaiting, attempts: 1, last_errno: None });
         assert!(backend.waits.is_empty());
     }
@@ -298,7 +331,7 @@ mod tests {
             &[Attempt::NotConnected(UNAVAILABLE), Attempt::Finished(OK)],
             &[REFUSED, ProbeOutcome::Accepting],
         );
-        serve(&mut backend, &limits(), &waiting, || 1);
+        serve(&mut backend, Start::RunHandler, &limits(), &waiting, || 1);
         assert_eq!(waiting.current(), 0);
     }
 
@@ -308,8 +341,8 @@ mod tests {
             &[Attempt::NotConnected(UNAVAILABLE), Attempt::NotConnected(UNAVAILABLE), Attempt::Finished(OK)],
             &[ProbeOutcome::Accepting, ProbeOutcome::Accepting],
         );
-        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
-        assert_eq!(outcome, Outcome::Served { status: OK, retries: 2 });
+        let outcome = serve(&mut backend, Start::RunHandler, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 2, waited: true });
         assert_eq!(backend.waits.len(), 1, "the second retry waited, the first did not");
     }
 
@@ -319,7 +352,7 @@ mod tests {
         let attempts = vec![Attempt::NotConnected(UNAVAILABLE); 10_000];
         let probes = vec![ProbeOutcome::Accepting; 10_000];
         let mut backend = Scripted::new(&attempts, &probes);
-        let outcome = serve(&mut backend, &limits(), &WaitingCount::new(), || 1);
+        let outcome = serve(&mut backend, Start::RunHandler, &limits(), &WaitingCount::new(), || 1);
         assert!(matches!(outcome, Outcome::GaveUp { reason: GiveUpReason::BudgetSpent, .. }), "{outcome:?}");
         assert_eq!(backend.waits.len() as u32, backend.handler_runs - 1);
     }
@@ -330,8 +363,8 @@ mod tests {
         let probes = vec![ProbeOutcome::Accepting; 10];
         let mut backend = Scripted::new(&attempts, &probes);
         let opted_in = RetryLimits { retry_dropped: true, ..limits() };
-        let outcome = serve(&mut backend, &opted_in, &WaitingCount::new(), || 1);
-        assert_eq!(outcome, Outcome::Served { status: UNAVAILABLE, retries: MAX_DROPPED_RETRIES });
+        let outcome = serve(&mut backend, Start::RunHandler, &opted_in, &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: UNAVAILABLE, retries: MAX_DROPPED_RETRIES, waited: true });
         assert_eq!(backend.handler_runs, MAX_DROPPED_RETRIES + 1);
         assert_eq!(backend.waits.len() as u32, MAX_DROPPED_RETRIES, "each repeat came after a pause");
     }

@@ -14,7 +14,8 @@ use super::{dir_config, guard::guard, hooks, status_handler, sys};
 use crate::duration::format_duration;
 use crate::observe::{self, classify_attempt};
 use crate::probe::{BackendAddress, ProbeOutcome, Prober, WaitEnd};
-use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits};
+use crate::known_down::KnownDown;
+use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits, Start};
 use crate::settings::{default_max_waiting, Policy};
 use crate::stats::{unix_millis_now, BackendSlot, WaitingGuard};
 use crate::waiting::WaitingCount;
@@ -27,6 +28,9 @@ const SERVICE_UNAVAILABLE: c_int = sys::HTTP_SERVICE_UNAVAILABLE as c_int;
 
 /// Requests of this child process that are waiting for a backend right now.
 static WAITING: WaitingCount = WaitingCount::new();
+
+/// Backends this child process has seen refuse and not yet seen accept again.
+static KNOWN_DOWN: KnownDown = KnownDown::new();
 
 pub unsafe extern "C" fn handle(
     r: *mut sys::request_rec,
@@ -60,7 +64,12 @@ unsafe fn serve(call: SchemeCall) -> c_int {
         max_waiting: policy.max_waiting,
         retry_dropped: policy.retry_idempotent,
     };
-    let outcome = retry::serve(&mut backend, &limits, &WAITING, crate::backoff::seed_from_environment);
+    let start = if KNOWN_DOWN.any() && KNOWN_DOWN.contains(&backend.address_text()) {
+        Start::WaitForBackend
+    } else {
+        Start::RunHandler
+    };
+    let outcome = retry::serve(&mut backend, start, &limits, &WAITING, crate::backoff::seed_from_environment);
     backend.conclude(outcome, &policy)
 }
 
@@ -149,8 +158,8 @@ impl HttpdBackend {
         let r = self.call.r;
         let waited = self.started.elapsed();
         match outcome {
-            Outcome::Served { status, retries: 0 } => status,
-            Outcome::Served { status, retries } => {
+            Outcome::Served { status, waited: false, .. } => status,
+            Outcome::Served { status, retries, waited: true } => {
                 if let Some(counters) = self.counters() {
                     counters.recovered(waited.as_millis() as u64);
                 }
@@ -159,9 +168,9 @@ impl HttpdBackend {
                 unsafe {
                     log::for_request(r, log::INFO, mark!(), || {
                         format!(
-                            "backend {address} answered after {retries} retr{}; waited {} ms",
-                            if retries == 1 { "y" } else { "ies" },
-                            waited.as_millis()
+                            "backend {address} answered after {} ms of waiting and {retries} retr{}",
+                            waited.as_millis(),
+                            if retries == 1 { "y" } else { "ies" }
                         )
                     })
                 };
@@ -206,6 +215,9 @@ impl Backend for HttpdBackend {
             // SAFETY: as above.
             unsafe { make_worker_usable(self.call.worker) };
         }
+        if report.connect_failed || report.worker_refused {
+            KNOWN_DOWN.mark_down(&self.address_text());
+        }
         if report.script_never_started() {
             self.count_connect_failure(report.connect_errno);
             let r = self.call.r;
@@ -233,6 +245,9 @@ impl Backend for HttpdBackend {
             unsafe { log::for_request(r, log::DEBUG, mark!(), || format!("socket {address} was recreated")) };
         }
         self.backend_accepting = outcome == ProbeOutcome::Accepting;
+        if self.backend_accepting && KNOWN_DOWN.any() {
+            KNOWN_DOWN.mark_up(&self.address_text());
+        }
         let (r, elapsed) = (self.call.r, self.started.elapsed());
         // SAFETY: a live request.
         unsafe { log::for_request(r, log::TRACE1, mark!(), || format!("probe at {} us: {outcome:?}", elapsed.as_micros())) };
