@@ -82,6 +82,7 @@ struct HttpdBackend {
     /// the outage must be usable again before the handler runs.
     backend_accepting: bool,
     handler_runs: u32,
+    probes: u32,
     /// Shared counters, looked up only once the backend has failed this request.
     counters: Option<&'static BackendSlot>,
     counted_as_waiting: Option<WaitingGuard<'static>>,
@@ -95,6 +96,7 @@ impl HttpdBackend {
             prober: None,
             backend_accepting: false,
             handler_runs: 0,
+            probes: 0,
             counters: None,
             counted_as_waiting: None,
         }
@@ -180,12 +182,12 @@ impl HttpdBackend {
                 if let Some(counters) = self.counters() {
                     counters.gave_up(waited.as_millis() as u64);
                 }
-                let address = self.address_text();
+                let (address, probes) = (self.address_text(), self.probes);
                 // SAFETY: a live request.
                 unsafe {
                     set_retry_after(r, policy.retry_after_secs);
                     log::for_request(r, log::ERROR, mark!(), || {
-                        give_up_message(reason, &address, attempts, waited, last_errno, policy)
+                        give_up_message(reason, &address, (attempts, probes), waited, last_errno, policy)
                     });
                 }
                 SERVICE_UNAVAILABLE
@@ -238,11 +240,19 @@ impl Backend for HttpdBackend {
     }
 
     fn probe(&mut self, patience: Duration) -> ProbeOutcome {
+        self.probes += 1;
         let outcome = self.prober().probe(patience);
         if let ProbeOutcome::NotYet { recreated: true, .. } = outcome {
             let (r, address) = (self.call.r, self.address_text());
             // SAFETY: a live request.
             unsafe { log::for_request(r, log::DEBUG, mark!(), || format!("socket {address} was recreated")) };
+        }
+        if let ProbeOutcome::NotYet { errno, .. } = outcome {
+            if self.counted_as_waiting.is_none() {
+                // A request that skipped its first connect (the backend is known down) has
+                // met a refusal all the same, and now waits like the others.
+                self.count_connect_failure(Some(errno as i32));
+            }
         }
         self.backend_accepting = outcome == ProbeOutcome::Accepting;
         if self.backend_accepting && KNOWN_DOWN.any() {
@@ -274,7 +284,7 @@ impl Backend for HttpdBackend {
 fn give_up_message(
     reason: GiveUpReason,
     address: &str,
-    attempts: u32,
+    (attempts, probes): (u32, u32),
     waited: Duration,
     last_errno: Option<Errno>,
     policy: &Policy,
@@ -282,9 +292,10 @@ fn give_up_message(
     let last_error = last_errno.map(|e| format!("{} (errno {})", e.desc(), e as i32)).unwrap_or_else(|| "none".into());
     match reason {
         GiveUpReason::BudgetSpent => format!(
-            "gave up on backend {address} after {attempts} attempt{} and {:.2}s waiting \
+            "gave up on backend {address} after {attempts} attempt{} and {probes} probe{} over {:.2}s \
              (FcgiResilientTimeout {}); last error: {last_error}",
             if attempts == 1 { "" } else { "s" },
+            if probes == 1 { "" } else { "s" },
             waited.as_secs_f64(),
             format_duration(policy.budget)
         ),
