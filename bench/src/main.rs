@@ -5,11 +5,11 @@
 //! Usage: fcgi-resilient-bench [--clients 32] [--seconds 8] [--happy-seconds 5]
 //!        [--front-ends apache-stock,apache+module,...] [--module PATH] [--out DIR]
 
-mod load;
 mod servers;
 
-use load::{percentile, LoadSpec, Record};
-use servers::{free_port, start_front_end, FrontEnd, PhpFpm, Site};
+use harness::load::{self, percentile, LoadSpec, Record};
+use harness::{free_port, PhpFpm};
+use servers::{start_front_end, FrontEnd, Site};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -127,7 +127,8 @@ fn run_all(options: &Options) -> Vec<Row> {
     std::fs::write(docroot.join("index.php"), "<?php $s = 0; for ($i = 0; $i < 2000; $i++) { $s += $i; } echo \"ok $s\\n\";\n")
         .expect("index.php");
     make_world_readable(&docroot);
-    let mut fpm = PhpFpm::new(&dir, &docroot);
+    let mut fpm = PhpFpm::unix(&dir, &docroot);
+    let socket = dir.join("php-fpm.sock");
     fpm.start();
     let mut rows = Vec::new();
     let mut timeline = String::from("front_end,event,second,requests,failed,p99_ms\n");
@@ -136,7 +137,7 @@ fn run_all(options: &Options) -> Vec<Row> {
         let site = Site {
             dir: &dir,
             docroot: &docroot,
-            socket: &fpm.socket,
+            socket: &socket,
             port,
             module: &options.module,
             apache_log_level: &options.apache_log_level,
@@ -144,7 +145,6 @@ fn run_all(options: &Options) -> Vec<Row> {
         let daemon = start_front_end(front_end, &site);
         let spec = |duration| LoadSpec {
             target: ([127, 0, 0, 1], port).into(),
-            host: "127.0.0.1".into(),
             path: "/index.php".into(),
             clients: options.clients,
             duration,
