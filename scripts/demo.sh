@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The README's demo: Apache + PHP-FPM on 127.0.0.1, 32 clients, PHP-FPM restarted (and
+# restarted with a 2 s gap, and reloaded) under load; prints failed requests for stock
+# Apache (module Off) and with the module On, measured in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cargo build --locked --release -p mod_fcgi_resilient -p fcgi-resilient-bench
+target/release/fcgi-resilient-bench \
+    --module "$PWD/target/release/libmod_fcgi_resilient.so" \
+    --front-ends apache-stock,apache+module,apache+module+idempotent \
+    --clients 32 --seconds 5 --happy-seconds 3 \
+    --out target/demo "$@"

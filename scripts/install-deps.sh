@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on Debian 12 (bookworm), as root: Apache with its
+# development headers (apxs, APR), PHP-FPM, libclang for bindgen, rpm to inspect the .rpm,
+# and the cargo subcommands that build the packages. Installs only what is missing.
+set -euo pipefail
+
+packages=(apache2 apache2-dev php-fpm libclang-dev clang pkg-config curl rpm ca-certificates)
+missing=()
+for pkg in "${packages[@]}" "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "install-deps: apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    # Debian's apache2 and php-fpm postinst start their services where an init system runs;
+    # policy-rc.d keeps them stopped so tests own every server they talk to.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+for tool in cargo-deb cargo-generate-rpm; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "install-deps: cargo install $tool"
+        cargo install --locked --quiet "$tool"
+    fi
+done
