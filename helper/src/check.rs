@@ -1,0 +1,287 @@
+//! `check`: does every FastCGI backend Apache names have a pool behind it that
+//! Apache's User/Group can actually connect to?
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::apache_config::{self, Addr, Backend};
+use crate::cli::CheckOpts;
+use crate::fpm_config::{self, Listen, LoadOptions, Pool, Setting};
+use crate::users::{self, Identity};
+
+struct PoolListen<'a> {
+    pool: &'a Pool,
+    listen: Listen,
+    setting: Setting,
+}
+
+fn default_apache_configs() -> Vec<PathBuf> {
+    ["/etc/apache2/apache2.conf", "/etc/httpd/conf/httpd.conf"]
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .take(1)
+        .collect()
+}
+
+/// /var/run is usually a symlink to /run: compare what the paths resolve to when
+/// the directories exist, the text otherwise.
+fn same_socket(a: &Path, b: &Path) -> bool {
+    if a == b {
+        return true;
+    }
+    let canon = |p: &Path| -> Option<PathBuf> {
+        Some(std::fs::canonicalize(p.parent()?).ok()?.join(p.file_name()?))
+    };
+    matches!((canon(a), canon(b)), (Some(x), Some(y)) if x == y)
+}
+
+fn is_local(host: &str) -> bool {
+    matches!(host, "localhost" | "::1" | "0.0.0.0" | "::") || host.starts_with("127.")
+}
+
+fn tcp_matches(pool_host: &Option<String>, pool_port: u16, host: &str, port: u16) -> bool {
+    pool_port == port
+        && match pool_host {
+            None => true,
+            Some(h) => h == host || (is_local(h) && is_local(host) && h != "::1" && host != "::1"),
+        }
+}
+
+fn describe_pools(pools: &[PoolListen]) -> String {
+    if pools.is_empty() {
+        return "no pool listens anywhere".to_string();
+    }
+    let list: Vec<String> = pools.iter().map(|p| format!("{} ({})", p.listen, p.setting.loc())).collect();
+    format!("pools listen on {}", list.join(", "))
+}
+
+fn apache_identity(cfg: &apache_config::ApacheConfig, problems: &mut Vec<String>) -> Option<Identity> {
+    let debian = cfg.server_root.join("envvars").exists() || cfg.server_root.starts_with("/etc/apache2");
+    let fallback = if debian { "www-data" } else { "apache" };
+    let user = cfg.last("User");
+    let group = cfg.last("Group");
+    let uname = user.map(|d| d.args[0].clone()).unwrap_or_else(|| fallback.to_string());
+    let gname = group.map(|d| d.args[0].clone());
+    if uname.contains("${") {
+        problems.push(format!(
+            "{}: User {uname}: variable not defined (looked in {}/envvars and the environment); use --envvars",
+            user.map(|d| d.loc()).unwrap_or_default(),
+            cfg.server_root.display()
+        ));
+        return None;
+    }
+    match Identity::new(&uname, gname.as_deref().filter(|g| !g.contains("${"))) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            let loc = user.or(group).map(|d| format!("{}: ", d.loc())).unwrap_or_default();
+            problems.push(format!("{loc}Apache's User/Group: {e}"));
+            None
+        }
+    }
+}
+
+fn check_unix(b: &Backend, sock: &Path, pl: &PoolListen, id: &Identity, problems: &mut Vec<String>) {
+    let here = b.directive.loc();
+    let Some(dir) = sock.parent() else { return };
+    let mut cur = PathBuf::from("/");
+    let comps: Vec<_> = dir.components().skip(1).collect();
+    for c in std::iter::once(None).chain(comps.into_iter().map(Some)) {
+        if let Some(c) = c {
+            cur.push(c);
+        }
+        match std::fs::metadata(&cur) {
+            Err(_) => {
+                problems.push(format!(
+                    "{here}: socket directory {} does not exist (missing {}); PHP-FPM cannot bind {}; \
+                     fix: run `fcgi-resilient-helper prepare` before php-fpm starts (systemd drop-in or tmpfiles.d)",
+                    dir.display(),
+                    cur.display(),
+                    sock.display()
+                ));
+                return;
+            }
+            Ok(m) => {
+                if !id.may(m.mode(), m.uid(), m.gid(), 1) {
+                    problems.push(format!(
+                        "{here}: Apache runs as {} but cannot enter {} (mode {:04o}, {}:{}); \
+                         fix: chmod o+x {} or run `fcgi-resilient-helper prepare`",
+                        id.name,
+                        cur.display(),
+                        m.mode() & 0o7777,
+                        users::user_name(m.uid()),
+                        users::group_name(m.gid()),
+                        cur.display()
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+    let pool = pl.pool;
+    match std::fs::symlink_metadata(sock) {
+        Ok(m) if !m.file_type().is_socket() => problems.push(format!(
+            "{here}: {} exists but is not a socket",
+            sock.display()
+        )),
+        Ok(m) => {
+            if !id.may(m.mode(), m.uid(), m.gid(), 2) {
+                problems.push(format!(
+                    "{here}: Apache runs as {} but cannot connect to {} (mode {:04o}, {}:{}): 13 Permission denied; \
+                     fix: set listen.owner/listen.group = {} (or listen.mode = 0666) in pool [{}] ({})",
+                    id.name,
+                    sock.display(),
+                    m.mode() & 0o7777,
+                    users::user_name(m.uid()),
+                    users::group_name(m.gid()),
+                    id.name,
+                    pool.name,
+                    pool.loc()
+                ));
+            }
+        }
+        Err(_) => {
+            // Not running: predict the socket FPM will create.
+            if pool.get("listen.acl_users").is_some() || pool.get("listen.acl_groups").is_some() {
+                return;
+            }
+            let mode = pool
+                .get("listen.mode")
+                .and_then(|s| u32::from_str_radix(s.value.trim(), 8).ok())
+                .unwrap_or(0o660);
+            let uid = pool.socket_owner().and_then(|s| users::user(&s.value).ok()).map(|u| u.uid.as_raw());
+            let gid = pool.socket_group().and_then(|s| users::group(&s.value).ok()).map(|g| g.gid.as_raw());
+            if let (Some(uid), Some(gid)) = (uid, gid) {
+                if !id.may(mode, uid, gid, 2) {
+                    problems.push(format!(
+                        "{here}: pool [{}] will create {} as {}:{} mode {:04o}, which Apache ({}) cannot connect to; \
+                         fix: set listen.owner/listen.group = {} in {}",
+                        pool.name,
+                        sock.display(),
+                        users::user_name(uid),
+                        users::group_name(gid),
+                        mode,
+                        id.name,
+                        id.name,
+                        pool.loc()
+                    ));
+                }
+            }
+        }
+    }
+}
+
+pub fn run(o: &CheckOpts) -> i32 {
+    let mut problems = Vec::new();
+    let apache_files = if o.apache_configs.is_empty() { default_apache_configs() } else { o.apache_configs.clone() };
+    if apache_files.is_empty() {
+        eprintln!("fcgi-resilient-helper: no Apache configuration found; use --apache-config FILE");
+        return 1;
+    }
+    let fpm = match fpm_config::load_all(&o.fpm_configs, &LoadOptions { prefix: o.prefix.clone() }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fcgi-resilient-helper: {e}");
+            return 1;
+        }
+    };
+    let mut pools = Vec::new();
+    for cfg in &fpm {
+        for pool in &cfg.pools {
+            match pool.listen() {
+                Some((Ok(listen), setting)) => pools.push(PoolListen { pool, listen, setting }),
+                Some((Err(e), setting)) => problems.push(format!("{}: {e}", setting.loc())),
+                None => problems.push(format!("{}: pool [{}] has no `listen` setting", pool.loc(), pool.name)),
+            }
+        }
+    }
+    for (i, a) in pools.iter().enumerate() {
+        for b in &pools[..i] {
+            if a.listen == b.listen {
+                problems.push(format!(
+                    "{}: pool [{}] listens on {} like pool [{}] ({}); one of them will fail to start",
+                    a.setting.loc(),
+                    a.pool.name,
+                    a.listen,
+                    b.pool.name,
+                    b.setting.loc()
+                ));
+            }
+        }
+    }
+    let mut checked = 0;
+    for file in &apache_files {
+        let opts = apache_config::LoadOptions { server_root: o.server_root.clone(), envvars: o.envvars.clone() };
+        let cfg = match apache_config::load(file, &opts) {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(e.to_string());
+                continue;
+            }
+        };
+        problems.extend(cfg.problems.iter().cloned());
+        let id = apache_identity(&cfg, &mut problems);
+        for b in cfg.backends() {
+            checked += 1;
+            let here = b.directive.loc();
+            let what = &b.directive.name;
+            match &b.addr {
+                Addr::Unix(sock) => {
+                    let found = pools.iter().find(|p| matches!(&p.listen, Listen::Unix(l) if same_socket(l, sock)));
+                    match (found, &id) {
+                        (None, _) => problems.push(format!(
+                            "{here}: {what} points at {} but no PHP-FPM pool listens there; {}",
+                            sock.display(),
+                            describe_pools(&pools)
+                        )),
+                        (Some(pl), Some(id)) => check_unix(&b, sock, pl, id, &mut problems),
+                        (Some(_), None) => {}
+                    }
+                }
+                Addr::Tcp { host, port } => {
+                    if !is_local(host) {
+                        println!("{here}: {what} points at {host}:{port}, not on this host: not checked");
+                        continue;
+                    }
+                    let found = pools.iter().find(
+                        |p| matches!(&p.listen, Listen::Tcp { host: h, port: pp } if tcp_matches(h, *pp, host, *port)),
+                    );
+                    match found {
+                        None => problems.push(format!(
+                            "{here}: {what} points at {host}:{port} but no PHP-FPM pool listens there; {}",
+                            describe_pools(&pools)
+                        )),
+                        Some(pl) => {
+                            if let Some(allowed) = pl.pool.get("listen.allowed_clients") {
+                                let ok = allowed.value.split(',').map(str::trim).any(|a| {
+                                    a == host || (host == "localhost" && a == "127.0.0.1") || a.is_empty()
+                                });
+                                if !ok {
+                                    problems.push(format!(
+                                        "{here}: {what} connects from {host} but pool [{}] only allows {} ({})",
+                                        pl.pool.name,
+                                        allowed.value,
+                                        allowed.loc()
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    println!(
+        "{checked} FastCGI backend(s) checked against {} pool(s): {} problem(s)",
+        pools.len(),
+        problems.len()
+    );
+    if problems.is_empty() {
+        0
+    } else {
+        1
+    }
+}

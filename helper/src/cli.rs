@@ -1,0 +1,349 @@
+//! Hand-written argument parsing: a handful of options does not earn a dependency.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::duration;
+use crate::safe_dir;
+
+pub const USAGE: &str = "\
+Usage: fcgi-resilient-helper COMMAND [OPTIONS]
+
+Keeps the PHP-FPM side ready for Apache's mod_proxy_fcgi.
+
+Commands:
+  prepare          create each pool's socket directory with the right owner and mode
+  check            compare Apache's FastCGI backends with the PHP-FPM pools
+  wait             wait until a pool accepts connections (and answers its ping)
+  reload-and-wait  gracefully reload PHP-FPM (SIGUSR2) and wait until it answers
+
+Run `fcgi-resilient-helper COMMAND --help` for a command's options.
+Exit status: 0 ok, 1 problem found (or timeout), 2 usage error.";
+
+pub const PREPARE_USAGE: &str = "\
+Usage: fcgi-resilient-helper prepare [--fpm-config FILE]... [--root DIR] [--mode MODE]
+                                     [--fpm-prefix DIR] [--dry-run]
+
+Reads the PHP-FPM main config(s) and the pools they include, and creates each Unix
+socket's directory (and missing ancestors, root:root 0755) owned by the pool's
+listen.owner/listen.group (else user/group). Fixes a wrong owner or mode. Idempotent.
+
+  --fpm-config FILE  main config (repeatable); default: /etc/php/*/fpm/php-fpm.conf,
+                     /etc/php-fpm.conf (or /etc/php-fpm.d/*.conf)
+  --root DIR         create the directories below DIR instead of / (for tests, chroots)
+  --mode MODE        octal mode of the socket directories (default 0755; o+w refused)
+  --fpm-prefix DIR   resolve relative include globs against DIR (like php-fpm -p);
+                     default: the including file's directory
+  --dry-run          print what would be done, change nothing";
+
+pub const CHECK_USAGE: &str = "\
+Usage: fcgi-resilient-helper check [--apache-config FILE]... [--fpm-config FILE]...
+                                   [--server-root DIR] [--envvars FILE] [--fpm-prefix DIR]
+
+Lists the FastCGI backends Apache uses (SetHandler proxy:..., ProxyPass, ProxyPassMatch,
+<Proxy>, BalancerMember) and reports each one no PHP-FPM pool listens on, or whose
+socket Apache's User/Group could not reach, with file:line and a fix.
+
+  --apache-config FILE  main Apache config (repeatable); default /etc/apache2/apache2.conf
+                        or /etc/httpd/conf/httpd.conf
+  --server-root DIR     ServerRoot for relative Include paths (default: ServerRoot
+                        directive, else the main config's directory, or its parent for
+                        .../conf/httpd.conf)
+  --envvars FILE        shell file defining APACHE_RUN_USER etc. (default SERVERROOT/envvars)
+  --fpm-config FILE, --fpm-prefix DIR   as for prepare";
+
+pub const WAIT_USAGE: &str = "\
+Usage: fcgi-resilient-helper wait SOCKET|HOST:PORT [--timeout DURATION] [--ping PATH]
+                                  [--expect TEXT]
+
+Waits until the pool accepts a connection; with --ping, until a FastCGI request for
+PATH (the pool's ping.path) is answered with TEXT (its ping.response, default `pong`).
+
+  --timeout DURATION  give up after DURATION (10s, 500ms, 2m; plain number = seconds;
+                      default 30s)
+  --ping PATH         send a FastCGI GET for PATH and check the answer
+  --expect TEXT       text the ping answer must contain (default: pong)";
+
+pub const RELOAD_USAGE: &str = "\
+Usage: fcgi-resilient-helper reload-and-wait [--pid-file FILE | --pid PID]
+                                             SOCKET|HOST:PORT [--ping PATH] [--expect TEXT]
+                                             [--timeout DURATION] [--fpm-config FILE]
+
+Sends SIGUSR2 (graceful reload) to the PHP-FPM master, waits until it has re-executed
+(its old worker processes are all gone and new ones exist) and then until the pool
+answers, as `wait` does. Without --pid/--pid-file the `pid` of the --fpm-config's
+[global] section is used.";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrepareOpts {
+    pub fpm_configs: Vec<PathBuf>,
+    pub root: PathBuf,
+    pub mode: u32,
+    pub prefix: Option<PathBuf>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckOpts {
+    pub apache_configs: Vec<PathBuf>,
+    pub fpm_configs: Vec<PathBuf>,
+    pub server_root: Option<PathBuf>,
+    pub envvars: Option<PathBuf>,
+    pub prefix: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitOpts {
+    pub target: String,
+    pub timeout: Duration,
+    pub ping: Option<String>,
+    pub expect: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReloadOpts {
+    pub pid_file: Option<PathBuf>,
+    pub pid: Option<i32>,
+    pub fpm_configs: Vec<PathBuf>,
+    pub wait: WaitOpts,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Help(&'static str),
+    Version,
+    Prepare(PrepareOpts),
+    Check(CheckOpts),
+    Wait(WaitOpts),
+    ReloadAndWait(ReloadOpts),
+}
+
+/// Splits `--opt=value` and yields (name, inline value) or positionals.
+struct Args {
+    items: std::vec::IntoIter<String>,
+}
+
+impl Args {
+    fn value(&mut self, opt: &str, inline: Option<String>) -> Result<String, String> {
+        match inline {
+            Some(v) => Ok(v),
+            None => self.items.next().ok_or_else(|| format!("option {opt} needs a value")),
+        }
+    }
+}
+
+pub fn parse(argv: Vec<String>) -> Result<Command, String> {
+    let mut it = argv.into_iter();
+    let cmd = match it.next() {
+        None => return Err("missing command".to_string()),
+        Some(c) => c,
+    };
+    let mut args = Args { items: it.collect::<Vec<_>>().into_iter() };
+    match cmd.as_str() {
+        "-h" | "--help" | "help" => Ok(Command::Help(USAGE)),
+        "-V" | "--version" => Ok(Command::Version),
+        "prepare" => parse_prepare(&mut args),
+        "check" => parse_check(&mut args),
+        "wait" => parse_wait(&mut args),
+        "reload-and-wait" => parse_reload(&mut args),
+        other => Err(format!("unknown command `{other}`")),
+    }
+}
+
+fn split(arg: &str) -> (String, Option<String>) {
+    match arg.split_once('=') {
+        Some((k, v)) if arg.starts_with("--") => (k.to_string(), Some(v.to_string())),
+        _ => (arg.to_string(), None),
+    }
+}
+
+fn parse_prepare(args: &mut Args) -> Result<Command, String> {
+    let mut o = PrepareOpts {
+        fpm_configs: vec![],
+        root: PathBuf::from("/"),
+        mode: 0o755,
+        prefix: None,
+        dry_run: false,
+    };
+    while let Some(a) = args.items.next() {
+        let (k, inline) = split(&a);
+        match k.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(PREPARE_USAGE)),
+            "--fpm-config" => o.fpm_configs.push(args.value(&k, inline)?.into()),
+            "--root" => o.root = args.value(&k, inline)?.into(),
+            "--mode" => o.mode = safe_dir::parse_mode(&args.value(&k, inline)?)?,
+            "--fpm-prefix" => o.prefix = Some(args.value(&k, inline)?.into()),
+            "-n" | "--dry-run" if inline.is_none() => o.dry_run = true,
+            _ => return Err(format!("prepare: unexpected argument `{a}`")),
+        }
+    }
+    Ok(Command::Prepare(o))
+}
+
+fn parse_check(args: &mut Args) -> Result<Command, String> {
+    let mut o = CheckOpts {
+        apache_configs: vec![],
+        fpm_configs: vec![],
+        server_root: None,
+        envvars: None,
+        prefix: None,
+    };
+    while let Some(a) = args.items.next() {
+        let (k, inline) = split(&a);
+        match k.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(CHECK_USAGE)),
+            "--apache-config" => o.apache_configs.push(args.value(&k, inline)?.into()),
+            "--fpm-config" => o.fpm_configs.push(args.value(&k, inline)?.into()),
+            "--server-root" => o.server_root = Some(args.value(&k, inline)?.into()),
+            "--envvars" => o.envvars = Some(args.value(&k, inline)?.into()),
+            "--fpm-prefix" => o.prefix = Some(args.value(&k, inline)?.into()),
+            _ => return Err(format!("check: unexpected argument `{a}`")),
+        }
+    }
+    Ok(Command::Check(o))
+}
+
+/// Options shared by `wait` and `reload-and-wait`; returns false if not one of them.
+fn wait_option(
+    o: &mut WaitOpts,
+    k: &str,
+    inline: Option<String>,
+    args: &mut Args,
+) -> Result<bool, String> {
+    match k {
+        "--timeout" | "-t" => o.timeout = duration::parse(&args.value(k, inline)?)?,
+        "--ping" => {
+            let p = args.value(k, inline)?;
+            if !p.starts_with('/') {
+                return Err(format!("--ping path must start with `/` (got `{p}`)"));
+            }
+            o.ping = Some(p)
+        }
+        "--expect" => o.expect = args.value(k, inline)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn empty_wait() -> WaitOpts {
+    WaitOpts {
+        target: String::new(),
+        timeout: Duration::from_secs(30),
+        ping: None,
+        expect: "pong".to_string(),
+    }
+}
+
+fn set_target(o: &mut WaitOpts, a: String, cmd: &str) -> Result<(), String> {
+    if a.starts_with('-') && a.len() > 1 {
+        return Err(format!("{cmd}: unknown option `{a}`"));
+    }
+    if !o.target.is_empty() {
+        return Err(format!("{cmd}: only one SOCKET|HOST:PORT may be given (got `{}` and `{a}`)", o.target));
+    }
+    o.target = a;
+    Ok(())
+}
+
+fn parse_wait(args: &mut Args) -> Result<Command, String> {
+    let mut o = empty_wait();
+    while let Some(a) = args.items.next() {
+        let (k, inline) = split(&a);
+        if k == "-h" || k == "--help" {
+            return Ok(Command::Help(WAIT_USAGE));
+        }
+        if !wait_option(&mut o, &k, inline, args)? {
+            set_target(&mut o, a, "wait")?;
+        }
+    }
+    if o.target.is_empty() {
+        return Err("wait: missing SOCKET|HOST:PORT".to_string());
+    }
+    Ok(Command::Wait(o))
+}
+
+fn parse_reload(args: &mut Args) -> Result<Command, String> {
+    let mut o = ReloadOpts { pid_file: None, pid: None, fpm_configs: vec![], wait: empty_wait() };
+    while let Some(a) = args.items.next() {
+        let (k, inline) = split(&a);
+        match k.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(RELOAD_USAGE)),
+            "--pid-file" => o.pid_file = Some(args.value(&k, inline)?.into()),
+            "--pid" => {
+                let v = args.value(&k, inline)?;
+                let pid: i32 = v.parse().map_err(|_| format!("--pid: `{v}` is not a process id"))?;
+                if pid <= 1 {
+                    return Err(format!("--pid: refusing to signal pid {pid}"));
+                }
+                o.pid = Some(pid);
+            }
+            "--fpm-config" => o.fpm_configs.push(args.value(&k, inline)?.into()),
+            _ => {
+                if !wait_option(&mut o.wait, &k, inline, args)? {
+                    set_target(&mut o.wait, a, "reload-and-wait")?;
+                }
+            }
+        }
+    }
+    if o.pid.is_some() && o.pid_file.is_some() {
+        return Err("reload-and-wait: give either --pid or --pid-file, not both".to_string());
+    }
+    if o.wait.target.is_empty() {
+        return Err("reload-and-wait: missing SOCKET|HOST:PORT".to_string());
+    }
+    Ok(Command::ReloadAndWait(o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Command, String> {
+        parse(args.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn prepare_options() {
+        let Command::Prepare(o) =
+            p(&["prepare", "--fpm-config", "a.conf", "--fpm-config=b.conf", "--root", "/tmp/r", "--dry-run", "--mode", "0750"])
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(o.fpm_configs, [PathBuf::from("a.conf"), PathBuf::from("b.conf")]);
+        assert_eq!((o.root, o.dry_run, o.mode), (PathBuf::from("/tmp/r"), true, 0o750));
+        assert!(p(&["prepare", "--mode", "0777"]).is_err());
+        assert!(p(&["prepare", "--bogus"]).is_err());
+        assert!(p(&["prepare", "--root"]).unwrap_err().contains("needs a value"));
+    }
+
+    #[test]
+    fn wait_options() {
+        let Command::Wait(o) = p(&["wait", "/run/php/x.sock", "--timeout", "500ms", "--ping=/ping"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.target, "/run/php/x.sock");
+        assert_eq!(o.timeout, Duration::from_millis(500));
+        assert_eq!(o.ping.as_deref(), Some("/ping"));
+        assert_eq!(o.expect, "pong");
+        assert!(p(&["wait"]).is_err());
+        assert!(p(&["wait", "a", "b"]).is_err());
+        assert!(p(&["wait", "a", "--timeout", "soon"]).is_err());
+        assert!(p(&["wait", "a", "--ping", "ping"]).is_err());
+        assert_eq!(p(&["wait", "--help"]).unwrap(), Command::Help(WAIT_USAGE));
+    }
+
+    #[test]
+    fn reload_options() {
+        let Command::ReloadAndWait(o) = p(&["reload-and-wait", "--pid", "123", "127.0.0.1:9000", "-t", "5"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(o.pid, Some(123));
+        assert_eq!(o.wait.target, "127.0.0.1:9000");
+        assert!(p(&["reload-and-wait", "--pid", "1", "x"]).is_err());
+        assert!(p(&["reload-and-wait", "--pid", "5", "--pid-file", "f", "x"]).is_err());
+        assert!(p(&["nope"]).is_err());
+        assert!(p(&[]).is_err());
+    }
+}

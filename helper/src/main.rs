@@ -1,0 +1,43 @@
+//! fcgi-resilient-helper: keeps the PHP-FPM side ready for Apache
+//! (socket directories, configuration cross-check, readiness after (re)start).
+
+mod apache_config;
+mod check;
+mod cli;
+mod duration;
+mod fastcgi;
+mod fpm_config;
+mod glob;
+mod prepare;
+mod reload;
+mod safe_dir;
+#[cfg(test)]
+mod testutil;
+mod users;
+mod wait;
+
+const EXIT_USAGE: i32 = 2;
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let code = match cli::parse(argv) {
+        Ok(cli::Command::Help(text)) => {
+            println!("{text}");
+            0
+        }
+        Ok(cli::Command::Version) => {
+            println!("fcgi-resilient-helper {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Ok(cli::Command::Prepare(o)) => prepare::run(&o),
+        Ok(cli::Command::Wait(o)) => wait::run(&o),
+        Ok(cli::Command::Check(o)) => check::run(&o),
+        Ok(cli::Command::ReloadAndWait(o)) => reload::run(&o),
+        Err(e) => {
+            eprintln!("fcgi-resilient-helper: {e}");
+            eprintln!("Try `fcgi-resilient-helper --help`.");
+            EXIT_USAGE
+        }
+    };
+    std::process::exit(code);
+}

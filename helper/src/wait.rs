@@ -1,0 +1,221 @@
+//! `wait`: readiness as Apache will see it — a connection, and optionally a real
+//! FastCGI request for the pool's ping page.
+
+use std::io::{IsTerminal, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::cli::WaitOpts;
+use crate::fastcgi;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Unix(p) => write!(f, "{}", p.display()),
+            Target::Tcp(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// A path (anything with a `/`, or `unix:PATH`), `HOST:PORT`, or a bare port on 127.0.0.1.
+pub fn parse_target(s: &str) -> Result<Target, String> {
+    let s = s.trim();
+    if let Some(p) = s.strip_prefix("unix:") {
+        return Ok(Target::Unix(p.split('|').next().unwrap_or(p).into()));
+    }
+    if s.contains('/') {
+        return Ok(Target::Unix(s.into()));
+    }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let port: u16 = s.parse().map_err(|_| format!("invalid port `{s}`"))?;
+        return Ok(Target::Tcp(format!("127.0.0.1:{port}")));
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(Target::Tcp(s.to_string())),
+        _ => Err(format!("`{s}` is neither a socket path nor HOST:PORT")),
+    }
+}
+
+trait Conn: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> Conn for T {}
+
+fn connect(t: &Target, timeout: Duration) -> Result<Box<dyn Conn>, String> {
+    match t {
+        Target::Unix(p) => {
+            let s = UnixStream::connect(p).map_err(|e| format!("connect: {e}"))?;
+            s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+            s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+            Ok(Box::new(s))
+        }
+        Target::Tcp(a) => {
+            let addrs = a.to_socket_addrs().map_err(|e| format!("resolve {a}: {e}"))?;
+            let mut last = format!("{a} resolves to no address");
+            for addr in addrs {
+                match TcpStream::connect_timeout(&addr, timeout) {
+                    Ok(s) => {
+                        s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+                        s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+                        return Ok(Box::new(s));
+                    }
+                    Err(e) => last = format!("connect {addr}: {e}"),
+                }
+            }
+            Err(last)
+        }
+    }
+}
+
+pub fn ping_params<'a>(path: &'a str, target: &Target) -> Vec<(&'static str, String)> {
+    let _ = target;
+    let p = |s: &'a str| s.to_string();
+    vec![
+        ("GATEWAY_INTERFACE", p("CGI/1.1")),
+        ("SERVER_SOFTWARE", p("fcgi-resilient-helper")),
+        ("SERVER_PROTOCOL", p("HTTP/1.1")),
+        ("SERVER_NAME", p("localhost")),
+        ("SERVER_ADDR", p("127.0.0.1")),
+        ("SERVER_PORT", p("80")),
+        ("REMOTE_ADDR", p("127.0.0.1")),
+        ("REMOTE_PORT", p("0")),
+        ("REQUEST_METHOD", p("GET")),
+        ("REQUEST_URI", p(path)),
+        ("DOCUMENT_URI", p(path)),
+        ("SCRIPT_NAME", p(path)),
+        ("SCRIPT_FILENAME", p(path)),
+        ("QUERY_STRING", String::new()),
+        ("CONTENT_TYPE", String::new()),
+        ("CONTENT_LENGTH", p("0")),
+    ]
+}
+
+/// One attempt. Ok(()) means ready.
+pub fn probe(t: &Target, ping: Option<&str>, expect: &str, io_timeout: Duration) -> Result<(), String> {
+    let mut conn = connect(t, io_timeout)?;
+    let Some(path) = ping else { return Ok(()) };
+    let req = fastcgi::encode_request(1, &ping_params(path, t));
+    conn.write_all(&req).map_err(|e| format!("sending the ping request: {e}"))?;
+    let resp = fastcgi::read_response(&mut conn, 1)?;
+    if resp.end.protocol_status != 0 {
+        return Err(format!("request refused (FastCGI protocol status {})", resp.end.protocol_status));
+    }
+    let status = resp.status();
+    let body = String::from_utf8_lossy(resp.body());
+    if status == 200 && body.contains(expect) {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&resp.stderr);
+    let mut msg = format!("{path} answered status {status} with {:?}", body.chars().take(80).collect::<String>());
+    if !stderr.trim().is_empty() {
+        msg.push_str(&format!(" (stderr: {})", stderr.trim()));
+    }
+    if status == 404 {
+        msg.push_str(&format!("; is `ping.path = {path}` set in the pool?"));
+    } else if status == 200 {
+        msg.push_str(&format!("; expected {expect:?} (the pool's ping.response; see --expect)"));
+    }
+    Err(msg)
+}
+
+/// Polls until ready or `deadline`; returns the last failure on timeout.
+pub fn wait_until(t: &Target, o: &WaitOpts, start: Instant, deadline: Instant) -> Result<(), String> {
+    let tty = std::io::stderr().is_terminal();
+    let mut last_progress: Option<Instant> = None;
+    let mut last_err;
+    loop {
+        let now = Instant::now();
+        let remaining = deadline.saturating_duration_since(now);
+        let io_timeout = remaining.clamp(Duration::from_millis(50), Duration::from_secs(5));
+        match probe(t, o.ping.as_deref(), &o.expect, io_timeout) {
+            Ok(()) => {
+                if last_progress.is_some() {
+                    eprint!("\r\x1b[K");
+                }
+                return Ok(());
+            }
+            Err(e) => last_err = e,
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            if last_progress.is_some() {
+                eprintln!();
+            }
+            return Err(last_err);
+        }
+        if tty && last_progress.is_none_or(|p| now.duration_since(p) >= Duration::from_secs(1)) {
+            eprint!(
+                "\r\x1b[Kwaiting for {t} ({}s of {}s): {last_err}",
+                now.duration_since(start).as_secs(),
+                o.timeout.as_secs()
+            );
+            let _ = std::io::stderr().flush();
+            last_progress = Some(now);
+        }
+        std::thread::sleep(Duration::from_millis(100).min(deadline.saturating_duration_since(now)));
+    }
+}
+
+pub fn run(o: &WaitOpts) -> i32 {
+    let t = match parse_target(&o.target) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("fcgi-resilient-helper: wait: {e}");
+            return 2;
+        }
+    };
+    let start = Instant::now();
+    match wait_until(&t, o, start, start + o.timeout) {
+        Ok(()) => {
+            println!("{t}: ready after {:.1}s", start.elapsed().as_secs_f64());
+            0
+        }
+        Err(e) => {
+            eprintln!(
+                "fcgi-resilient-helper: {t}: not ready after {:.1}s: {e}",
+                start.elapsed().as_secs_f64()
+            );
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(parse_target("/run/php/x.sock").unwrap(), Target::Unix("/run/php/x.sock".into()));
+        assert_eq!(
+            parse_target("unix:/run/php/x.sock|fcgi://localhost").unwrap(),
+            Target::Unix("/run/php/x.sock".into())
+        );
+        assert_eq!(parse_target("127.0.0.1:9000").unwrap(), Target::Tcp("127.0.0.1:9000".into()));
+        assert_eq!(parse_target("9000").unwrap(), Target::Tcp("127.0.0.1:9000".into()));
+        assert_eq!(parse_target("[::1]:9000").unwrap(), Target::Tcp("[::1]:9000".into()));
+        assert!(parse_target("localhost").is_err());
+        assert!(parse_target("host:port").is_err());
+        assert!(parse_target("").is_err());
+    }
+
+    #[test]
+    fn times_out_on_missing_socket() {
+        let o = WaitOpts {
+            target: "/nonexistent/x.sock".into(),
+            timeout: Duration::from_millis(300),
+            ping: None,
+            expect: "pong".into(),
+        };
+        let start = Instant::now();
+        let e = wait_until(&Target::Unix("/nonexistent/x.sock".into()), &o, start, start + o.timeout).unwrap_err();
+        assert!(e.contains("connect"), "{e}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+}
