@@ -15,8 +15,10 @@ if ((${#missing[@]})); then
     apt-get update -q
     # Debian's apache2 and php-fpm postinst start their services where an init system runs;
     # policy-rc.d keeps them stopped so tests own every server they talk to.
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
-    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 

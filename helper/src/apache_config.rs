@@ -338,7 +338,7 @@ impl ApacheConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::TempDir;
+    use harness::WorkDir;
 
     #[test]
     fn words_and_quotes() {
@@ -369,7 +369,7 @@ mod tests {
 
     #[test]
     fn envvars_file() {
-        let d = TempDir::new("envvars");
+        let d = WorkDir::new("envvars");
         let f = d.path().join("envvars");
         std::fs::write(
             &f,
@@ -385,7 +385,7 @@ mod tests {
 
     #[test]
     fn includes_vars_and_backends() {
-        let d = TempDir::new("apache");
+        let d = WorkDir::new("apache");
         let r = d.path();
         std::fs::create_dir_all(r.join("sites-enabled")).unwrap();
         std::fs::create_dir_all(r.join("conf.d/sub")).unwrap();
@@ -418,7 +418,7 @@ mod tests {
 
     #[test]
     fn missing_include_is_a_problem() {
-        let d = TempDir::new("apache-missing");
+        let d = WorkDir::new("apache-missing");
         std::fs::write(d.path().join("httpd.conf"), "Include ports.conf\n").unwrap();
         let cfg = load(&d.path().join("httpd.conf"), &LoadOptions { server_root: None, envvars: None }).unwrap();
         assert_eq!(cfg.problems.len(), 1);

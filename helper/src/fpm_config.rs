@@ -424,7 +424,7 @@ pub fn load_all(files: &[PathBuf], opts: &LoadOptions) -> Result<Vec<FpmConfig>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::TempDir;
+    use harness::WorkDir;
 
     fn no_env(_: &str) -> Option<String> {
         None
@@ -510,7 +510,7 @@ mod tests {
 
     #[test]
     fn includes_pools_and_pool_substitution() {
-        let d = TempDir::new("fpm");
+        let d = WorkDir::new("fpm");
         let pd = d.path().join("pool.d");
         std::fs::create_dir(&pd).unwrap();
         std::fs::write(
@@ -544,7 +544,7 @@ mod tests {
 
     #[test]
     fn include_errors_point_at_included_file() {
-        let d = TempDir::new("fpm-bad");
+        let d = WorkDir::new("fpm-bad");
         std::fs::write(d.path().join("main.conf"), "include=*.pool\n").unwrap();
         std::fs::write(d.path().join("x.pool"), "[x]\n\nlisten\n").unwrap();
         let e = load(&d.path().join("main.conf"), &LoadOptions::default()).unwrap_err();
@@ -554,7 +554,7 @@ mod tests {
 
     #[test]
     fn include_loop_is_an_error() {
-        let d = TempDir::new("fpm-loop");
+        let d = WorkDir::new("fpm-loop");
         std::fs::write(d.path().join("a.conf"), "include=a.conf\n").unwrap();
         let e = load(&d.path().join("a.conf"), &LoadOptions::default()).unwrap_err();
         assert!(e.msg.contains("loop"), "{e}");
@@ -562,7 +562,7 @@ mod tests {
 
     #[test]
     fn empty_include_glob_warns() {
-        let d = TempDir::new("fpm-empty");
+        let d = WorkDir::new("fpm-empty");
         std::fs::write(d.path().join("a.conf"), "include=nothing/*.conf\n").unwrap();
         let cfg = load(&d.path().join("a.conf"), &LoadOptions::default()).unwrap();
         assert_eq!(cfg.warnings.len(), 1);

@@ -160,7 +160,7 @@ mod tests {
 
     #[test]
     fn expands_sorted() {
-        let dir = crate::testutil::TempDir::new("glob");
+        let dir = harness::WorkDir::new("glob");
         for n in ["b.conf", "a.conf", "c.txt"] {
             std::fs::write(dir.path().join(n), "").unwrap();
         }

@@ -11,8 +11,6 @@ mod glob;
 mod prepare;
 mod reload;
 mod safe_dir;
-#[cfg(test)]
-mod testutil;
 mod users;
 mod wait;
 

@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn pid_file_errors() {
-        let d = crate::testutil::TempDir::new("pidfile");
+        let d = harness::WorkDir::new("pidfile");
         let f = d.path().join("x.pid");
         std::fs::write(&f, "1\n").unwrap();
         assert!(read_pid_file(&f).is_err());

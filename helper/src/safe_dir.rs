@@ -259,7 +259,7 @@ fn openat_follow(root: &Path) -> nix::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::TempDir;
+    use harness::WorkDir;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn is_root() -> bool {
@@ -296,7 +296,7 @@ mod tests {
         if !is_root() {
             return;
         }
-        let d = TempDir::new("safe");
+        let d = WorkDir::new("safe");
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let w = want("/run/php", 33, 33);
         let dry = ensure(d.path(), &w, true).unwrap();
@@ -316,7 +316,7 @@ mod tests {
         if !is_root() {
             return;
         }
-        let d = TempDir::new("safe-link");
+        let d = WorkDir::new("safe-link");
         let elsewhere = d.path().join("elsewhere");
         std::fs::create_dir(&elsewhere).unwrap();
         std::fs::create_dir(d.path().join("run")).unwrap();
@@ -344,7 +344,7 @@ mod tests {
         if !is_root() {
             return;
         }
-        let d = TempDir::new("safe-fix");
+        let d = WorkDir::new("safe-fix");
         std::fs::create_dir_all(d.path().join("run/php")).unwrap();
         std::fs::set_permissions(d.path().join("run/php"), std::fs::Permissions::from_mode(0o700)).unwrap();
         let c = ensure(d.path(), &want("/run/php", 33, 33), false).unwrap();

@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::{is_root, run, TempDir};
+use common::{require_root, run};
+use harness::WorkDir;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
@@ -32,11 +33,8 @@ fn write_configs(dir: &Path) -> String {
 
 #[test]
 fn prepare_creates_is_idempotent_and_fixes() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
-    let d = TempDir::new("prepare");
+    require_root();
+    let d = WorkDir::new("prepare");
     let root = d.path().join("root");
     std::fs::create_dir(&root).unwrap();
     let main = write_configs(d.path());
@@ -75,10 +73,8 @@ fn prepare_creates_is_idempotent_and_fixes() {
 
 #[test]
 fn prepare_refuses_symlinked_socket_dir() {
-    if !is_root() {
-        return;
-    }
-    let d = TempDir::new("symlink");
+    require_root();
+    let d = WorkDir::new("symlink");
     let root = d.path().join("root");
     std::fs::create_dir_all(root.join("run")).unwrap();
     let target = d.path().join("precious");
@@ -103,7 +99,7 @@ fn prepare_refuses_symlinked_socket_dir() {
 
 #[test]
 fn prepare_unknown_user_is_a_clear_error() {
-    let d = TempDir::new("nouser");
+    let d = WorkDir::new("nouser");
     let conf = d.path().join("fpm.conf");
     std::fs::write(&conf, "[x]\nuser = no-such-user-4711\nlisten = /run/php/x.sock\n").unwrap();
     let root = d.path().join("root");
@@ -116,7 +112,7 @@ fn prepare_unknown_user_is_a_clear_error() {
 
 #[test]
 fn prepare_malformed_config_changes_nothing() {
-    let d = TempDir::new("malformed");
+    let d = WorkDir::new("malformed");
     let conf = d.path().join("fpm.conf");
     std::fs::write(&conf, "[x]\nuser = www-data\nlisten = /run/php/x.sock\nlisten.owner \"www-data\n").unwrap();
     let root = d.path().join("root");
@@ -141,7 +137,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn check_reports_mismatch_with_file_and_line() {
-    let d = TempDir::new("check");
+    let d = WorkDir::new("check");
     let fpm = d.path().join("php-fpm.conf");
     std::fs::write(&fpm, "[global]\n\n[www]\nuser = www-data\ngroup = www-data\nlisten = /run/php/php8.2-fpm.sock\n")
         .unwrap();

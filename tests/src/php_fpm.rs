@@ -15,8 +15,8 @@ pub enum Listen {
 }
 
 impl Listen {
-    /// The value of the pool's `listen` setting.
-    fn fpm_value(&self) -> String {
+    /// The value of the pool's `listen` setting: a socket path, or 127.0.0.1:port.
+    pub fn address(&self) -> String {
         match self {
             Listen::Unix(path) => path.display().to_string(),
             Listen::Tcp(port) => format!("127.0.0.1:{port}"),
@@ -93,6 +93,19 @@ impl PhpFpm {
         wait_until("php-fpm accepting", Duration::from_secs(30), || self.listen.accepts().then(Instant::now))
     }
 
+    pub fn pid(&self) -> Option<i32> {
+        self.daemon.as_ref().map(Daemon::pid)
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("php-fpm.pid")
+    }
+
+    /// The pool's error log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("php-fpm.log")).unwrap_or_default()
+    }
+
     /// Stops the pool the way `systemctl stop` does (SIGTERM: requests in flight are cut)
     /// and waits until every process of it has exited.
     pub fn stop(&mut self) {
@@ -123,7 +136,7 @@ fn pool_config(dir: &Path, docroot: &Path, listen: &Listen, children: u32) -> St
          listen.group = www-data\nlisten.mode = 0666\nlisten.backlog = 511\npm = static\n\
          pm.max_children = {children}\nchdir = {docroot}\nping.path = /ping\n",
         dir = dir.display(),
-        listen = listen.fpm_value(),
+        listen = listen.address(),
         docroot = docroot.display(),
     )
 }
