@@ -307,51 +307,56 @@ fn throughput_ratio(rows: &[Row], row: &Row) -> Option<f64> {
     (row.event == "happy path").then(|| row.requests_per_second / stock.requests_per_second)
 }
 
+const COLUMNS: [(&str, &str, usize); 10] = [
+    ("front end", "front_end", 26),
+    ("event", "event", 15),
+    ("requests", "requests", 8),
+    ("failed", "failed", 7),
+    ("p50 ms", "p50_ms", 8),
+    ("p99 ms", "p99_ms", 8),
+    ("max ms", "max_ms", 9),
+    ("req/s", "requests_per_second", 9),
+    ("ratio", "throughput_ratio_to_stock", 7),
+    ("added p99 ms", "added_p99_ms_after_backend_up", 12),
+];
+
+/// One row's values, in the order of COLUMNS; None where the event has no such figure.
+fn cells(rows: &[Row], row: &Row) -> [Option<String>; 10] {
+    [
+        Some(row.front_end.name().to_string()),
+        Some(row.event.to_string()),
+        Some(row.total.to_string()),
+        Some(row.failed.to_string()),
+        Some(ms(row.p50)),
+        Some(ms(row.p99)),
+        Some(ms(row.max)),
+        Some(format!("{:.0}", row.requests_per_second)),
+        throughput_ratio(rows, row).map(|r| format!("{r:.3}")),
+        row.added_after_backend_up.map(ms),
+    ]
+}
+
 fn render_table(rows: &[Row]) -> String {
-    let mut table = format!(
-        "{:<26} {:<15} {:>8} {:>7} {:>8} {:>8} {:>9} {:>9} {:>7} {:>12}\n",
-        "front end", "event", "requests", "failed", "p50 ms", "p99 ms", "max ms", "req/s", "ratio", "added p99 ms"
-    );
+    let line = |values: Vec<String>| {
+        let padded: Vec<String> = values
+            .iter()
+            .zip(COLUMNS)
+            .enumerate()
+            .map(|(i, (value, (_, _, width)))| if i < 2 { format!("{value:<width$}") } else { format!("{value:>width$}") })
+            .collect();
+        padded.join(" ") + "\n"
+    };
+    let mut table = line(COLUMNS.iter().map(|(title, _, _)| title.to_string()).collect());
     for row in rows {
-        let ratio = throughput_ratio(rows, row).map_or("-".into(), |r| format!("{:.3}", r));
-        let added = row.added_after_backend_up.map_or("-".into(), ms);
-        let _ = writeln!(
-            table,
-            "{:<26} {:<15} {:>8} {:>7} {:>8} {:>8} {:>9} {:>9.0} {:>7} {:>12}",
-            row.front_end.name(),
-            row.event,
-            row.total,
-            row.failed,
-            ms(row.p50),
-            ms(row.p99),
-            ms(row.max),
-            row.requests_per_second,
-            ratio,
-            added
-        );
+        table += &line(cells(rows, row).into_iter().map(|cell| cell.unwrap_or_else(|| "-".into())).collect());
     }
     table
 }
 
 fn render_csv(rows: &[Row]) -> String {
-    let mut csv = String::from(
-        "front_end,event,requests,failed,p50_ms,p99_ms,max_ms,requests_per_second,throughput_ratio_to_stock,added_p99_ms_after_backend_up\n",
-    );
+    let mut csv = COLUMNS.map(|(_, key, _)| key).join(",") + "\n";
     for row in rows {
-        let ratio = throughput_ratio(rows, row).map_or(String::new(), |r| format!("{r:.4}"));
-        let added = row.added_after_backend_up.map_or(String::new(), ms);
-        let _ = writeln!(
-            csv,
-            "{},{},{},{},{},{},{},{:.1},{ratio},{added}",
-            row.front_end.name(),
-            row.event,
-            row.total,
-            row.failed,
-            ms(row.p50),
-            ms(row.p99),
-            ms(row.max),
-            row.requests_per_second
-        );
+        let _ = writeln!(csv, "{}", cells(rows, row).map(Option::unwrap_or_default).join(","));
     }
     csv
 }
