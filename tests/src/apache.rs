@@ -150,9 +150,15 @@ impl Apache {
         let mut command = apache_command(&config_file);
         command.arg("-DFOREGROUND");
         let daemon = Daemon::spawn("apache2", &mut command, &dir.join("apache2.out"));
-        let apache = Apache { config, dir: dir.to_path_buf(), daemon };
+        let mut apache = Apache { config, dir: dir.to_path_buf(), daemon };
         let address = apache.address();
-        wait_until("apache2 listening", Duration::from_secs(30), || std::net::TcpStream::connect(address).ok());
+        wait_until("apache2 listening", Duration::from_secs(30), || {
+            if !apache.daemon.is_running() {
+                let output = std::fs::read_to_string(dir.join("apache2.out")).unwrap_or_default();
+                panic!("apache2 exited at start:\n{output}\n{}", apache.error_log());
+            }
+            std::net::TcpStream::connect(address).ok()
+        });
         apache
     }
 
