@@ -81,6 +81,26 @@ fn apache_identity(cfg: &apache_config::ApacheConfig, problems: &mut Vec<String>
     }
 }
 
+/// uid/gid FPM will give the pool's socket when it creates it. FPM: "If the group is
+/// not set, the owner's group is used", so with `listen.owner` but no `listen.group`
+/// the group is listen.owner's primary group, not the pool's `group`. Without
+/// `listen.owner` we keep assuming `user`/`group` (as `prepare` does), and a missing
+/// group means the owner's primary group. None if a name does not resolve.
+fn predicted_socket_owner(pool: &Pool) -> Option<(u32, u32)> {
+    let owner = pool.socket_owner().and_then(|s| users::user(&s.value).ok())?;
+    let has_listen_owner = pool.get("listen.owner").is_some_and(|s| !s.value.is_empty());
+    let group = match pool.get("listen.group").filter(|s| !s.value.is_empty()) {
+        Some(g) => Some(g),
+        None if has_listen_owner => None,
+        None => pool.socket_group(),
+    };
+    let gid = match group {
+        Some(g) => users::group(&g.value).ok()?.gid,
+        None => owner.gid,
+    };
+    Some((owner.uid.as_raw(), gid.as_raw()))
+}
+
 fn check_unix(b: &Backend, sock: &Path, pl: &PoolListen, id: &Identity, problems: &mut Vec<String>) {
     let here = b.directive.loc();
     let Some(dir) = sock.parent() else { return };
@@ -149,9 +169,7 @@ fn check_unix(b: &Backend, sock: &Path, pl: &PoolListen, id: &Identity, problems
                 .get("listen.mode")
                 .and_then(|s| u32::from_str_radix(s.value.trim(), 8).ok())
                 .unwrap_or(0o660);
-            let uid = pool.socket_owner().and_then(|s| users::user(&s.value).ok()).map(|u| u.uid.as_raw());
-            let gid = pool.socket_group().and_then(|s| users::group(&s.value).ok()).map(|g| g.gid.as_raw());
-            if let (Some(uid), Some(gid)) = (uid, gid) {
+            if let Some((uid, gid)) = predicted_socket_owner(pool) {
                 if !id.may(mode, uid, gid, 2) {
                     problems.push(format!(
                         "{here}: pool [{}] will create {} as {}:{} mode {:04o}, which Apache ({}) cannot connect to; \
@@ -283,5 +301,49 @@ pub fn run(o: &CheckOpts) -> i32 {
         0
     } else {
         1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn pool(settings: &[(&str, &str)]) -> Pool {
+        let settings: BTreeMap<String, Setting> = settings
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| {
+                (k.to_string(), Setting { value: v.to_string(), file: PathBuf::from("/p.conf"), line: i + 2 })
+            })
+            .collect();
+        Pool { name: "www".into(), file: PathBuf::from("/p.conf"), line: 1, settings }
+    }
+
+    fn ids(user: &str) -> (u32, u32) {
+        let u = users::user(user).unwrap();
+        (u.uid.as_raw(), u.gid.as_raw())
+    }
+
+    #[test]
+    fn socket_owner_prediction() {
+        let www = ids("www-data");
+        let nobody = ids("nobody");
+        let nogroup = users::group("nogroup").unwrap().gid.as_raw();
+        // listen.owner without listen.group: FPM uses the owner's group, not `group`.
+        let p = pool(&[("listen.owner", "nobody"), ("group", "www-data")]);
+        assert_eq!(predicted_socket_owner(&p), Some((nobody.0, nobody.1)));
+        let p = pool(&[("listen.owner", "www-data")]);
+        assert_eq!(predicted_socket_owner(&p), Some(www), "no group anywhere: still checked");
+        let p = pool(&[("listen.owner", "nobody"), ("listen.group", "www-data"), ("group", "nogroup")]);
+        assert_eq!(predicted_socket_owner(&p), Some((nobody.0, www.1)));
+        // No listen.owner: user/group, as before.
+        let p = pool(&[("user", "www-data"), ("group", "nogroup")]);
+        assert_eq!(predicted_socket_owner(&p), Some((www.0, nogroup)));
+        let p = pool(&[("user", "nobody")]);
+        assert_eq!(predicted_socket_owner(&p), Some(nobody));
+        assert_eq!(predicted_socket_owner(&pool(&[])), None);
+        assert_eq!(predicted_socket_owner(&pool(&[("listen.owner", "no-such-user-4711")])), None);
+        assert_eq!(predicted_socket_owner(&pool(&[("user", "www-data"), ("listen.group", "no-such-group-4711")])), None);
     }
 }

@@ -1,0 +1,238 @@
+//! `check` against temp Apache and PHP-FPM configs: backends without a pool, and what
+//! Apache's User/Group may do with the socket directory and the socket.
+
+mod common;
+
+use common::{require_root, run, Run};
+use harness::WorkDir;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Line of the `SetHandler` in the site file `write_configs` writes.
+const SETHANDLER_LINE: usize = 3;
+
+struct Configs {
+    apache: PathBuf,
+    site: PathBuf,
+    fpm: PathBuf,
+}
+
+/// An Apache config running as `User www-data` / `Group www-data` whose one vhost hands
+/// PHP to `sock` (site.conf line 3), and a PHP-FPM config whose pool `[www]` (line 1)
+/// listens on `sock`, followed by `pool_settings`.
+fn write_configs(d: &WorkDir, sock: &Path, pool_settings: &str) -> Configs {
+    let ap = d.join("apache");
+    std::fs::create_dir_all(&ap).unwrap();
+    let apache = ap.join("apache2.conf");
+    std::fs::write(&apache, "ServerName localhost\nUser www-data\nGroup www-data\nInclude site.conf\n").unwrap();
+    let site = ap.join("site.conf");
+    std::fs::write(
+        &site,
+        format!(
+            "<VirtualHost *:80>\n  <FilesMatch \\.php$>\n    SetHandler \"proxy:unix:{}|fcgi://localhost\"\n  </FilesMatch>\n</VirtualHost>\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let fpm = d.join("php-fpm.conf");
+    std::fs::write(&fpm, format!("[www]\nlisten = {}\n{pool_settings}", sock.display())).unwrap();
+    Configs { apache, site, fpm }
+}
+
+fn check(c: &Configs) -> Run {
+    run(&["check", "--apache-config", &c.apache.to_string_lossy(), "--fpm-config", &c.fpm.to_string_lossy()])
+}
+
+fn mkdir(path: &Path, mode: u32) {
+    std::fs::create_dir_all(path).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+const GOOD_POOL: &str = "user = www-data\ngroup = www-data\nlisten.owner = www-data\nlisten.group = www-data\nlisten.mode = 0660\n";
+
+#[test]
+fn check_socket_dir_not_searchable_by_apache_user() {
+    require_root(); // the directories below are root-owned
+    let d = WorkDir::new("check-dir");
+    let sockdir = d.join("sock");
+    mkdir(&sockdir, 0o700);
+    let sock = sockdir.join("php.sock");
+    let c = write_configs(&d, &sock, GOOD_POOL);
+    let r = check(&c);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let want = format!(
+        "{}:{SETHANDLER_LINE}: Apache runs as www-data but cannot enter {} (mode 0700, root:root); fix: chmod o+x {}",
+        c.site.display(),
+        sockdir.display(),
+        sockdir.display()
+    );
+    assert!(r.stderr.contains(&want), "want {want:?} in:\n{}", r.stderr);
+    assert!(r.stdout.contains(": 1 problem(s)"), "only the directory is reported:\n{}{}", r.stdout, r.stderr);
+
+    // An ancestor on the way is reported by its own name, not the (fine) socket directory.
+    let d = WorkDir::new("check-ancestor");
+    let outer = d.join("outer");
+    mkdir(&outer, 0o750);
+    let sockdir = outer.join("php");
+    mkdir(&sockdir, 0o755);
+    let c = write_configs(&d, &sockdir.join("php.sock"), GOOD_POOL);
+    let r = check(&c);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let want = format!(
+        "{}:{SETHANDLER_LINE}: Apache runs as www-data but cannot enter {} (mode 0750, root:root); fix: chmod o+x {}",
+        c.site.display(),
+        outer.display(),
+        outer.display()
+    );
+    assert!(r.stderr.contains(&want), "want {want:?} in:\n{}", r.stderr);
+
+    // Fixed the way the message says: no problem left.
+    std::fs::set_permissions(&outer, std::fs::Permissions::from_mode(0o751)).unwrap();
+    let r = check(&c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn check_pool_socket_owner_not_usable_by_apache_user() {
+    let d = WorkDir::new("check-owner");
+    let sockdir = d.join("sock");
+    mkdir(&sockdir, 0o755);
+    let sock = sockdir.join("php.sock");
+    let c = write_configs(
+        &d,
+        &sock,
+        "user = www-data\ngroup = www-data\nlisten.owner = nobody\nlisten.group = nogroup\nlisten.mode = 0660\n",
+    );
+    let r = check(&c);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let want = format!(
+        "{}:{SETHANDLER_LINE}: pool [www] will create {} as nobody:nogroup mode 0660, which Apache (www-data) \
+         cannot connect to; fix: set listen.owner/listen.group = www-data in {}:1",
+        c.site.display(),
+        sock.display(),
+        c.fpm.display()
+    );
+    assert!(r.stderr.contains(&want), "want {want:?} in:\n{}", r.stderr);
+    assert!(r.stdout.contains(": 1 problem(s)"), "{}{}", r.stdout, r.stderr);
+
+    // Without listen.group FPM gives the socket listen.owner's group (nogroup), not the
+    // pool's `group`: still unreachable for www-data.
+    let c = write_configs(&d, &sock, "user = www-data\ngroup = www-data\nlisten.owner = nobody\nlisten.mode = 0660\n");
+    let r = check(&c);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("as nobody:nogroup mode 0660, which Apache (www-data) cannot connect to"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("fix: set listen.owner/listen.group = www-data in {}:1", c.fpm.display())), "{}", r.stderr);
+
+    // Group access is enough; a mode without group write is not.
+    let c = write_configs(&d, &sock, "user = nobody\nlisten.owner = nobody\nlisten.group = www-data\nlisten.mode = 0660\n");
+    let r = check(&c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c = write_configs(&d, &sock, "user = nobody\nlisten.owner = nobody\nlisten.group = www-data\nlisten.mode = 0640\n");
+    let r = check(&c);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("as nobody:www-data mode 0640, which Apache (www-data) cannot connect to"), "{}", r.stderr);
+
+    // listen.acl_users replaces the mode bits: not judged.
+    let c = write_configs(&d, &sock, "user = nobody\nlisten.owner = nobody\nlisten.group = nogroup\nlisten.acl_users = www-data\n");
+    let r = check(&c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn check_everything_right_is_ok() {
+    let d = WorkDir::new("check-ok");
+    let sockdir = d.join("sock");
+    mkdir(&sockdir, 0o755);
+    let sock = sockdir.join("php.sock");
+    let c = write_configs(&d, &sock, "user = www-data\nlisten.owner = www-data\nlisten.mode = 0660\n");
+    let r = check(&c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    assert!(r.stdout.contains("1 FastCGI backend(s) checked against 1 pool(s): 0 problem(s)"), "{}", r.stdout);
+}
+
+#[test]
+fn check_existing_socket_permissions() {
+    require_root(); // chown of the socket
+    let d = WorkDir::new("check-sock");
+    let sockdir = d.join("sock");
+    mkdir(&sockdir, 0o755);
+    let sock = sockdir.join("php.sock");
+    // The pool's settings would be fine: the socket that exists is what counts.
+    let c = write_configs(&d, &sock, GOOD_POOL);
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o660)).unwrap();
+    let r = check(&c);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let want = format!(
+        "{}:{SETHANDLER_LINE}: Apache runs as www-data but cannot connect to {} (mode 0660, root:root): \
+         13 Permission denied; fix: set listen.owner/listen.group = www-data (or listen.mode = 0666) in pool [www] ({}:1)",
+        c.site.display(),
+        sock.display(),
+        c.fpm.display()
+    );
+    assert!(r.stderr.contains(&want), "want {want:?} in:\n{}", r.stderr);
+
+    let www = nix::unistd::User::from_name("www-data").unwrap().unwrap();
+    nix::unistd::chown(&sock, None, Some(www.gid)).unwrap();
+    let r = check(&c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn check_reports_mismatch_with_file_and_line() {
+    let d = WorkDir::new("check");
+    let fpm = d.path().join("php-fpm.conf");
+    std::fs::write(&fpm, "[global]\n\n[www]\nuser = www-data\ngroup = www-data\nlisten = /run/php/php8.2-fpm.sock\n")
+        .unwrap();
+    let ap = d.path().join("apache");
+    std::fs::create_dir_all(ap.join("sites-enabled")).unwrap();
+    std::fs::write(ap.join("envvars"), "export APACHE_RUN_USER=www-data\nexport APACHE_RUN_GROUP=www-data\n").unwrap();
+    std::fs::write(
+        ap.join("apache2.conf"),
+        "User ${APACHE_RUN_USER}\nGroup ${APACHE_RUN_GROUP}\nIncludeOptional sites-enabled/*.conf\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ap.join("sites-enabled/x.conf"),
+        "<VirtualHost *:80>\n  DocumentRoot /var/www\n  <FilesMatch \\.php$>\n    SetHandler \"proxy:unix:/run/php/php8.1-fpm.sock|fcgi://localhost\"\n  </FilesMatch>\n</VirtualHost>\n",
+    )
+    .unwrap();
+    let r = run(&[
+        "check",
+        "--apache-config",
+        &ap.join("apache2.conf").to_string_lossy(),
+        "--fpm-config",
+        &fpm.to_string_lossy(),
+    ]);
+    assert_eq!(r.code, 1);
+    let want = format!(
+        "{}:4: SetHandler points at /run/php/php8.1-fpm.sock but no PHP-FPM pool listens there; \
+         pools listen on /run/php/php8.2-fpm.sock ({}:6)",
+        ap.join("sites-enabled/x.conf").display(),
+        fpm.display()
+    );
+    assert!(r.stderr.contains(&want), "{}", r.stderr);
+
+    // Pointing at a pool whose socket Apache can reach: no problem.
+    let sockdir = d.path().join("sock");
+    std::fs::create_dir(&sockdir).unwrap();
+    std::fs::write(
+        &fpm,
+        format!("[www]\nuser = www-data\ngroup = www-data\nlisten = {}/php.sock\nlisten.owner = www-data\n", sockdir.display()),
+    )
+    .unwrap();
+    std::fs::write(
+        ap.join("sites-enabled/x.conf"),
+        format!("ProxyPassMatch ^/(.*\\.php)$ unix:{}/php.sock|fcgi://localhost/var/www/$1\n", sockdir.display()),
+    )
+    .unwrap();
+    let ok = run(&[
+        "check",
+        "--apache-config",
+        &ap.join("apache2.conf").to_string_lossy(),
+        "--fpm-config",
+        &fpm.to_string_lossy(),
+    ]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+}
