@@ -45,9 +45,7 @@ fn main() {
         .expect("bindgen could not read the httpd headers (install apache2-dev and libclang-dev)");
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    bindings
-        .write_to_file(out.join("httpd_bindings.rs"))
-        .expect("writing the generated bindings");
+    bindings.write_to_file(out.join("httpd_bindings.rs")).expect("writing the generated bindings");
 }
 
 fn apxs() -> String {
@@ -62,19 +60,15 @@ fn apxs() -> String {
 
 fn query_tool(tool: &str, args: &[&str]) -> Option<String> {
     let output = Command::new(tool).args(args).output().ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
 fn httpd_include_dir() -> String {
-    env::var("HTTPD_INCLUDE_DIR")
-        .ok()
-        .or_else(|| query_tool(&apxs(), &["-q", "INCLUDEDIR"]))
-        .unwrap_or_else(|| {
-            panic!("cannot find httpd's headers: install apache2-dev (Debian) or httpd-devel (RHEL), or set HTTPD_INCLUDE_DIR")
-        })
+    env::var("HTTPD_INCLUDE_DIR").ok().or_else(|| query_tool(&apxs(), &["-q", "INCLUDEDIR"])).unwrap_or_else(|| {
+        panic!(
+            "cannot find httpd's headers: install apache2-dev (Debian) or httpd-devel (RHEL), or set HTTPD_INCLUDE_DIR"
+        )
+    })
 }
 
 fn apr_include_flags() -> Vec<String> {
@@ -89,9 +83,7 @@ fn apr_include_flags() -> Vec<String> {
 }
 
 fn httpd_cppflags() -> Vec<String> {
-    let flags = env::var("HTTPD_CPPFLAGS")
-        .ok()
-        .or_else(|| query_tool(&apxs(), &["-q", "EXTRA_CPPFLAGS"]))
-        .unwrap_or_default();
+    let flags =
+        env::var("HTTPD_CPPFLAGS").ok().or_else(|| query_tool(&apxs(), &["-q", "EXTRA_CPPFLAGS"])).unwrap_or_default();
     flags.split_whitespace().map(str::to_string).collect()
 }

@@ -10,6 +10,7 @@ scripts/install-deps.sh
 cargo build --locked -p mod_fcgi_resilient
 # One test at a time: they restart PHP-FPM under load on a 2-core machine.
 cargo test --locked --workspace -- --test-threads=1
+cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 scripts/test-packages.sh

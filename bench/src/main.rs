@@ -65,7 +65,9 @@ fn parse_options() -> Result<Options, String> {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--clients" => options.clients = value()?.parse().map_err(|_| "--clients takes a number")?,
-            "--seconds" => options.event_run = Duration::from_secs(value()?.parse().map_err(|_| "--seconds takes a number")?),
+            "--seconds" => {
+                options.event_run = Duration::from_secs(value()?.parse().map_err(|_| "--seconds takes a number")?)
+            }
             "--happy-seconds" => {
                 options.happy_run = Duration::from_secs(value()?.parse().map_err(|_| "--happy-seconds takes a number")?)
             }
@@ -125,8 +127,11 @@ fn run_all(options: &Options) -> Vec<Row> {
     let docroot = dir.join("www");
     std::fs::create_dir_all(&docroot).expect("docroot");
     make_world_readable(&dir);
-    std::fs::write(docroot.join("index.php"), "<?php $s = 0; for ($i = 0; $i < 2000; $i++) { $s += $i; } echo \"ok $s\\n\";\n")
-        .expect("index.php");
+    std::fs::write(
+        docroot.join("index.php"),
+        "<?php $s = 0; for ($i = 0; $i < 2000; $i++) { $s += $i; } echo \"ok $s\\n\";\n",
+    )
+    .expect("index.php");
     make_world_readable(&docroot);
     let mut fpm = PhpFpm::unix(&dir, &docroot);
     let socket = dir.join("php-fpm.sock");
@@ -160,7 +165,13 @@ fn run_all(options: &Options) -> Vec<Row> {
                 report_wait_after_backend_up(front_end, event, &records, up);
             }
             rows.push(summarise(front_end, event.name(), &records, options.event_run, backend_up));
-            eprintln!("{} {}: {} requests, {} failed", front_end.name(), event.name(), records.len(), rows.last().map_or(0, |r| r.failed));
+            eprintln!(
+                "{} {}: {} requests, {} failed",
+                front_end.name(),
+                event.name(),
+                records.len(),
+                rows.last().map_or(0, |r| r.failed)
+            );
         }
         daemon.stop();
     }
@@ -200,7 +211,8 @@ fn measure_happy_paths<'a>(options: &Options, site: &dyn Fn(u16) -> Site<'a>) ->
         })
         .collect();
     for (_, port, _) in &running {
-        load::run(&load_spec(*port, options.clients, Duration::from_secs(1)), Instant::now()); // warm-up
+        load::run(&load_spec(*port, options.clients, Duration::from_secs(1)), Instant::now());
+        // warm-up
     }
     let mut rounds: Vec<Vec<Vec<Record>>> = vec![Vec::new(); running.len()];
     for _ in 0..HAPPY_ROUNDS {
@@ -241,7 +253,13 @@ fn apply(event: Event, fpm: &mut PhpFpm) -> Option<Instant> {
     }
 }
 
-fn summarise(front_end: FrontEnd, event: &'static str, records: &[Record], run: Duration, backend_up: Option<Duration>) -> Row {
+fn summarise(
+    front_end: FrontEnd,
+    event: &'static str,
+    records: &[Record],
+    run: Duration,
+    backend_up: Option<Duration>,
+) -> Row {
     let mut latencies: Vec<Duration> = records.iter().map(|r| r.latency).collect();
     latencies.sort();
     let ok = records.iter().filter(|r| !r.failed()).count();
@@ -267,7 +285,8 @@ fn summarise(front_end: FrontEnd, event: &'static str, records: &[Record], run: 
 /// The spread, not just the p99: the first answers show how fast a front end reacts, the last
 /// ones how long php-fpm's fresh children take to drain the requests that were held.
 fn report_wait_after_backend_up(front_end: FrontEnd, event: Event, records: &[Record], up: Duration) {
-    let mut added: Vec<Duration> = records.iter().filter(|r| r.started < up && r.ended() > up).map(|r| r.ended() - up).collect();
+    let mut added: Vec<Duration> =
+        records.iter().filter(|r| r.started < up && r.ended() > up).map(|r| r.ended() - up).collect();
     added.sort();
     eprintln!(
         "{} {}: {} requests in flight when php-fpm accepted again; answered after min {} / p50 {} / p99 {} ms",
@@ -342,7 +361,15 @@ fn render_table(rows: &[Row]) -> String {
             .iter()
             .zip(COLUMNS)
             .enumerate()
-            .map(|(i, (value, (_, _, width)))| if i < 2 { format!("{value:<width$}") } else { format!("{value:>width$}") })
+            .map(
+                |(i, (value, (_, _, width)))| {
+                    if i < 2 {
+                        format!("{value:<width$}")
+                    } else {
+                        format!("{value:>width$}")
+                    }
+                },
+            )
             .collect();
         padded.join(" ") + "\n"
     };

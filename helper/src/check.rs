@@ -30,9 +30,7 @@ fn same_socket(a: &Path, b: &Path) -> bool {
     if a == b {
         return true;
     }
-    let canon = |p: &Path| -> Option<PathBuf> {
-        Some(std::fs::canonicalize(p.parent()?).ok()?.join(p.file_name()?))
-    };
+    let canon = |p: &Path| -> Option<PathBuf> { Some(std::fs::canonicalize(p.parent()?).ok()?.join(p.file_name()?)) };
     matches!((canon(a), canon(b)), (Some(x), Some(y)) if x == y)
 }
 
@@ -140,10 +138,9 @@ fn check_unix(b: &Backend, sock: &Path, pl: &PoolListen, id: &Identity, problems
     }
     let pool = pl.pool;
     match std::fs::symlink_metadata(sock) {
-        Ok(m) if !m.file_type().is_socket() => problems.push(format!(
-            "{here}: {} exists but is not a socket",
-            sock.display()
-        )),
+        Ok(m) if !m.file_type().is_socket() => {
+            problems.push(format!("{here}: {} exists but is not a socket", sock.display()))
+        }
         Ok(m) => {
             if !id.may(m.mode(), m.uid(), m.gid(), 2) {
                 problems.push(format!(
@@ -165,10 +162,8 @@ fn check_unix(b: &Backend, sock: &Path, pl: &PoolListen, id: &Identity, problems
             if pool.get("listen.acl_users").is_some() || pool.get("listen.acl_groups").is_some() {
                 return;
             }
-            let mode = pool
-                .get("listen.mode")
-                .and_then(|s| u32::from_str_radix(s.value.trim(), 8).ok())
-                .unwrap_or(0o660);
+            let mode =
+                pool.get("listen.mode").and_then(|s| u32::from_str_radix(s.value.trim(), 8).ok()).unwrap_or(0o660);
             if let Some((uid, gid)) = predicted_socket_owner(pool) {
                 if !id.may(mode, uid, gid, 2) {
                     problems.push(format!(
@@ -271,9 +266,10 @@ pub fn run(o: &CheckOpts) -> i32 {
                         )),
                         Some(pl) => {
                             if let Some(allowed) = pl.pool.get("listen.allowed_clients") {
-                                let ok = allowed.value.split(',').map(str::trim).any(|a| {
-                                    a == host || (host == "localhost" && a == "127.0.0.1") || a.is_empty()
-                                });
+                                let ok =
+                                    allowed.value.split(',').map(str::trim).any(|a| {
+                                        a == host || (host == "localhost" && a == "127.0.0.1") || a.is_empty()
+                                    });
                                 if !ok {
                                     problems.push(format!(
                                         "{here}: {what} connects from {host} but pool [{}] only allows {} ({})",
@@ -292,11 +288,7 @@ pub fn run(o: &CheckOpts) -> i32 {
     for p in &problems {
         eprintln!("{p}");
     }
-    println!(
-        "{checked} FastCGI backend(s) checked against {} pool(s): {} problem(s)",
-        pools.len(),
-        problems.len()
-    );
+    println!("{checked} FastCGI backend(s) checked against {} pool(s): {} problem(s)", pools.len(), problems.len());
     if problems.is_empty() {
         0
     } else {
@@ -344,6 +336,9 @@ mod tests {
         assert_eq!(predicted_socket_owner(&p), Some(nobody));
         assert_eq!(predicted_socket_owner(&pool(&[])), None);
         assert_eq!(predicted_socket_owner(&pool(&[("listen.owner", "no-such-user-4711")])), None);
-        assert_eq!(predicted_socket_owner(&pool(&[("user", "www-data"), ("listen.group", "no-such-group-4711")])), None);
+        assert_eq!(
+            predicted_socket_owner(&pool(&[("user", "www-data"), ("listen.group", "no-such-group-4711")])),
+            None
+        );
     }
 }

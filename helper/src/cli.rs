@@ -158,13 +158,8 @@ fn split(arg: &str) -> (String, Option<String>) {
 }
 
 fn parse_prepare(args: &mut Args) -> Result<Command, String> {
-    let mut o = PrepareOpts {
-        fpm_configs: vec![],
-        root: PathBuf::from("/"),
-        mode: 0o755,
-        prefix: None,
-        dry_run: false,
-    };
+    let mut o =
+        PrepareOpts { fpm_configs: vec![], root: PathBuf::from("/"), mode: 0o755, prefix: None, dry_run: false };
     while let Some(a) = args.items.next() {
         let (k, inline) = split(&a);
         match k.as_str() {
@@ -181,13 +176,8 @@ fn parse_prepare(args: &mut Args) -> Result<Command, String> {
 }
 
 fn parse_check(args: &mut Args) -> Result<Command, String> {
-    let mut o = CheckOpts {
-        apache_configs: vec![],
-        fpm_configs: vec![],
-        server_root: None,
-        envvars: None,
-        prefix: None,
-    };
+    let mut o =
+        CheckOpts { apache_configs: vec![], fpm_configs: vec![], server_root: None, envvars: None, prefix: None };
     while let Some(a) = args.items.next() {
         let (k, inline) = split(&a);
         match k.as_str() {
@@ -204,12 +194,7 @@ fn parse_check(args: &mut Args) -> Result<Command, String> {
 }
 
 /// Options shared by `wait` and `reload-and-wait`; returns false if not one of them.
-fn wait_option(
-    o: &mut WaitOpts,
-    k: &str,
-    inline: Option<String>,
-    args: &mut Args,
-) -> Result<bool, String> {
+fn wait_option(o: &mut WaitOpts, k: &str, inline: Option<String>, args: &mut Args) -> Result<bool, String> {
     match k {
         "--timeout" | "-t" => o.timeout = duration::parse(&args.value(k, inline)?)?,
         "--ping" => {
@@ -226,12 +211,7 @@ fn wait_option(
 }
 
 fn empty_wait() -> WaitOpts {
-    WaitOpts {
-        target: String::new(),
-        timeout: Duration::from_secs(30),
-        ping: None,
-        expect: "pong".to_string(),
-    }
+    WaitOpts { target: String::new(), timeout: Duration::from_secs(30), ping: None, expect: "pong".to_string() }
 }
 
 fn set_target(o: &mut WaitOpts, a: String, cmd: &str) -> Result<(), String> {
@@ -304,10 +284,18 @@ mod tests {
 
     #[test]
     fn prepare_options() {
-        let Command::Prepare(o) =
-            p(&["prepare", "--fpm-config", "a.conf", "--fpm-config=b.conf", "--root", "/tmp/r", "--dry-run", "--mode", "0750"])
-                .unwrap()
-        else {
+        let Command::Prepare(o) = p(&[
+            "prepare",
+            "--fpm-config",
+            "a.conf",
+            "--fpm-config=b.conf",
+            "--root",
+            "/tmp/r",
+            "--dry-run",
+            "--mode",
+            "0750",
+        ])
+        .unwrap() else {
             panic!()
         };
         assert_eq!(o.fpm_configs, [PathBuf::from("a.conf"), PathBuf::from("b.conf")]);

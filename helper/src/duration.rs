@@ -4,26 +4,18 @@ use std::time::Duration;
 
 pub fn parse(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     if num.is_empty() {
         return Err(format!("invalid duration `{text}`: expected e.g. 10s, 500ms, 2m or 30"));
     }
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration `{text}`: `{num}` is not a number"))?;
+    let value: f64 = num.parse().map_err(|_| format!("invalid duration `{text}`: `{num}` is not a number"))?;
     let factor = match unit.trim() {
         "" | "s" | "sec" | "secs" => 1.0,
         "ms" => 0.001,
         "m" | "min" => 60.0,
         "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "invalid duration `{text}`: unknown unit `{other}` (use ms, s, m or h)"
-            ))
-        }
+        other => return Err(format!("invalid duration `{text}`: unknown unit `{other}` (use ms, s, m or h)")),
     };
     let secs = value * factor;
     // Bounded so that Instant arithmetic can never overflow on silly input.

@@ -27,7 +27,10 @@ pub struct Record {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
     BadVersion(u8),
-    Truncated { have: usize, need: usize },
+    Truncated {
+        have: usize,
+        need: usize,
+    },
     /// Only the decoder of name-value pairs (which checks the encoder) produces this.
     #[cfg_attr(not(test), allow(dead_code))]
     BadParams(String),
@@ -232,10 +235,8 @@ pub fn read_response<R: Read>(r: &mut R, request_id: u16) -> Result<Response, St
                     if c.len() < 5 {
                         return Err("short END_REQUEST record".to_string());
                     }
-                    let end = EndRequest {
-                        app_status: u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
-                        protocol_status: c[4],
-                    };
+                    let end =
+                        EndRequest { app_status: u32::from_be_bytes([c[0], c[1], c[2], c[3]]), protocol_status: c[4] };
                     return Ok(Response { stdout, stderr, end });
                 }
                 _ => {}
@@ -279,8 +280,11 @@ mod tests {
     #[test]
     fn params_roundtrip_short_and_long() {
         let long = vec![b'x'; 300];
-        let pairs: Vec<(Vec<u8>, Vec<u8>)> =
-            vec![(b"SCRIPT_NAME".to_vec(), b"/ping".to_vec()), (b"LONG".to_vec(), long.clone()), (vec![b'k'; 128], vec![])];
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (b"SCRIPT_NAME".to_vec(), b"/ping".to_vec()),
+            (b"LONG".to_vec(), long.clone()),
+            (vec![b'k'; 128], vec![]),
+        ];
         let enc = encode_params(&pairs);
         assert_eq!(&enc[..2], &[11, 5]);
         assert_eq!(&enc[18..24], &[4, 0x80, 0, 1, 44, b'L']);

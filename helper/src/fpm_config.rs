@@ -69,9 +69,7 @@ pub fn parse_text(
             continue;
         }
         if line.starts_with('#') {
-            return Err(err(
-                "`#` comments are not accepted by PHP-FPM (PHP 7+); use `;`".to_string(),
-            ));
+            return Err(err("`#` comments are not accepted by PHP-FPM (PHP 7+); use `;`".to_string()));
         }
         if let Some(rest) = line.strip_prefix('[') {
             let Some(end) = rest.find(']') else {
@@ -193,7 +191,10 @@ pub struct Pool {
 pub enum Listen {
     Unix(PathBuf),
     /// `host` None means "all addresses" (`listen = 9000`, `*:9000`, `[::]:9000`).
-    Tcp { host: Option<String>, port: u16 },
+    Tcp {
+        host: Option<String>,
+        port: u16,
+    },
 }
 
 impl fmt::Display for Listen {
@@ -215,9 +216,7 @@ pub fn parse_listen(s: &str) -> Result<Listen, String> {
         return Err("empty listen address".to_string());
     }
     if let Some((host, port)) = s.rsplit_once(':') {
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("invalid port `{port}` in listen address `{s}`"))?;
+        let port: u16 = port.parse().map_err(|_| format!("invalid port `{port}` in listen address `{s}`"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let host = match host {
             "" | "*" | "0.0.0.0" | "::" => None,
@@ -307,17 +306,14 @@ impl Loader<'_> {
         if self.stack.len() >= MAX_INCLUDE_DEPTH || self.stack.iter().any(|p| p == file) {
             return Err(here(format!("include loop or nesting too deep at {}", file.display())));
         }
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| here(format!("cannot read {}: {e}", file.display())))?;
+        let text = std::fs::read_to_string(file).map_err(|e| here(format!("cannot read {}: {e}", file.display())))?;
         let env = |name: &str| std::env::var(name).ok();
         let lines = parse_text(&text, file, &env)?;
         self.cfg.files.push(file.to_path_buf());
         self.stack.push(file.to_path_buf());
         for (lineno, line) in lines {
             match line {
-                Line::Section(name) if name.eq_ignore_ascii_case("global") => {
-                    self.current = Current::Global
-                }
+                Line::Section(name) if name.eq_ignore_ascii_case("global") => self.current = Current::Global,
                 Line::Section(name) => {
                     let idx = match self.cfg.pools.iter().position(|p| p.name == name) {
                         Some(i) => i,
@@ -352,11 +348,7 @@ impl Loader<'_> {
 
     fn include(&mut self, pattern: &str, file: &Path, lineno: usize) -> Result<(), ConfError> {
         if pattern.is_empty() {
-            return Err(ConfError {
-                file: file.to_path_buf(),
-                line: lineno,
-                msg: "empty include".to_string(),
-            });
+            return Err(ConfError { file: file.to_path_buf(), line: lineno, msg: "empty include".to_string() });
         }
         let p = Path::new(pattern);
         let full = if p.is_absolute() {
@@ -463,8 +455,7 @@ mod tests {
     #[test]
     fn env_expansion() {
         let env = |n: &str| (n == "V").then(|| "8.2".to_string());
-        let got = parse_text("listen = /run/php${V}.sock\nx = \"${V}\"\ny='${V}'\n", Path::new("f"), &env)
-            .unwrap();
+        let got = parse_text("listen = /run/php${V}.sock\nx = \"${V}\"\ny='${V}'\n", Path::new("f"), &env).unwrap();
         assert_eq!(got[0].1, entry("listen", "/run/php8.2.sock"));
         assert_eq!(got[1].1, entry("x", "8.2"));
         assert_eq!(got[2].1, entry("y", "${V}"));
@@ -494,15 +485,9 @@ mod tests {
     #[test]
     fn listen_forms() {
         assert_eq!(parse_listen("9000").unwrap(), Listen::Tcp { host: None, port: 9000 });
-        assert_eq!(
-            parse_listen("127.0.0.1:9001").unwrap(),
-            Listen::Tcp { host: Some("127.0.0.1".into()), port: 9001 }
-        );
+        assert_eq!(parse_listen("127.0.0.1:9001").unwrap(), Listen::Tcp { host: Some("127.0.0.1".into()), port: 9001 });
         assert_eq!(parse_listen("[::]:9002").unwrap(), Listen::Tcp { host: None, port: 9002 });
-        assert_eq!(
-            parse_listen("[::1]:9003").unwrap(),
-            Listen::Tcp { host: Some("::1".into()), port: 9003 }
-        );
+        assert_eq!(parse_listen("[::1]:9003").unwrap(), Listen::Tcp { host: Some("::1".into()), port: 9003 });
         assert_eq!(parse_listen("/run/php/x.sock").unwrap(), Listen::Unix("/run/php/x.sock".into()));
         assert!(parse_listen("127.0.0.1:http").is_err());
         assert!(parse_listen("99999").is_err());
@@ -513,18 +498,14 @@ mod tests {
         let d = WorkDir::new("fpm");
         let pd = d.path().join("pool.d");
         std::fs::create_dir(&pd).unwrap();
-        std::fs::write(
-            d.path().join("php-fpm.conf"),
-            "[global]\npid = /run/php/fpm.pid\ninclude=pool.d/*.conf\n",
-        )
-        .unwrap();
+        std::fs::write(d.path().join("php-fpm.conf"), "[global]\npid = /run/php/fpm.pid\ninclude=pool.d/*.conf\n")
+            .unwrap();
         std::fs::write(
             pd.join("a.conf"),
             "[alpha]\nuser = www-data\nlisten = /run/php/$pool.sock\nlisten.owner = nobody\n",
         )
         .unwrap();
-        std::fs::write(pd.join("b.conf"), "[beta]\nuser=nobody\ngroup=nogroup\nlisten = 127.0.0.1:9000\n")
-            .unwrap();
+        std::fs::write(pd.join("b.conf"), "[beta]\nuser=nobody\ngroup=nogroup\nlisten = 127.0.0.1:9000\n").unwrap();
         std::fs::write(pd.join("b.conf.dpkg-old"), "garbage without equals\n").unwrap();
         let cfg = load(&d.path().join("php-fpm.conf"), &LoadOptions::default()).unwrap();
         assert_eq!(cfg.pools.len(), 2);

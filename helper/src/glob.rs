@@ -114,11 +114,7 @@ pub fn glob(pattern: &Path) -> Vec<PathBuf> {
                 let part = part.to_string_lossy();
                 if has_magic(&part) {
                     for base in &current {
-                        let dir = if base.as_os_str().is_empty() {
-                            Path::new(".")
-                        } else {
-                            base.as_path()
-                        };
+                        let dir = if base.as_os_str().is_empty() { Path::new(".") } else { base.as_path() };
                         let Ok(rd) = std::fs::read_dir(dir) else { continue };
                         let mut names: Vec<String> = rd
                             .filter_map(|e| e.ok())

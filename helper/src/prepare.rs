@@ -18,9 +18,8 @@ struct Claim {
 fn owner_of(pool: &Pool) -> Result<(u32, u32), String> {
     let (uid, primary) = match pool.socket_owner() {
         Some(s) => {
-            let u = users::user(&s.value).map_err(|e| {
-                format!("{}: {e} (pool [{}]; create it or fix listen.owner/user)", s.loc(), pool.name)
-            })?;
+            let u = users::user(&s.value)
+                .map_err(|e| format!("{}: {e} (pool [{}]; create it or fix listen.owner/user)", s.loc(), pool.name))?;
             (u.uid.as_raw(), u.gid.as_raw())
         }
         // FPM itself refuses a pool without `user` when started as root, so this

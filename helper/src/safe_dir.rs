@@ -41,13 +41,9 @@ impl fmt::Display for Change {
             Change::Create { path, uid, gid, mode } => {
                 write!(f, "create {} ({} {:04o})", path.display(), owner(*uid, *gid), mode)
             }
-            Change::Chown { path, from, to } => write!(
-                f,
-                "chown {} from {} to {}",
-                path.display(),
-                owner(from.0, from.1),
-                owner(to.0, to.1)
-            ),
+            Change::Chown { path, from, to } => {
+                write!(f, "chown {} from {} to {}", path.display(), owner(from.0, from.1), owner(to.0, to.1))
+            }
             Change::Chmod { path, from, to } => {
                 write!(f, "chmod {} from {:04o} to {:04o}", path.display(), from, to)
             }
@@ -58,9 +54,30 @@ impl fmt::Display for Change {
 /// Directories that are shared with the rest of the system: taking them over
 /// (chown to a pool user) would be a privilege escalation, whatever a config says.
 const SYSTEM_DIRS: &[&str] = &[
-    "/", "/bin", "/boot", "/dev", "/dev/shm", "/etc", "/home", "/lib", "/opt", "/proc", "/root",
-    "/run", "/run/user", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/var/lib", "/var/log",
-    "/var/run", "/var/tmp", "/var/www",
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/dev/shm",
+    "/etc",
+    "/home",
+    "/lib",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/run/user",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/var",
+    "/var/lib",
+    "/var/log",
+    "/var/run",
+    "/var/tmp",
+    "/var/www",
 ];
 
 /// Refuses modes that would let anyone plant a socket or symlink in the directory.
@@ -93,9 +110,9 @@ fn components(path: &Path) -> Result<Vec<String>, String> {
     for c in path.components() {
         match c {
             Component::RootDir | Component::CurDir => {}
-            Component::Normal(s) => out.push(
-                s.to_str().ok_or_else(|| format!("{} is not valid UTF-8", path.display()))?.to_string(),
-            ),
+            Component::Normal(s) => {
+                out.push(s.to_str().ok_or_else(|| format!("{} is not valid UTF-8", path.display()))?.to_string())
+            }
             Component::ParentDir | Component::Prefix(_) => {
                 return Err(format!("refusing {}: it contains `..`", path.display()))
             }
@@ -195,15 +212,10 @@ pub fn ensure(root: &Path, want: &Wanted, dry_run: bool) -> Result<Vec<Change>, 
                     Ok(()) | Err(Errno::EEXIST) => {}
                     Err(e) => return Err(format!("cannot create {}: {e}", shown.display())),
                 }
-                let fd = open_dir(Some(&cur), Path::new(name))
-                    .map_err(|e| describe_open_error(&cur, name, &shown, e))?;
+                let fd =
+                    open_dir(Some(&cur), Path::new(name)).map_err(|e| describe_open_error(&cur, name, &shown, e))?;
                 if is_leaf {
-                    changes.push(Change::Create {
-                        path: shown.clone(),
-                        uid: want.uid,
-                        gid: want.gid,
-                        mode: want.mode,
-                    });
+                    changes.push(Change::Create { path: shown.clone(), uid: want.uid, gid: want.gid, mode: want.mode });
                 } else {
                     fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(0o755))
                         .map_err(|e| format!("cannot chmod {}: {e}", shown.display()))?;
@@ -220,11 +232,7 @@ pub fn ensure(root: &Path, want: &Wanted, dry_run: bool) -> Result<Vec<Change>, 
     let just_created = matches!(changes.last(), Some(Change::Create { .. }));
     if (st.st_uid, st.st_gid) != (want.uid, want.gid) {
         if !just_created {
-            changes.push(Change::Chown {
-                path: shown.clone(),
-                from: (st.st_uid, st.st_gid),
-                to: (want.uid, want.gid),
-            });
+            changes.push(Change::Chown { path: shown.clone(), from: (st.st_uid, st.st_gid), to: (want.uid, want.gid) });
         }
         if !dry_run {
             fchown(cur.as_raw_fd(), Some(Uid::from_raw(want.uid)), Some(Gid::from_raw(want.gid)))
@@ -232,11 +240,7 @@ pub fn ensure(root: &Path, want: &Wanted, dry_run: bool) -> Result<Vec<Change>, 
         }
     }
     // chown clears set-id bits, so the mode is (re)applied after it.
-    let mode_after = if dry_run {
-        mode
-    } else {
-        fstat(cur.as_raw_fd()).map(|s| s.st_mode & 0o7777).unwrap_or(mode)
-    };
+    let mode_after = if dry_run { mode } else { fstat(cur.as_raw_fd()).map(|s| s.st_mode & 0o7777).unwrap_or(mode) };
     if mode_after != want.mode {
         if !just_created {
             changes.push(Change::Chmod { path: shown.clone(), from: mode, to: want.mode });

@@ -5,11 +5,7 @@ use nix::unistd::{Gid, Group, Uid, User};
 /// Accepts a name or a numeric id, as FPM and Apache (`#123`) do.
 pub fn user(name: &str) -> Result<User, String> {
     let n = name.trim().trim_start_matches('#');
-    let found = if let Ok(id) = n.parse::<u32>() {
-        User::from_uid(Uid::from_raw(id))
-    } else {
-        User::from_name(n)
-    };
+    let found = if let Ok(id) = n.parse::<u32>() { User::from_uid(Uid::from_raw(id)) } else { User::from_name(n) };
     match found {
         Ok(Some(u)) => Ok(u),
         Ok(None) => Err(format!("user `{name}` does not exist")),
@@ -19,11 +15,7 @@ pub fn user(name: &str) -> Result<User, String> {
 
 pub fn group(name: &str) -> Result<Group, String> {
     let n = name.trim().trim_start_matches('#');
-    let found = if let Ok(id) = n.parse::<u32>() {
-        Group::from_gid(Gid::from_raw(id))
-    } else {
-        Group::from_name(n)
-    };
+    let found = if let Ok(id) = n.parse::<u32>() { Group::from_gid(Gid::from_raw(id)) } else { Group::from_name(n) };
     match found {
         Ok(Some(g)) => Ok(g),
         Ok(None) => Err(format!("group `{name}` does not exist")),

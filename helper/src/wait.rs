@@ -177,10 +177,7 @@ pub fn run(o: &WaitOpts) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!(
-                "fcgi-resilient-helper: {t}: not ready after {:.1}s: {e}",
-                start.elapsed().as_secs_f64()
-            );
+            eprintln!("fcgi-resilient-helper: {t}: not ready after {:.1}s: {e}", start.elapsed().as_secs_f64());
             1
         }
     }

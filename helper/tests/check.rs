@@ -48,7 +48,8 @@ fn mkdir(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-const GOOD_POOL: &str = "user = www-data\ngroup = www-data\nlisten.owner = www-data\nlisten.group = www-data\nlisten.mode = 0660\n";
+const GOOD_POOL: &str =
+    "user = www-data\ngroup = www-data\nlisten.owner = www-data\nlisten.group = www-data\nlisten.mode = 0660\n";
 
 #[test]
 fn check_socket_dir_not_searchable_by_apache_user() {
@@ -120,20 +121,38 @@ fn check_pool_socket_owner_not_usable_by_apache_user() {
     let c = write_configs(&d, &sock, "user = www-data\ngroup = www-data\nlisten.owner = nobody\nlisten.mode = 0660\n");
     let r = check(&c);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("as nobody:nogroup mode 0660, which Apache (www-data) cannot connect to"), "{}", r.stderr);
-    assert!(r.stderr.contains(&format!("fix: set listen.owner/listen.group = www-data in {}:1", c.fpm.display())), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("as nobody:nogroup mode 0660, which Apache (www-data) cannot connect to"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!("fix: set listen.owner/listen.group = www-data in {}:1", c.fpm.display())),
+        "{}",
+        r.stderr
+    );
 
     // Group access is enough; a mode without group write is not.
-    let c = write_configs(&d, &sock, "user = nobody\nlisten.owner = nobody\nlisten.group = www-data\nlisten.mode = 0660\n");
+    let c =
+        write_configs(&d, &sock, "user = nobody\nlisten.owner = nobody\nlisten.group = www-data\nlisten.mode = 0660\n");
     let r = check(&c);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let c = write_configs(&d, &sock, "user = nobody\nlisten.owner = nobody\nlisten.group = www-data\nlisten.mode = 0640\n");
+    let c =
+        write_configs(&d, &sock, "user = nobody\nlisten.owner = nobody\nlisten.group = www-data\nlisten.mode = 0640\n");
     let r = check(&c);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("as nobody:www-data mode 0640, which Apache (www-data) cannot connect to"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("as nobody:www-data mode 0640, which Apache (www-data) cannot connect to"),
+        "{}",
+        r.stderr
+    );
 
     // listen.acl_users replaces the mode bits: not judged.
-    let c = write_configs(&d, &sock, "user = nobody\nlisten.owner = nobody\nlisten.group = nogroup\nlisten.acl_users = www-data\n");
+    let c = write_configs(
+        &d,
+        &sock,
+        "user = nobody\nlisten.owner = nobody\nlisten.group = nogroup\nlisten.acl_users = www-data\n",
+    );
     let r = check(&c);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
@@ -219,7 +238,10 @@ fn check_reports_mismatch_with_file_and_line() {
     std::fs::create_dir(&sockdir).unwrap();
     std::fs::write(
         &fpm,
-        format!("[www]\nuser = www-data\ngroup = www-data\nlisten = {}/php.sock\nlisten.owner = www-data\n", sockdir.display()),
+        format!(
+            "[www]\nuser = www-data\ngroup = www-data\nlisten = {}/php.sock\nlisten.owner = www-data\n",
+            sockdir.display()
+        ),
     )
     .unwrap();
     std::fs::write(

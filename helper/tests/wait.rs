@@ -60,7 +60,16 @@ fn reload_and_wait_real_fpm() {
     harness::wait_until("php-fpm's pid file", Duration::from_secs(20), || pid_file.exists().then_some(()));
     let socket = fpm.listen.address();
     assert_eq!(run(&["wait", &socket, "--timeout", "20s", "--ping", "/ping"]).code, 0);
-    let r = run(&["reload-and-wait", "--pid-file", &pid_file.to_string_lossy(), &socket, "--ping", "/ping", "--timeout", "30s"]);
+    let r = run(&[
+        "reload-and-wait",
+        "--pid-file",
+        &pid_file.to_string_lossy(),
+        &socket,
+        "--ping",
+        "/ping",
+        "--timeout",
+        "30s",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("reloaded"), "{}", r.stdout);
     assert!(fpm.log().contains("reloading"), "php-fpm did not log a reload: {}", fpm.log());

@@ -13,10 +13,7 @@ pub struct BackoffBounds {
 }
 
 impl BackoffBounds {
-    pub const DEFAULT: BackoffBounds = BackoffBounds {
-        min: Duration::from_millis(2),
-        max: Duration::from_millis(20),
-    };
+    pub const DEFAULT: BackoffBounds = BackoffBounds { min: Duration::from_millis(2), max: Duration::from_millis(20) };
 
     pub fn new(min: Duration, max: Duration) -> Result<Self, String> {
         if min.is_zero() {

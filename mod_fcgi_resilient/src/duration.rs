@@ -11,11 +11,7 @@ pub struct DurationError {
 
 impl fmt::Display for DurationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "'{}' is not a duration (a whole number of seconds, or with a unit: 500ms, 10s, 2mi, 1h)",
-            self.value
-        )
+        write!(f, "'{}' is not a duration (a whole number of seconds, or with a unit: 500ms, 10s, 2mi, 1h)", self.value)
     }
 }
 
@@ -34,10 +30,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         "h" => 3_600_000,
         _ => return Err(error()),
     };
-    amount
-        .checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(error)
+    amount.checked_mul(millis_per_unit).map(Duration::from_millis).ok_or_else(error)
 }
 
 /// Renders a duration the way an admin would write it back into the config.

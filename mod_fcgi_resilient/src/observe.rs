@@ -53,7 +53,12 @@ impl AttemptReport {
 
 /// How a handler run ended, for the retry loop. `response_started` is true once any byte
 /// went to the client; `safe_without_body` for GET/HEAD/OPTIONS without a request body.
-pub fn classify_attempt(status: i32, report: &AttemptReport, response_started: bool, safe_without_body: bool) -> Attempt {
+pub fn classify_attempt(
+    status: i32,
+    report: &AttemptReport,
+    response_started: bool,
+    safe_without_body: bool,
+) -> Attempt {
     if status == HANDLER_OK || response_started {
         Attempt::Finished(status)
     } else if report.script_never_started() {
@@ -147,10 +152,7 @@ mod tests {
     #[test]
     fn a_503_after_connecting_is_final_for_requests_with_a_body() {
         assert_eq!(classify_attempt(503, &AttemptReport::default(), false, false), Attempt::Finished(503));
-        assert_eq!(
-            classify_attempt(503, &AttemptReport::default(), false, true),
-            Attempt::DroppedBeforeResponse(503)
-        );
+        assert_eq!(classify_attempt(503, &AttemptReport::default(), false, true), Attempt::DroppedBeforeResponse(503));
         assert_eq!(classify_attempt(504, &AttemptReport::default(), false, true), Attempt::Finished(504));
     }
 

@@ -69,9 +69,14 @@ pub enum ProbeOutcome {
     Accepting,
     /// Not accepting yet for a reason a restart explains; `recreated` when the socket file
     /// changed inode since the previous probe.
-    NotYet { errno: Errno, recreated: bool },
+    NotYet {
+        errno: Errno,
+        recreated: bool,
+    },
     /// Waiting cannot help (e.g. EACCES: the socket's permissions exclude Apache's user).
-    Unusable { errno: Errno },
+    Unusable {
+        errno: Errno,
+    },
 }
 
 /// The connect errors a PHP-FPM restart produces: socket file missing, not listening yet,
@@ -166,12 +171,7 @@ fn errno_of(error: &std::io::Error) -> Errno {
 
 /// Non-blocking, so a full accept backlog answers EAGAIN instead of blocking the probe.
 fn connect_unix(path: &Path) -> Result<(), Errno> {
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
+    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)?;
     let address = UnixAddr::new(path)?;
     use std::os::fd::AsRawFd;
     connect(fd.as_raw_fd(), &address)

@@ -65,8 +65,16 @@ pub enum Start {
 pub enum Outcome {
     /// The handler's own status goes to the client; `retries` counts handler runs after the
     /// first, `waited` whether the request waited for the backend at all.
-    Served { status: i32, retries: u32, waited: bool },
-    GaveUp { reason: GiveUpReason, attempts: u32, last_errno: Option<Errno> },
+    Served {
+        status: i32,
+        retries: u32,
+        waited: bool,
+    },
+    GaveUp {
+        reason: GiveUpReason,
+        attempts: u32,
+        last_errno: Option<Errno>,
+    },
 }
 
 /// `seed` is called only when a request has to wait, keeping the happy path free of it.

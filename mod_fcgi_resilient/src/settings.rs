@@ -90,18 +90,14 @@ pub fn parse_budget(directive: &str, value: &str) -> Result<Duration, String> {
 pub fn parse_backoff(directive: &str, min: &str, max: &str) -> Result<BackoffBounds, String> {
     let min_delay = parse_duration(min).map_err(|e| directive_error(directive, e))?;
     let max_delay = parse_duration(max).map_err(|e| directive_error(directive, e))?;
-    BackoffBounds::new(min_delay, max_delay).map_err(|problem| {
-        directive_error(directive, format!("'{min} {max}': {problem}"))
-    })
+    BackoffBounds::new(min_delay, max_delay)
+        .map_err(|problem| directive_error(directive, format!("'{min} {max}': {problem}")))
 }
 
 pub fn parse_max_waiting(directive: &str, value: &str) -> Result<u32, String> {
     match value.parse::<u32>() {
         Ok(n) if (1..=100_000).contains(&n) => Ok(n),
-        _ => Err(directive_error(
-            directive,
-            format!("'{value}' must be a whole number from 1 to 100000"),
-        )),
+        _ => Err(directive_error(directive, format!("'{value}' must be a whole number from 1 to 100000"))),
     }
 }
 
@@ -111,10 +107,7 @@ pub fn parse_retry_after(directive: &str, value: &str) -> Result<u32, String> {
     }
     match value.parse::<u32>() {
         Ok(n) if (1..=86_400).contains(&n) => Ok(n),
-        _ => Err(directive_error(
-            directive,
-            format!("'{value}' must be a number of seconds from 1 to 86400, or Off"),
-        )),
+        _ => Err(directive_error(directive, format!("'{value}' must be a number of seconds from 1 to 86400, or Off"))),
     }
 }
 
@@ -136,11 +129,8 @@ mod tests {
 
     #[test]
     fn inner_section_overrides_only_what_it_sets() {
-        let server = SectionSettings {
-            enabled: Some(true),
-            budget: Some(Duration::from_secs(30)),
-            ..Default::default()
-        };
+        let server =
+            SectionSettings { enabled: Some(true), budget: Some(Duration::from_secs(30)), ..Default::default() };
         let directory = SectionSettings { enabled: Some(false), ..Default::default() };
         let merged = server.merged_with(directory);
         assert_eq!(merged.enabled, Some(false));

@@ -73,7 +73,12 @@ fn describe_failure(backend: &BackendSnapshot) -> String {
         return "none".to_string();
     }
     let errno = nix::errno::Errno::from_raw(backend.last_failure_errno);
-    format!("{} (errno {}) at {} (Unix time)", errno.desc(), backend.last_failure_errno, backend.last_failure_unix_ms / 1000)
+    format!(
+        "{} (errno {}) at {} (Unix time)",
+        errno.desc(),
+        backend.last_failure_errno,
+        backend.last_failure_unix_ms / 1000
+    )
 }
 
 fn escape_html(text: &str) -> String {
@@ -109,7 +114,15 @@ mod tests {
     #[test]
     fn auto_format_is_key_value_lines() {
         let page = render_auto(&sample(), 0);
-        for line in ["Backends: 1", "TotalRetries: 7", "Backend: unix:/run/php/<x>.sock", "GaveUp: 1", "LongestWaitMs: 2011", "LastFailureErrno: 2", "LastFailureTime: 1764000000"] {
+        for line in [
+            "Backends: 1",
+            "TotalRetries: 7",
+            "Backend: unix:/run/php/<x>.sock",
+            "GaveUp: 1",
+            "LongestWaitMs: 2011",
+            "LastFailureErrno: 2",
+            "LastFailureTime: 1764000000",
+        ] {
             assert!(page.lines().any(|l| l == line), "missing {line:?} in\n{page}");
         }
     }

@@ -111,7 +111,6 @@ impl ApacheConfig {
     }
 }
 
-
 fn default_site(docroot: &Path, php_handler: &str) -> String {
     format!(
         "DocumentRoot {docroot}\n<Directory {docroot}>\n    AllowOverride None\n    Require all granted\n</Directory>\n\

@@ -35,7 +35,13 @@ pub fn post(target: SocketAddr, path: &str, body: &[u8]) -> std::io::Result<Resp
     request(target, "POST", path, body, Duration::from_secs(60))
 }
 
-pub fn request(target: SocketAddr, method: &str, path: &str, body: &[u8], timeout: Duration) -> std::io::Result<Response> {
+pub fn request(
+    target: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<Response> {
     let mut connection = Connection::open(target, timeout)?;
     connection.send(method, path, "localhost", body)
 }
@@ -130,7 +136,8 @@ fn read_chunked_body(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
     loop {
         line.clear();
         reader.read_line(&mut line)?;
-        let size = u64::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).map_err(|_| bad("chunk size"))?;
+        let size =
+            u64::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).map_err(|_| bad("chunk size"))?;
         if size == 0 {
             read_headers(reader)?; // trailers
             return Ok(body);
@@ -160,7 +167,9 @@ mod tests {
 
     #[test]
     fn reads_chunked_body_with_trailers() {
-        let (_, response) = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nX-T: 1\r\n\r\n");
+        let (_, response) = parse(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nX-T: 1\r\n\r\n",
+        );
         assert_eq!(response.body, b"abcde");
     }
 

@@ -12,7 +12,8 @@ fn spent_budget_answers_503_with_retry_after_and_one_clear_error_line() {
     std::fs::write(work.docroot().join("quiet/index.php"), "<?php echo 1;\n").expect("quiet/index.php");
     // Never started: its socket does not exist for the whole test.
     let fpm = PhpFpm::unix(work.path(), &work.docroot());
-    let quiet = format!("<Directory {}/quiet>\n    FcgiResilientRetryAfter Off\n</Directory>", work.docroot().display());
+    let quiet =
+        format!("<Directory {}/quiet>\n    FcgiResilientRetryAfter Off\n</Directory>", work.docroot().display());
     let config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler())
         .with_server_directives(&format!("FcgiResilient On\nFcgiResilientTimeout 1s\n{quiet}"));
     let apache = Apache::start(&work.subdir("apache"), config);
@@ -30,7 +31,13 @@ fn spent_budget_answers_503_with_retry_after_and_one_clear_error_line() {
     let socket = fpm.listen.status_name();
     let give_ups: Vec<&str> = log.lines().filter(|l| l.contains("gave up on backend")).collect();
     assert_eq!(give_ups.len(), 1, "one error line per request given up:\n{log}");
-    for part in [socket.as_str(), "after 1 attempt and ", " probes over ", "FcgiResilientTimeout 1s", "No such file or directory"] {
+    for part in [
+        socket.as_str(),
+        "after 1 attempt and ",
+        " probes over ",
+        "FcgiResilientTimeout 1s",
+        "No such file or directory",
+    ] {
         assert!(give_ups[0].contains(part), "{part:?} missing in {:?}", give_ups[0]);
     }
     assert!(give_ups[0].contains("[fcgi_resilient:error]"), "logged under the module's own name: {:?}", give_ups[0]);
@@ -44,8 +51,9 @@ fn spent_budget_answers_503_with_retry_after_and_one_clear_error_line() {
 fn static_files_keep_serving_while_the_waiting_cap_is_full() {
     let work = WorkDir::new("cap");
     let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
-    let mut config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler())
-        .with_server_directives(&format!("FcgiResilient On\nFcgiResilientTimeout 60s\nFcgiResilientMaxWaiting 2\n{STATUS_LOCATION}"));
+    let mut config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler()).with_server_directives(&format!(
+        "FcgiResilient On\nFcgiResilientTimeout 60s\nFcgiResilientMaxWaiting 2\n{STATUS_LOCATION}"
+    ));
     // One child: the cap is per child process.
     config.processes = Processes { start_servers: 1, server_limit: 1, threads_per_child: 8 };
     let apache = Apache::start(&work.subdir("apache"), config);

@@ -59,15 +59,25 @@ fn restart_under_load(transport: Transport, gap: Duration) {
     let on = apache(&work, "on", &fpm, ON);
     let epoch = Instant::now();
     let mut outage = (epoch, epoch);
-    let results = load::around(&[load_on(&on), load_on(&off)], Duration::from_millis(700), Duration::from_millis(700), || {
-        let stopped = Instant::now();
-        let accepting = fpm.restart_after(gap);
-        outage = (stopped, accepting);
-    });
+    let results =
+        load::around(&[load_on(&on), load_on(&off)], Duration::from_millis(700), Duration::from_millis(700), || {
+            let stopped = Instant::now();
+            let accepting = fpm.restart_after(gap);
+            outage = (stopped, accepting);
+        });
     let (on_records, off_records) = (&results[0], &results[1]);
-    eprintln!("outage {:?}; on: {} requests; off: {:?}", outage.1 - outage.0, on_records.len(), load::failures(off_records));
+    eprintln!(
+        "outage {:?}; on: {} requests; off: {:?}",
+        outage.1 - outage.0,
+        on_records.len(),
+        load::failures(off_records)
+    );
     assert_eq!(load::failed_count(on_records), 0, "{}", describe("module On", on_records, &on));
-    assert!(load::failed_count(off_records) > 0, "module Off failed nothing: the restart did not hit the load\n{}", describe("Off", off_records, &off));
+    assert!(
+        load::failed_count(off_records) > 0,
+        "module Off failed nothing: the restart did not hit the load\n{}",
+        describe("Off", off_records, &off)
+    );
     assert!(
         started_in_outage(on_records, epoch, outage) > 0,
         "no request of the On load started while PHP-FPM was down: the test proved nothing"
@@ -100,7 +110,11 @@ fn restart_is_survived_under_every_mpm() {
         let mut config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler()).with_server_directives(ON);
         config.mpm = mpm;
         if mpm == "prefork" {
-            config.processes = harness::apache::Processes { start_servers: CLIENTS as u32, server_limit: 2 * CLIENTS as u32, threads_per_child: 1 };
+            config.processes = harness::apache::Processes {
+                start_servers: CLIENTS as u32,
+                server_limit: 2 * CLIENTS as u32,
+                threads_per_child: 1,
+            };
         }
         let apache = Apache::start(&work.subdir("apache"), config);
         let results = load::around(&[load_on(&apache)], Duration::from_millis(500), Duration::from_millis(500), || {

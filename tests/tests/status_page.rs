@@ -30,8 +30,9 @@ fn recovering_children(log: &str) -> (usize, BTreeSet<String>) {
 fn counters_follow_a_restart_across_children_and_survive_graceful() {
     let work = WorkDir::new("status");
     let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
-    let mut config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler())
-        .with_server_directives(&format!("FcgiResilient On\nFcgiResilientTimeout 60s\nFcgiResilientMaxWaiting 64\n{STATUS_LOCATION}"));
+    let mut config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler()).with_server_directives(&format!(
+        "FcgiResilient On\nFcgiResilientTimeout 60s\nFcgiResilientMaxWaiting 64\n{STATUS_LOCATION}"
+    ));
     // Several children, so that the counters must be shared to add up.
     config.processes = Processes { start_servers: 4, server_limit: 4, threads_per_child: 8 };
     let mut apache = Apache::start(&work.subdir("apache"), config);

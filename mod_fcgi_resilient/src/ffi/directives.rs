@@ -8,8 +8,7 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr::{null, null_mut};
 
 type Take1 = unsafe extern "C" fn(*mut sys::cmd_parms, *mut c_void, *const c_char) -> *const c_char;
-type Take2 =
-    unsafe extern "C" fn(*mut sys::cmd_parms, *mut c_void, *const c_char, *const c_char) -> *const c_char;
+type Take2 = unsafe extern "C" fn(*mut sys::cmd_parms, *mut c_void, *const c_char, *const c_char) -> *const c_char;
 
 /// Server config, virtual host and <Directory>/<Location>/<Files>, but not .htaccess.
 const CONTEXTS: c_int = (sys::RSRC_CONF | sys::ACCESS_CONF) as c_int;
@@ -61,7 +60,11 @@ pub static TABLE: CommandTable = CommandTable([
     take1(c"FcgiResilientTimeout", set_budget, c"total time a request may wait for the backend (e.g. 10, 10s, 500ms)"),
     take2(c"FcgiResilientBackoff", set_backoff, c"shortest and longest pause between probes (e.g. 2ms 20ms)"),
     take1(c"FcgiResilientMaxWaiting", set_max_waiting, c"how many requests of one child process may wait at once"),
-    take1(c"FcgiResilientRetryIdempotent", set_retry_idempotent, c"On|Off: repeat GET/HEAD/OPTIONS without a body when the backend dropped them before responding"),
+    take1(
+        c"FcgiResilientRetryIdempotent",
+        set_retry_idempotent,
+        c"On|Off: repeat GET/HEAD/OPTIONS without a body when the backend dropped them before responding",
+    ),
     take1(c"FcgiResilientRetryAfter", set_retry_after, c"seconds for the Retry-After header of a final 503, or Off"),
     END_OF_TABLE,
 ]);
@@ -83,9 +86,7 @@ unsafe fn apply(
     let values: Vec<&str> = values.iter().map(String::as_str).collect();
     // SAFETY: `config` is this module's per-directory config for the section being read.
     let settings = unsafe { &mut *(config as *mut SectionSettings) };
-    match guard("a directive", Err(format!("{directive}: internal error")), || {
-        parse(&directive, &values, settings)
-    }) {
+    match guard("a directive", Err(format!("{directive}: internal error")), || parse(&directive, &values, settings)) {
         Ok(()) => null(),
         // SAFETY: cmd->pool lives at least as long as httpd needs the message.
         Err(message) => unsafe { pool_string((*cmd).pool, &message) },
@@ -133,7 +134,11 @@ unsafe extern "C" fn set_backoff(
     }
 }
 
-unsafe extern "C" fn set_max_waiting(cmd: *mut sys::cmd_parms, config: *mut c_void, value: *const c_char) -> *const c_char {
+unsafe extern "C" fn set_max_waiting(
+    cmd: *mut sys::cmd_parms,
+    config: *mut c_void,
+    value: *const c_char,
+) -> *const c_char {
     // SAFETY: arguments are exactly what httpd passes a TAKE1 directive.
     unsafe {
         apply(cmd, config, &[value], |name, v, s| {
@@ -157,7 +162,11 @@ unsafe extern "C" fn set_retry_idempotent(
     }
 }
 
-unsafe extern "C" fn set_retry_after(cmd: *mut sys::cmd_parms, config: *mut c_void, value: *const c_char) -> *const c_char {
+unsafe extern "C" fn set_retry_after(
+    cmd: *mut sys::cmd_parms,
+    config: *mut c_void,
+    value: *const c_char,
+) -> *const c_char {
     // SAFETY: arguments are exactly what httpd passes a TAKE1 directive.
     unsafe {
         apply(cmd, config, &[value], |name, v, s| {

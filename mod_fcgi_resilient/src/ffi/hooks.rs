@@ -32,7 +32,11 @@ pub unsafe extern "C" fn register(_pool: *mut sys::apr_pool_t) {
     })
 }
 
-unsafe extern "C" fn pre_config(_pconf: *mut sys::apr_pool_t, _plog: *mut sys::apr_pool_t, _ptemp: *mut sys::apr_pool_t) -> c_int {
+unsafe extern "C" fn pre_config(
+    _pconf: *mut sys::apr_pool_t,
+    _plog: *mut sys::apr_pool_t,
+    _ptemp: *mut sys::apr_pool_t,
+) -> c_int {
     guard("pre_config", sys::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
         match proxy::register_ahead_of_mod_proxy_fcgi(scheme_handler::handle) {
             Ok(()) => OK,

@@ -95,7 +95,10 @@ pub unsafe fn run_handlers_after(ours: SchemeHandler, call: &SchemeCall) -> c_in
     }
     // SAFETY: the hook array holds `nelts` proxy_LINK_scheme_handler_t entries.
     let entries = unsafe {
-        std::slice::from_raw_parts((*handlers).elts as *const sys::proxy_LINK_scheme_handler_t, (*handlers).nelts as usize)
+        std::slice::from_raw_parts(
+            (*handlers).elts as *const sys::proxy_LINK_scheme_handler_t,
+            (*handlers).nelts as usize,
+        )
     };
     let position = entries.iter().position(|entry| entry.pFunc.map(|f| f as usize) == Some(ours as usize));
     let Some(position) = position else { return declined };

@@ -12,9 +12,9 @@ use super::log::{self, mark};
 use super::proxy::{self, SchemeCall};
 use super::{dir_config, guard::guard, hooks, status_handler, sys};
 use crate::duration::format_duration;
+use crate::known_down::KnownDown;
 use crate::observe::{self, classify_attempt};
 use crate::probe::{BackendAddress, ProbeOutcome, Prober, WaitEnd};
-use crate::known_down::KnownDown;
 use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits, Start};
 use crate::settings::{default_max_waiting, Policy};
 use crate::stats::{unix_millis_now, BackendSlot, WaitingGuard};
@@ -260,7 +260,9 @@ impl Backend for HttpdBackend {
         }
         let (r, elapsed) = (self.call.r, self.started.elapsed());
         // SAFETY: a live request.
-        unsafe { log::for_request(r, log::TRACE1, mark!(), || format!("probe at {} us: {outcome:?}", elapsed.as_micros())) };
+        unsafe {
+            log::for_request(r, log::TRACE1, mark!(), || format!("probe at {} us: {outcome:?}", elapsed.as_micros()))
+        };
         outcome
     }
 

@@ -57,7 +57,8 @@ unsafe fn serve(r: *mut sys::request_rec) -> c_int {
         return DECLINED;
     }
     // SAFETY: a non-null args is the request's NUL-terminated query string.
-    let query = (!request.args.is_null()).then(|| unsafe { CStr::from_ptr(request.args) }.to_string_lossy().into_owned());
+    let query =
+        (!request.args.is_null()).then(|| unsafe { CStr::from_ptr(request.args) }.to_string_lossy().into_owned());
     let (backends, untracked) = shared_table().map(|t| (t.snapshot(), t.untracked_events())).unwrap_or_default();
     let (content_type, body) = if wants_machine_format(query.as_deref()) {
         (c"text/plain; charset=utf-8", render_auto(&backends, untracked))
