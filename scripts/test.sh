@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, then runs every crate's unit tests,
 # the integration tests against a real Apache and a real php-fpm on 127.0.0.1, clippy, and
-# the package tests (.deb installed and purged, .rpm inspected).
+# the package tests (.deb installed and purged, .rpm inspected); rustfmt checks the format.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
