@@ -48,9 +48,13 @@ pub unsafe extern "C" fn handle(r: *mut sys::request_rec) -> c_int {
 }
 
 unsafe fn serve(r: *mut sys::request_rec) -> c_int {
-    // SAFETY: a live request; handler and args are NUL-terminated or null.
+    // SAFETY: httpd hands handlers a live request.
     let request = unsafe { &*r };
-    if request.handler.is_null() || unsafe { CStr::from_ptr(request.handler) }.to_bytes() != HANDLER_NAME {
+    if request.handler.is_null() {
+        return DECLINED;
+    }
+    // SAFETY: checked non-null above; httpd's handler names are NUL-terminated.
+    if unsafe { CStr::from_ptr(request.handler) }.to_bytes() != HANDLER_NAME {
         return DECLINED;
     }
     if request.method_number != sys::M_GET as c_int {
