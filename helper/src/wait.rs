@@ -213,6 +213,5 @@ mod tests {
         let start = Instant::now();
         let e = wait_until(&Target::Unix("/nonexistent/x.sock".into()), &o, start, start + o.timeout).unwrap_err();
         assert!(e.contains("connect"), "{e}");
-        assert!(start.elapsed() < Duration::from_secs(10));
     }
 }
