@@ -176,6 +176,9 @@ defaults
 fcgi-app php
     docroot {docroot}
     index index.php
+    # Without this php-fpm keeps each connection open, and its children stay pinned to the
+    # first clients while the others hang until "timeout server" (24 of 32 clients, 30 s).
+    no option keep-conn
 frontend site
     bind 127.0.0.1:{port}
     default_backend php

@@ -83,3 +83,27 @@ fn reload_and_wait_real_fpm() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("not php-fpm"), "{}", r.stderr);
 }
+
+/// On a terminal, `wait` shows one progress line at most once a second; piped, none.
+/// The terminal is a pty from util-linux's `script`, which Debian always has.
+#[test]
+fn progress_line_only_on_a_terminal_and_at_most_once_a_second() {
+    let work = WorkDir::new("wait-tty");
+    let missing = work.join("never.sock");
+    let missing = missing.to_string_lossy();
+    let piped = run(&["wait", &missing, "--timeout", "2500ms"]);
+    assert_eq!(piped.code, 1);
+    assert!(!piped.stderr.contains("waiting for"), "progress line without a terminal: {}", piped.stderr);
+
+    let command = format!("{} wait {missing} --timeout 2500ms", common::BIN);
+    let out = std::process::Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .output()
+        .expect("script(1) from util-linux");
+    let transcript = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{transcript}");
+    let updates = transcript.matches("waiting for").count();
+    // Shown at once, then only when a second has passed: a 2.5 s wait has room for 3 at most.
+    assert!((1..=3).contains(&updates), "{updates} progress updates in 2.5 s:\n{transcript:?}");
+    assert!(transcript.contains("not ready"), "the final error still ends the wait:\n{transcript:?}");
+}
