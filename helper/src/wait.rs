@@ -151,9 +151,9 @@ pub fn wait_until(t: &Target, o: &WaitOpts, start: Instant, deadline: Instant) -
         }
         if tty && last_progress.is_none_or(|p| now.duration_since(p) >= Duration::from_secs(1)) {
             eprint!(
-                "\r\x1b[Kwaiting for {t} ({}s of {}s): {last_err}",
+                "\r\x1b[Kwaiting for {t} ({}s of {:?}): {last_err}",
                 now.duration_since(start).as_secs(),
-                o.timeout.as_secs()
+                o.timeout
             );
             let _ = std::io::stderr().flush();
             last_progress = Some(now);
