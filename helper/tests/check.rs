@@ -48,6 +48,15 @@ fn mkdir(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// A work dir with `sock/` (mode 0755) in it, and the socket path `sock/php.sock`.
+fn socket_in_searchable_dir(name: &str) -> (WorkDir, PathBuf) {
+    let d = WorkDir::new(name);
+    let sockdir = d.join("sock");
+    mkdir(&sockdir, 0o755);
+    let sock = sockdir.join("php.sock");
+    (d, sock)
+}
+
 const GOOD_POOL: &str =
     "user = www-data\ngroup = www-data\nlisten.owner = www-data\nlisten.group = www-data\nlisten.mode = 0660\n";
 
@@ -95,10 +104,7 @@ fn check_socket_dir_not_searchable_by_apache_user() {
 
 #[test]
 fn check_pool_socket_owner_not_usable_by_apache_user() {
-    let d = WorkDir::new("check-owner");
-    let sockdir = d.join("sock");
-    mkdir(&sockdir, 0o755);
-    let sock = sockdir.join("php.sock");
+    let (d, sock) = socket_in_searchable_dir("check-owner");
     let c = write_configs(
         &d,
         &sock,
@@ -159,10 +165,7 @@ fn check_pool_socket_owner_not_usable_by_apache_user() {
 
 #[test]
 fn check_everything_right_is_ok() {
-    let d = WorkDir::new("check-ok");
-    let sockdir = d.join("sock");
-    mkdir(&sockdir, 0o755);
-    let sock = sockdir.join("php.sock");
+    let (d, sock) = socket_in_searchable_dir("check-ok");
     let c = write_configs(&d, &sock, "user = www-data\nlisten.owner = www-data\nlisten.mode = 0660\n");
     let r = check(&c);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -173,10 +176,7 @@ fn check_everything_right_is_ok() {
 #[test]
 fn check_existing_socket_permissions() {
     require_root(); // chown of the socket
-    let d = WorkDir::new("check-sock");
-    let sockdir = d.join("sock");
-    mkdir(&sockdir, 0o755);
-    let sock = sockdir.join("php.sock");
+    let (d, sock) = socket_in_searchable_dir("check-sock");
     // The pool's settings would be fine: the socket that exists is what counts.
     let c = write_configs(&d, &sock, GOOD_POOL);
     let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
