@@ -271,15 +271,21 @@ EOF
     check "PHP-FPM stopped (SIGTERM) and started under load, module On: $bad of 960 requests not 200" test "$bad" = 0
     stop_apache
 
+    # Leaves Apache running.
+    apache_still_works() {
+        local when=$1 out
+        out=$(apachectl configtest 2>&1) || true
+        check "$when: apachectl configtest" contains "$out" "Syntax OK"
+        check "$when: apachectl start" start_apache
+        check "$when: PHP through mod_proxy_fcgi: 200" test "$(http_code "$url")" = 200
+    }
+
     # --- remove --------------------------------------------------------------------------------
     check "apt-get remove $pkg" apt remove "$pkg"
     check "after remove: fcgi_resilient disabled" bash -c '! a2query -q -m fcgi_resilient'
     check "after remove: module file gone, conffiles kept" \
         bash -c '[[ ! -e /usr/lib/apache2/modules/mod_fcgi_resilient.so && -f /etc/apache2/mods-available/fcgi_resilient.load ]]'
-    out=$(apachectl configtest 2>&1) || true
-    check "after remove: apachectl configtest" contains "$out" "Syntax OK"
-    check "after remove: apachectl start" start_apache
-    check "after remove: PHP through mod_proxy_fcgi: 200" test "$(http_code "$url")" = 200
+    apache_still_works "after remove"
     # The same restart without the module: shows the check above can fail.
     restart_under_load
     check "control, module removed: $bad of 960 requests not 200 (expected > 0)" test "$bad" -gt 0
@@ -289,10 +295,7 @@ EOF
     check "apt-get purge $pkg" apt purge "$pkg"
     check "after purge: conffiles and a2enmod state gone" \
         bash -c '[[ ! -e /etc/apache2/mods-available/fcgi_resilient.load && ! -e /etc/apache2/mods-available/fcgi_resilient.conf ]] && ! compgen -G "/var/lib/apache2/module/*/fcgi_resilient" >/dev/null'
-    out=$(apachectl configtest 2>&1) || true
-    check "after purge: apachectl configtest" contains "$out" "Syntax OK"
-    check "after purge: apachectl start" start_apache
-    check "after purge: PHP through mod_proxy_fcgi: 200" test "$(http_code "$url")" = 200
+    apache_still_works "after purge"
     stop_apache
     stop_fpm
 
