@@ -97,30 +97,31 @@ fn prepare_refuses_symlinked_socket_dir() {
     assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0, "created inside the symlink target");
 }
 
-#[test]
-fn prepare_unknown_user_is_a_clear_error() {
-    let d = WorkDir::new("nouser");
+/// Runs `prepare` on `fpm_conf` in an empty temp root; it must fail (exit 1), create nothing
+/// under the root, and its stderr is returned.
+fn prepare_refused(name: &str, fpm_conf: &str) -> String {
+    let d = WorkDir::new(name);
     let conf = d.path().join("fpm.conf");
-    std::fs::write(&conf, "[x]\nuser = no-such-user-4711\nlisten = /run/php/x.sock\n").unwrap();
+    std::fs::write(&conf, fpm_conf).unwrap();
     let root = d.path().join("root");
     std::fs::create_dir(&root).unwrap();
     let r = run(&["prepare", "--fpm-config", &conf.to_string_lossy(), "--root", &root.to_string_lossy()]);
-    assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("fpm.conf:2: user `no-such-user-4711` does not exist"), "{}", r.stderr);
-    assert!(!root.join("run").exists());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!root.join("run").exists(), "created directories although it failed");
+    r.stderr
+}
+
+#[test]
+fn prepare_unknown_user_is_a_clear_error() {
+    let stderr = prepare_refused("nouser", "[x]\nuser = no-such-user-4711\nlisten = /run/php/x.sock\n");
+    assert!(stderr.contains("fpm.conf:2: user `no-such-user-4711` does not exist"), "{stderr}");
 }
 
 #[test]
 fn prepare_malformed_config_changes_nothing() {
-    let d = WorkDir::new("malformed");
-    let conf = d.path().join("fpm.conf");
-    std::fs::write(&conf, "[x]\nuser = www-data\nlisten = /run/php/x.sock\nlisten.owner \"www-data\n").unwrap();
-    let root = d.path().join("root");
-    std::fs::create_dir(&root).unwrap();
-    let r = run(&["prepare", "--fpm-config", &conf.to_string_lossy(), "--root", &root.to_string_lossy()]);
-    assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("fpm.conf:4: "), "{}", r.stderr);
-    assert!(!root.join("run").exists());
+    let stderr =
+        prepare_refused("malformed", "[x]\nuser = www-data\nlisten = /run/php/x.sock\nlisten.owner \"www-data\n");
+    assert!(stderr.contains("fpm.conf:4: "), "{stderr}");
 }
 
 #[test]
