@@ -33,6 +33,7 @@ fn main() {
         .allowlist_function("apr_palloc|apr_pstrdup|apr_pstrndup|apr_table_get|apr_table_setn|apr_table_unset")
         .allowlist_function("apr_pool_cleanup_register|apr_pool_cleanup_null|apr_time_now")
         .allowlist_function("apr_pool_userdata_get|apr_pool_userdata_set")
+        .allowlist_function("ap_get_conn_socket|apr_os_sock_get")
         .allowlist_var("apr_hook_debug_current|ap_server_conf")
         .allowlist_var("MODULE_MAGIC_.*|APLOG_.*|HTTP_.*|OK|DECLINED|DONE|RSRC_CONF|ACCESS_CONF|OR_.*")
         .allowlist_var("PROXY_WORKER_.*|APR_HOOK_.*|AP_MPMQ_.*|AP_SQ_.*|M_GET|M_OPTIONS|AP_SLOTMEM_.*")

@@ -14,3 +14,4 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_shm.h>
+#include <apr_portable.h>

@@ -1,16 +1,18 @@
 //! mod_fcgi_resilient: mod_proxy_fcgi waits out a PHP-FPM restart instead of answering 503.
 //!
 //! Layout: `ffi` is the only place that touches httpd (generated bindings, the module record,
-//! hook and directive registration, logging). Everything else is plain Rust that unit-tests
-//! without Apache: directive parsing and merging (`settings`, `duration`), the retry policy
-//! (`retry`, `backoff`, `waiting`, `known_down`), looking at the backend (`probe`), learning what
-//! mod_proxy did during an attempt (`observe`), and the shared counters behind the status
-//! page (`stats`, `status_page`).
+//! hook and directive registration, logging, a safe `Request` over `request_rec`). Everything
+//! else is plain Rust that unit-tests without Apache: directive parsing and merging
+//! (`settings`, `duration`), the retry policy (`retry`, `backoff`, `waiting`, `known_down`),
+//! what one handler call left behind (`attempt`), when a balancer member should fail over
+//! rather than wait (`balancer`), looking at the backend and the client (`probe`), and the
+//! shared counters behind the status page (`stats`, `status_page`).
 
+pub mod attempt;
 pub mod backoff;
+pub mod balancer;
 pub mod duration;
 pub mod known_down;
-pub mod observe;
 pub mod probe;
 pub mod retry;
 pub mod settings;

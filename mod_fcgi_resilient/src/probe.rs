@@ -1,13 +1,14 @@
 //! Looking at the backend from outside mod_proxy: is its socket there, is it the same socket as
 //! before, does it accept a connection now? And waiting for it, woken early when the socket
-//! file of a Unix-socket backend reappears.
+//! file of a Unix-socket backend reappears — or when the client hangs up, since nobody is left
+//! to serve then.
 
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 use std::fmt;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -61,6 +62,7 @@ impl BackendAddress {
 pub enum WaitEnd {
     DelayPassed,
     SocketDirectoryChanged,
+    ClientGone,
 }
 
 /// What one probe found.
@@ -90,11 +92,22 @@ pub struct Prober {
     last_inode: Option<u64>,
     resolved: Option<Vec<SocketAddr>>,
     socket_appeared: Option<SocketDirWatch>,
+    client: Option<ClientWatch>,
 }
 
 impl Prober {
     pub fn new(address: BackendAddress) -> Self {
-        Prober { address, last_inode: None, resolved: None, socket_appeared: None }
+        Prober { address, last_inode: None, resolved: None, socket_appeared: None, client: None }
+    }
+
+    /// Waits also end when this client connection is closed by its peer.
+    pub fn watch_client(&mut self, client: ClientWatch) {
+        self.client = Some(client);
+    }
+
+    /// True once the watched client has closed its connection.
+    pub fn client_gone(&self) -> bool {
+        self.client.as_ref().is_some_and(|client| client.has_hung_up(Duration::ZERO))
     }
 
     pub fn address(&self) -> &BackendAddress {
@@ -109,18 +122,15 @@ impl Prober {
         }
     }
 
-    /// Sleeps for `delay`, or less if the Unix socket's directory sees a new entry.
+    /// Sleeps for `delay`, or less if the Unix socket's directory sees a new entry or the
+    /// client hangs up.
     pub fn wait(&mut self, delay: Duration) -> WaitEnd {
         if let BackendAddress::Unix(path) = &self.address {
             if self.socket_appeared.is_none() {
                 self.socket_appeared = SocketDirWatch::new(path);
             }
-            if let Some(watch) = &self.socket_appeared {
-                return watch.wait(delay);
-            }
         }
-        std::thread::sleep(delay);
-        WaitEnd::DelayPassed
+        wait_for_either(self.socket_appeared.as_ref(), self.client.as_ref(), delay)
     }
 
     fn probe_unix(&mut self, path: &Path) -> ProbeOutcome {
@@ -173,8 +183,71 @@ fn errno_of(error: &std::io::Error) -> Errno {
 fn connect_unix(path: &Path) -> Result<(), Errno> {
     let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)?;
     let address = UnixAddr::new(path)?;
-    use std::os::fd::AsRawFd;
     connect(fd.as_raw_fd(), &address)
+}
+
+/// The client's connection, watched for the peer closing it: POLLRDHUP (FIN), POLLHUP and
+/// POLLERR (RST). It never asks for POLLIN and never reads, so a request body or a pipelined
+/// request still unread in the socket is left to httpd. A client that half-closes after
+/// sending its request looks gone too; HTTP clients do not do that while awaiting an answer.
+pub struct ClientWatch {
+    fd: OwnedFd,
+}
+
+const HUNG_UP: i16 = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR;
+
+impl ClientWatch {
+    /// `fd` is a duplicate of the client socket, owned by the watch.
+    pub fn new(fd: OwnedFd) -> Self {
+        ClientWatch { fd }
+    }
+
+    fn poll_entry(&self) -> libc::pollfd {
+        libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 }
+    }
+
+    fn has_hung_up(&self, patience: Duration) -> bool {
+        let mut entries = [self.poll_entry()];
+        poll_entries(&mut entries, patience) && entries[0].revents & HUNG_UP != 0
+    }
+}
+
+/// libc's poll rather than nix's: nix cannot report POLLRDHUP, a Linux-only flag.
+fn poll_entries(entries: &mut [libc::pollfd], patience: Duration) -> bool {
+    let millis = patience.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: `entries` is a valid, exclusively borrowed array of `entries.len()` pollfd
+    // records whose descriptors the caller owns for the duration of the call.
+    let ready = unsafe { libc::poll(entries.as_mut_ptr(), entries.len() as libc::nfds_t, millis) };
+    ready > 0
+}
+
+/// Sleeps up to `delay` unless the socket directory changes or the client hangs up.
+fn wait_for_either(socket_dir: Option<&SocketDirWatch>, client: Option<&ClientWatch>, delay: Duration) -> WaitEnd {
+    let delay = delay.max(Duration::from_millis(1));
+    if socket_dir.is_none() && client.is_none() {
+        std::thread::sleep(delay);
+        return WaitEnd::DelayPassed;
+    }
+    let mut entries: Vec<libc::pollfd> = socket_dir.map(SocketDirWatch::poll_entry).into_iter().collect();
+    entries.extend(client.map(ClientWatch::poll_entry));
+    if !poll_entries(&mut entries, delay) {
+        return WaitEnd::DelayPassed;
+    }
+    let (dir_entry, client_entry) = match socket_dir {
+        Some(_) => (entries.first(), entries.get(1)),
+        None => (None, entries.first()),
+    };
+    let dir_changed = dir_entry.is_some_and(|entry| entry.revents & libc::POLLIN != 0);
+    if let (true, Some(dir)) = (dir_changed, socket_dir) {
+        dir.drain_events();
+    }
+    if client_entry.is_some_and(|entry| entry.revents & HUNG_UP != 0) {
+        WaitEnd::ClientGone
+    } else if dir_changed {
+        WaitEnd::SocketDirectoryChanged
+    } else {
+        WaitEnd::DelayPassed
+    }
 }
 
 /// An inotify watch on the socket's directory. PHP-FPM's bind() creates the socket file there
@@ -196,20 +269,16 @@ impl SocketDirWatch {
         Some(SocketDirWatch { inotify })
     }
 
-    fn wait(&self, delay: Duration) -> WaitEnd {
-        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        let millis = delay.as_millis().clamp(1, i32::MAX as u128) as i32;
-        let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
-        let woken = matches!(poll(&mut fds, PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)), Ok(n) if n > 0);
-        if !woken {
-            return WaitEnd::DelayPassed;
-        }
+    fn poll_entry(&self) -> libc::pollfd {
+        libc::pollfd { fd: self.inotify.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 }
+    }
+
+    fn drain_events(&self) {
         while let Ok(events) = self.inotify.read_events() {
             if events.is_empty() {
                 break;
             }
         }
-        WaitEnd::SocketDirectoryChanged
     }
 }
 
@@ -338,5 +407,52 @@ mod tests {
         let end = prober.wait(Duration::from_secs(20));
         let _listener = creator.join().unwrap();
         assert_eq!(end, WaitEnd::SocketDirectoryChanged);
+    }
+
+    fn watched_pair() -> (std::os::unix::net::UnixStream, ClientWatch) {
+        let (client, server_side) = std::os::unix::net::UnixStream::pair().unwrap();
+        (client, ClientWatch::new(OwnedFd::from(server_side)))
+    }
+
+    #[test]
+    fn a_client_with_unread_data_is_still_there() {
+        use std::io::Write;
+        let (mut client, watch) = watched_pair();
+        client.write_all(b"POST / HTTP/1.1\r\n").unwrap();
+        assert!(!watch.has_hung_up(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn a_client_that_closed_is_gone_even_with_unread_data() {
+        use std::io::Write;
+        let (mut client, watch) = watched_pair();
+        client.write_all(b"body bytes nobody read").unwrap();
+        drop(client);
+        assert!(watch.has_hung_up(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_wait_ends_when_the_client_hangs_up() {
+        let dir = temp_dir("client");
+        let (client, watch) = watched_pair();
+        let mut prober = Prober::new(BackendAddress::Unix(dir.join("php.sock")));
+        prober.watch_client(watch);
+        assert!(!prober.client_gone());
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(client);
+        });
+        assert_eq!(prober.wait(Duration::from_secs(20)), WaitEnd::ClientGone);
+        closer.join().unwrap();
+        assert!(prober.client_gone());
+    }
+
+    #[test]
+    fn a_tcp_backend_wait_also_ends_when_the_client_hangs_up() {
+        let (client, watch) = watched_pair();
+        let mut prober = Prober::new(BackendAddress::Tcp { host: "127.0.0.1".into(), port: 9 });
+        prober.watch_client(watch);
+        drop(client);
+        assert_eq!(prober.wait(Duration::from_secs(20)), WaitEnd::ClientGone);
     }
 }

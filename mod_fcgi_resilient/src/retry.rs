@@ -25,8 +25,13 @@ pub enum Attempt {
 pub trait Backend {
     fn run_handler(&mut self) -> Attempt;
     fn probe(&mut self, patience: Duration) -> ProbeOutcome;
+    /// Sleeps up to `delay`; may end early when the backend's socket or the client changes.
     fn wait(&mut self, delay: Duration) -> WaitEnd;
     fn elapsed(&self) -> Duration;
+    /// Asked before every probe and handler run of a waiting request: a reason to stop
+    /// waiting that has nothing to do with the backend (the client left, another balancer
+    /// member can serve).
+    fn reason_to_stop(&mut self) -> Option<GiveUpReason>;
 }
 
 const SERVICE_UNAVAILABLE: i32 = 503;
@@ -51,6 +56,11 @@ pub enum GiveUpReason {
     BudgetSpent,
     BackendUnusable,
     TooManyWaiting,
+    /// The client closed its connection: nobody is left to answer, and running the request
+    /// now would be a submission behind the user's back.
+    ClientGone,
+    /// Another balancer member became usable: mod_proxy fails over to it.
+    FailOver,
 }
 
 /// Where a request starts: by running the handler, or — for a backend already known to be
@@ -119,6 +129,9 @@ pub fn serve(
         if let Err((reason, last_errno)) = wait_until_accepting(backend, limits, backoff, pause_first) {
             return Outcome::GaveUp { reason, attempts, last_errno };
         }
+        if let Some(reason) = backend.reason_to_stop() {
+            return Outcome::GaveUp { reason, attempts, last_errno: None };
+        }
         attempts += 1;
         attempt = backend.run_handler();
     }
@@ -135,6 +148,9 @@ fn wait_until_accepting(
     }
     let mut unusable_in_a_row = 0;
     loop {
+        if let Some(reason) = backend.reason_to_stop() {
+            return Err((reason, None));
+        }
         let remaining = limits.budget.saturating_sub(backend.elapsed());
         let outcome = backend.probe(remaining);
         unusable_in_a_row = if matches!(outcome, ProbeOutcome::Unusable { .. }) { unusable_in_a_row + 1 } else { 0 };
@@ -183,6 +199,8 @@ mod tests {
         clock: Duration,
         handler_runs: u32,
         waits: Vec<Duration>,
+        /// After this many waits, `reason_to_stop` gives this reason.
+        stop_after_waits: Option<(usize, GiveUpReason)>,
     }
 
     impl Scripted {
@@ -193,6 +211,7 @@ mod tests {
                 clock: Duration::ZERO,
                 handler_runs: 0,
                 waits: Vec::new(),
+                stop_after_waits: None,
             }
         }
     }
@@ -212,6 +231,9 @@ mod tests {
         }
         fn elapsed(&self) -> Duration {
             self.clock
+        }
+        fn reason_to_stop(&mut self) -> Option<GiveUpReason> {
+            self.stop_after_waits.filter(|(waits, _)| self.waits.len() >= *waits).map(|(_, reason)| reason)
         }
     }
 
@@ -375,5 +397,38 @@ mod tests {
         assert_eq!(outcome, Outcome::Served { status: UNAVAILABLE, retries: MAX_DROPPED_RETRIES, waited: true });
         assert_eq!(backend.handler_runs, MAX_DROPPED_RETRIES + 1);
         assert_eq!(backend.waits.len() as u32, MAX_DROPPED_RETRIES, "each repeat came after a pause");
+    }
+
+    #[test]
+    fn a_client_that_left_while_waiting_is_never_served() {
+        let mut backend = Scripted::new(
+            &[Attempt::NotConnected(UNAVAILABLE), Attempt::Finished(OK)],
+            &[REFUSED, REFUSED, REFUSED, ProbeOutcome::Accepting],
+        );
+        backend.stop_after_waits = Some((2, GiveUpReason::ClientGone));
+        let outcome = serve(&mut backend, Start::RunHandler, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::GaveUp { reason: GiveUpReason::ClientGone, attempts: 1, last_errno: None });
+        assert_eq!(backend.handler_runs, 1, "the handler never ran for the departed client");
+    }
+
+    #[test]
+    fn a_client_that_left_just_as_the_backend_returned_is_not_served() {
+        let mut backend = Scripted::new(
+            &[Attempt::NotConnected(UNAVAILABLE), Attempt::Finished(OK)],
+            &[REFUSED, ProbeOutcome::Accepting],
+        );
+        backend.stop_after_waits = Some((1, GiveUpReason::ClientGone));
+        let outcome = serve(&mut backend, Start::RunHandler, &limits(), &WaitingCount::new(), || 1);
+        assert!(matches!(outcome, Outcome::GaveUp { reason: GiveUpReason::ClientGone, .. }), "{outcome:?}");
+        assert_eq!(backend.handler_runs, 1);
+    }
+
+    #[test]
+    fn waiting_ends_when_another_balancer_member_can_serve() {
+        let mut backend = Scripted::new(&[Attempt::NotConnected(UNAVAILABLE)], &[]);
+        backend.stop_after_waits = Some((3, GiveUpReason::FailOver));
+        let outcome = serve(&mut backend, Start::RunHandler, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::GaveUp { reason: GiveUpReason::FailOver, attempts: 1, last_errno: None });
+        assert_eq!(backend.waits.len(), 3);
     }
 }

@@ -1,12 +1,10 @@
 //! Hook registration and the process-wide hooks: joining mod_proxy's chain at pre_config,
-//! learning the MPM's threads per child and attaching the shared counters at post_config,
-//! serving the status page, and watching mod_proxy's error
-//! reports while this module runs its handler.
+//! learning the MPM's threads per child and attaching the shared counters at post_config, and
+//! serving the status page.
 
 use super::log::{self, mark};
 use super::{guard::guard, proxy, scheme_handler, status_handler, sys};
-use crate::observe;
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::c_int;
 use std::ptr::null;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -26,7 +24,6 @@ pub unsafe extern "C" fn register(_pool: *mut sys::apr_pool_t) {
         unsafe {
             sys::ap_hook_pre_config(Some(pre_config), null(), null(), order);
             sys::ap_hook_post_config(Some(post_config), null(), null(), order);
-            sys::ap_hook_error_log(Some(observe_log_line), null(), null(), order);
             sys::ap_hook_handler(Some(status_handler::handle), null(), null(), order);
         }
     })
@@ -65,24 +62,5 @@ unsafe extern "C" fn post_config(
             THREADS_PER_CHILD.store(threads as u32, Ordering::Relaxed);
         }
         OK
-    })
-}
-
-/// Runs for every line httpd logs; does nothing unless this thread is inside one of this
-/// module's handler runs (see `observe`).
-unsafe extern "C" fn observe_log_line(info: *const sys::ap_errorlog_info, _text: *const c_char) {
-    guard("the error_log hook", (), || {
-        if info.is_null() || !observe::is_observing() {
-            return;
-        }
-        // SAFETY: httpd passes a valid info record for the line being logged.
-        let info = unsafe { &*info };
-        if info.format.is_null() {
-            return;
-        }
-        // SAFETY: `format` is the NUL-terminated format string the logging call used.
-        let format = unsafe { CStr::from_ptr(info.format) }.to_bytes();
-        let number = std::str::from_utf8(&format[..format.len().min(7)]).unwrap_or("");
-        observe::record_log_line(number, info.status);
     })
 }

@@ -9,6 +9,8 @@ mod hooks;
 mod log;
 mod module_record;
 mod proxy;
+mod request;
 mod scheme_handler;
 mod status_handler;
 mod sys;
+mod worker;

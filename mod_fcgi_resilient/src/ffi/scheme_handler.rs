@@ -4,27 +4,39 @@
 //! Why this design: httpd 2.4 has no pre-connect hook, and mod_proxy_fcgi makes exactly one
 //! connect attempt. Its handler is built to be called again for the same request (the
 //! balancer does so): the request body it prefetched is kept in the request pool and reused,
-//! and a failed connect has consumed nothing else. So running the handler again after a
-//! failed connect is safe, and whether the connect failed is learned from mod_proxy's own
-//! reports during the call (`observe`), never guessed from the status code.
+//! and a failed connect has consumed nothing else. Whether a call may be repeated is read from
+//! the request itself after the call (`attempt`), never from log lines or the status alone.
 
 use super::log::{self, mark};
 use super::proxy::{self, SchemeCall};
+use super::request::Request;
+use super::worker::{Balancer, Worker};
 use super::{dir_config, guard::guard, hooks, status_handler, sys};
+use crate::attempt::{self, AttemptEvidence};
+use crate::balancer::{self, OnRefusal};
 use crate::duration::format_duration;
 use crate::known_down::KnownDown;
-use crate::observe::{self, classify_attempt};
 use crate::probe::{BackendAddress, ProbeOutcome, Prober, WaitEnd};
 use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits, Start};
 use crate::settings::{default_max_waiting, Policy};
 use crate::stats::{unix_millis_now, BackendSlot, WaitingGuard};
 use crate::waiting::WaitingCount;
 use nix::errno::Errno;
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_char, c_int, CStr};
 use std::time::{Duration, Instant};
 
 const DECLINED: c_int = sys::DECLINED as c_int;
 const SERVICE_UNAVAILABLE: c_int = sys::HTTP_SERVICE_UNAVAILABLE as c_int;
+/// What httpd's own proxy answers when the client vanished while its request was read; the
+/// connection is marked aborted, so nothing is written.
+const CLIENT_GONE: c_int = sys::HTTP_BAD_REQUEST as c_int;
+
+/// mod_proxy_fcgi sets it while building the CGI environment: see `attempt`.
+const ENVIRONMENT_MARKER: &CStr = c"GATEWAY_INTERFACE";
+const RETRY_AFTER: &CStr = c"Retry-After";
+/// Set when this module added Retry-After, so that a balancer's next member, served in the
+/// same request, does not send it with its answer.
+const RETRY_AFTER_NOTE: &CStr = c"fcgi_resilient-retry-after";
 
 /// Requests of this child process that are waiting for a backend right now.
 static WAITING: WaitingCount = WaitingCount::new();
@@ -56,14 +68,17 @@ unsafe fn serve(call: SchemeCall) -> c_int {
     if !settings.is_enabled() {
         return DECLINED;
     }
+    // SAFETY: the hook's request and worker, live for this call and used by this thread.
+    let (request, worker) = unsafe { (Request::from_raw(call.r), Worker::from_raw(call.worker)) };
+    forget_retry_after_of_an_earlier_member(&request);
     let policy = settings.resolve(default_max_waiting(hooks::threads_per_child()));
-    let mut backend = HttpdBackend::new(call);
     let limits = RetryLimits {
         budget: policy.budget,
         backoff: policy.backoff,
         max_waiting: policy.max_waiting,
         retry_dropped: policy.retry_idempotent,
     };
+    let mut backend = HttpdBackend::new(call, request, worker);
     let start = if KNOWN_DOWN.any() && KNOWN_DOWN.contains(&backend.address_text()) {
         Start::WaitForBackend
     } else {
@@ -73,14 +88,25 @@ unsafe fn serve(call: SchemeCall) -> c_int {
     backend.conclude(outcome, &policy)
 }
 
+fn forget_retry_after_of_an_earlier_member(request: &Request) {
+    if request.note(RETRY_AFTER_NOTE).is_some() {
+        request.unset_err_header(RETRY_AFTER);
+    }
+}
+
 /// One request's view of its backend, as the retry loop needs it.
-struct HttpdBackend {
+struct HttpdBackend<'r> {
     call: SchemeCall,
+    request: Request<'r>,
+    worker: Worker,
     started: Instant,
     prober: Option<Prober>,
     /// The last probe found the backend accepting: a balancer member left in error state by
     /// the outage must be usable again before the handler runs.
     backend_accepting: bool,
+    /// A refused attempt: it is counted with the errno the next probe sees, if there is one.
+    uncounted_refusal: bool,
+    client_watched: bool,
     handler_runs: u32,
     probes: u32,
     /// Shared counters, looked up only once the backend has failed this request.
@@ -88,13 +114,17 @@ struct HttpdBackend {
     counted_as_waiting: Option<WaitingGuard<'static>>,
 }
 
-impl HttpdBackend {
-    fn new(call: SchemeCall) -> Self {
+impl<'r> HttpdBackend<'r> {
+    fn new(call: SchemeCall, request: Request<'r>, worker: Worker) -> Self {
         HttpdBackend {
             call,
+            request,
+            worker,
             started: Instant::now(),
             prober: None,
             backend_accepting: false,
+            uncounted_refusal: false,
+            client_watched: false,
             handler_runs: 0,
             probes: 0,
             counters: None,
@@ -110,9 +140,10 @@ impl HttpdBackend {
         self.counters
     }
 
-    fn count_connect_failure(&mut self, errno: Option<i32>) {
+    fn count_refusal(&mut self, errno: i32) {
+        self.uncounted_refusal = false;
         if let Some(counters) = self.counters() {
-            counters.connect_failed(errno.unwrap_or(0), unix_millis_now());
+            counters.connect_failed(errno, unix_millis_now());
             if self.counted_as_waiting.is_none() {
                 self.counted_as_waiting = Some(counters.start_waiting());
             }
@@ -120,10 +151,11 @@ impl HttpdBackend {
     }
 
     fn prober(&mut self) -> &mut Prober {
-        let call = &self.call;
+        let (worker, request, url) = (&self.worker, &self.request, self.call.url);
         self.prober.get_or_insert_with(|| {
-            // SAFETY: worker, request and URL are live for the whole handler call.
-            let address = unsafe { backend_address(call) };
+            // SAFETY: mod_proxy passes a NUL-terminated URL, live for the whole handler call.
+            let url = unsafe { CStr::from_ptr(url) }.to_string_lossy();
+            let address = backend_address(worker, request, &url);
             Prober::new(address.unwrap_or(BackendAddress::Unix(Default::default())))
         })
     }
@@ -132,33 +164,48 @@ impl HttpdBackend {
         self.prober().address().to_string()
     }
 
-    /// Nothing of the response may have reached the client before a handler run is repeated.
-    fn response_started(&self) -> bool {
-        // SAFETY: a live request and its connection.
-        unsafe {
-            let r = &*self.call.r;
-            r.sent_bodyct != 0 || r.bytes_sent != 0 || (*r.connection).aborted != 0
-        }
+    fn is_safe_without_body(&self) -> bool {
+        matches!(self.request.method(), b"GET" | b"HEAD" | b"OPTIONS")
+            && self.request.header_in(c"Transfer-Encoding").is_none()
+            && self.request.header_in(c"Content-Length").is_none_or(|length| length == b"0")
     }
 
-    fn is_safe_without_body(&self) -> bool {
-        // SAFETY: a live request; method and header tables stay valid for its lifetime.
-        unsafe {
-            let r = &*self.call.r;
-            let method = CStr::from_ptr(r.method).to_bytes();
-            let header = |name: &CStr| {
-                let value = sys::apr_table_get(r.headers_in, name.as_ptr());
-                (!value.is_null()).then(|| CStr::from_ptr(value).to_bytes().to_vec())
-            };
-            matches!(method, b"GET" | b"HEAD" | b"OPTIONS")
-                && header(c"Transfer-Encoding").is_none()
-                && header(c"Content-Length").is_none_or(|length| length == b"0")
+    fn balancer(&self) -> Option<Balancer> {
+        balancer::is_balancer_member(self.worker.status()).then(|| self.worker.balancer(self.call.conf)).flatten()
+    }
+
+    /// For a balancer member that refused: hand the request back to mod_proxy's fail-over
+    /// rather than wait, unless no member can serve.
+    fn should_fail_over(&self) -> bool {
+        let status = self.worker.status();
+        if !balancer::is_balancer_member(status) {
+            return false;
+        }
+        let Some(balancer) = self.balancer() else { return false };
+        balancer::on_refusal(status, balancer.other_members(&self.worker), balancer.force_recovery())
+            == OnRefusal::FailOver
+    }
+
+    /// Runs mod_proxy_fcgi's handler once and gathers the evidence `attempt` decides on.
+    fn delegate(&mut self) -> AttemptEvidence {
+        self.request.unset_env(ENVIRONMENT_MARKER);
+        let before = self.request.response_state();
+        // SAFETY: inside the scheme_handler hook with its own arguments.
+        let status = unsafe { proxy::run_handlers_after(handle, &self.call) };
+        AttemptEvidence {
+            status,
+            response_started: self.request.response_started(),
+            response_headers_parsed: self.request.response_state() != before,
+            environment_built: self.request.has_env(ENVIRONMENT_MARKER),
+            safe_without_body: self.is_safe_without_body(),
         }
     }
 
     fn conclude(mut self, outcome: Outcome, policy: &Policy) -> c_int {
-        let r = self.call.r;
         let waited = self.started.elapsed();
+        if self.uncounted_refusal && self.counted_as_waiting.is_none() {
+            self.count_refusal(0);
+        }
         match outcome {
             Outcome::Served { status, waited: false, .. } => status,
             Outcome::Served { status, retries, waited: true } => {
@@ -166,41 +213,63 @@ impl HttpdBackend {
                     counters.recovered(waited.as_millis() as u64);
                 }
                 let address = self.address_text();
-                // SAFETY: a live request.
-                unsafe {
-                    log::for_request(r, log::INFO, mark!(), || {
-                        format!(
-                            "backend {address} answered after {} ms of waiting and {retries} retr{}",
-                            waited.as_millis(),
-                            if retries == 1 { "y" } else { "ies" }
-                        )
-                    })
-                };
+                self.request.log(log::INFO, mark!(), || {
+                    format!(
+                        "backend {address} answered after {} ms of waiting and {retries} retr{}",
+                        waited.as_millis(),
+                        if retries == 1 { "y" } else { "ies" }
+                    )
+                });
                 status
+            }
+            Outcome::GaveUp { reason: GiveUpReason::ClientGone, .. } => self.client_gone(waited),
+            Outcome::GaveUp { reason: GiveUpReason::FailOver, .. } => {
+                let address = self.address_text();
+                self.request.log(log::DEBUG, mark!(), || {
+                    format!("another balancer member can serve: {address} fails over after {} ms", waited.as_millis())
+                });
+                SERVICE_UNAVAILABLE
             }
             Outcome::GaveUp { reason, attempts, last_errno } => {
                 if let Some(counters) = self.counters() {
                     counters.gave_up(waited.as_millis() as u64);
                 }
-                let (address, probes) = (self.address_text(), self.probes);
-                // SAFETY: a live request.
-                unsafe {
-                    set_retry_after(r, policy.retry_after_secs);
-                    log::for_request(r, log::ERROR, mark!(), || {
-                        give_up_message(reason, &address, (attempts, probes), waited, last_errno, policy)
-                    });
+                if policy.retry_after_secs > 0 {
+                    self.request.set_err_header(RETRY_AFTER, &policy.retry_after_secs.to_string());
+                    self.request.set_note(RETRY_AFTER_NOTE, c"1");
                 }
+                let (address, probes) = (self.address_text(), self.probes);
+                self.request.log(log::ERROR, mark!(), || {
+                    give_up_message(reason, &address, (attempts, probes), waited, last_errno, policy)
+                });
                 SERVICE_UNAVAILABLE
             }
         }
     }
+
+    fn client_gone(mut self, waited: Duration) -> c_int {
+        if let Some(counters) = self.counters() {
+            counters.gave_up(waited.as_millis() as u64);
+        }
+        self.request.mark_client_gone();
+        let address = self.address_text();
+        self.request.log(log::INFO, mark!(), || {
+            format!(
+                "the client closed its connection after {} ms of waiting for backend {address}; \
+                 the request was not sent to the backend",
+                waited.as_millis()
+            )
+        });
+        CLIENT_GONE
+    }
 }
 
-impl Backend for HttpdBackend {
+impl Backend for HttpdBackend<'_> {
     fn run_handler(&mut self) -> Attempt {
-        if std::mem::take(&mut self.backend_accepting) {
-            // SAFETY: the worker mod_proxy chose for this request.
-            unsafe { make_worker_usable(self.call.worker) };
+        if std::mem::take(&mut self.backend_accepting) && balancer::may_recover(self.worker.status()) {
+            // The error state our own refused connect left on a balancer member (which
+            // mod_proxy would otherwise keep for `retry=` seconds) ends as its socket accepts.
+            self.worker.clear_error();
         }
         self.handler_runs += 1;
         if self.handler_runs > 1 {
@@ -208,78 +277,71 @@ impl Backend for HttpdBackend {
                 counters.retried();
             }
         }
-        let call = &self.call;
-        // SAFETY: inside the scheme_handler hook with its own arguments.
-        let (status, report) = observe::observe(|| unsafe { proxy::run_handlers_after(handle, call) });
-        if report.worker_disabled {
-            // Our own refused connect put a balancer member in error state; while this request
-            // waits the outage out, others must still reach this handler rather than fail at once.
-            // SAFETY: as above.
-            unsafe { make_worker_usable(self.call.worker) };
-        }
-        if report.connect_failed || report.worker_refused {
+        let attempt = attempt::classify(&self.delegate());
+        if let Attempt::NotConnected(status) = attempt {
             KNOWN_DOWN.mark_down(&self.address_text());
+            self.uncounted_refusal = true;
+            if self.should_fail_over() {
+                return Attempt::Finished(status);
+            }
         }
-        if report.script_never_started() {
-            self.count_connect_failure(report.connect_errno);
-            let r = self.call.r;
-            let errno = report.connect_errno.map(Errno::from_raw);
-            // SAFETY: a live request.
-            unsafe {
-                log::for_request(r, log::DEBUG, mark!(), || match errno {
-                    Some(errno) => format!("connect to the backend failed ({}); waiting for it", errno.desc()),
-                    None => "the backend was not reached; waiting for it".to_string(),
-                })
-            };
-        }
-        // SAFETY: the worker mod_proxy chose for this request.
-        if report.worker_refused && unsafe { worker_disabled_on_purpose(self.call.worker) } {
-            return Attempt::Finished(status);
-        }
-        classify_attempt(status, &report, self.response_started(), self.is_safe_without_body())
+        attempt
     }
 
     fn probe(&mut self, patience: Duration) -> ProbeOutcome {
         self.probes += 1;
         let outcome = self.prober().probe(patience);
-        if let ProbeOutcome::NotYet { recreated: true, .. } = outcome {
-            let (r, address) = (self.call.r, self.address_text());
-            // SAFETY: a live request.
-            unsafe { log::for_request(r, log::DEBUG, mark!(), || format!("socket {address} was recreated")) };
-        }
-        if let ProbeOutcome::NotYet { errno, .. } = outcome {
-            if self.counted_as_waiting.is_none() {
-                // A request that skipped its first connect (the backend is known down) has
-                // met a refusal all the same, and now waits like the others.
-                self.count_connect_failure(Some(errno as i32));
+        let (request, address) = (&self.request, self.prober.as_ref().map(|p| p.address().to_string()));
+        let address = address.unwrap_or_default();
+        match outcome {
+            ProbeOutcome::NotYet { errno, .. } | ProbeOutcome::Unusable { errno }
+                if self.counted_as_waiting.is_none() =>
+            {
+                // A request that skipped its first connect (the backend is known down) has met
+                // a refusal all the same, and now waits like the others.
+                request.log(log::DEBUG, mark!(), || {
+                    format!("backend {address} refused ({}); waiting for it", errno.desc())
+                });
+                self.count_refusal(errno as i32);
             }
+            ProbeOutcome::NotYet { recreated: true, .. } => {
+                request.log(log::DEBUG, mark!(), || format!("socket {address} was recreated"));
+            }
+            _ => {}
         }
         self.backend_accepting = outcome == ProbeOutcome::Accepting;
         if self.backend_accepting && KNOWN_DOWN.any() {
-            KNOWN_DOWN.mark_up(&self.address_text());
+            KNOWN_DOWN.mark_up(&address);
         }
-        let (r, elapsed) = (self.call.r, self.started.elapsed());
-        // SAFETY: a live request.
-        unsafe {
-            log::for_request(r, log::TRACE1, mark!(), || format!("probe at {} us: {outcome:?}", elapsed.as_micros()))
-        };
+        let elapsed = self.started.elapsed();
+        self.request.log(log::TRACE1, mark!(), || format!("probe at {} us: {outcome:?}", elapsed.as_micros()));
         outcome
     }
 
     fn wait(&mut self, delay: Duration) -> WaitEnd {
         let end = self.prober().wait(delay);
-        let (r, elapsed) = (self.call.r, self.started.elapsed());
-        // SAFETY: a live request.
-        unsafe {
-            log::for_request(r, log::TRACE1, mark!(), || {
-                format!("wait of {} us ended at {} us: {end:?}", delay.as_micros(), elapsed.as_micros())
-            })
-        };
+        let elapsed = self.started.elapsed();
+        self.request.log(log::TRACE1, mark!(), || {
+            format!("wait of {} us ended at {} us: {end:?}", delay.as_micros(), elapsed.as_micros())
+        });
         end
     }
 
     fn elapsed(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    fn reason_to_stop(&mut self) -> Option<GiveUpReason> {
+        if !self.client_watched {
+            self.client_watched = true;
+            if let Some(watch) = self.request.client_watch() {
+                self.prober().watch_client(watch);
+            }
+        }
+        if self.prober().client_gone() {
+            return Some(GiveUpReason::ClientGone);
+        }
+        self.should_fail_over().then_some(GiveUpReason::FailOver)
     }
 }
 
@@ -310,62 +372,18 @@ fn give_up_message(
              a backend (FcgiResilientMaxWaiting); answering 503 at once",
             policy.max_waiting
         ),
+        GiveUpReason::ClientGone | GiveUpReason::FailOver => format!("stopped waiting for backend {address}"),
     }
 }
 
 /// Where mod_proxy_fcgi will connect: the worker's Unix socket, the one the request's
 /// `proxy:unix:` handler named (r->notes "uds_path"), else the host and port of the URL.
-unsafe fn backend_address(call: &SchemeCall) -> Option<BackendAddress> {
-    // SAFETY: the worker and its shared record are live for the request.
-    let worker_socket = unsafe { CStr::from_ptr((*(*call.worker).s).uds_path.as_ptr()) };
-    if !worker_socket.is_empty() {
-        return Some(BackendAddress::Unix(worker_socket.to_string_lossy().into_owned().into()));
-    }
-    // SAFETY: a live request's notes table.
-    let noted = unsafe { sys::apr_table_get((*call.r).notes, c"uds_path".as_ptr()) };
-    if !noted.is_null() {
-        // SAFETY: table values are NUL-terminated strings in the request pool.
-        let path = unsafe { CStr::from_ptr(noted) }.to_string_lossy().into_owned();
+fn backend_address(worker: &Worker, request: &Request, url: &str) -> Option<BackendAddress> {
+    if let Some(path) = worker.unix_socket() {
         return Some(BackendAddress::Unix(path.into()));
     }
-    // SAFETY: mod_proxy passes a NUL-terminated URL.
-    BackendAddress::from_fcgi_url(&unsafe { CStr::from_ptr(call.url) }.to_string_lossy())
-}
-
-/// Clears the error state a refused connect put on a balancer member (workers outside a
-/// balancer ignore errors and are never put in that state).
-unsafe fn make_worker_usable(worker: *mut sys::proxy_worker) {
-    let in_error = sys::PROXY_WORKER_IN_ERROR as std::ffi::c_uint;
-    let ignores_errors = sys::PROXY_WORKER_IGNORE_ERRORS as std::ffi::c_uint;
-    // SAFETY: the worker's shared record; httpd itself updates these fields without a lock.
-    unsafe {
-        let shared = &mut *(*worker).s;
-        if shared.status & in_error != 0 && shared.status & ignores_errors == 0 {
-            shared.status &= !in_error;
-            shared.error_time = 0;
-        }
+    if let Some(path) = request.note(c"uds_path") {
+        return Some(BackendAddress::Unix(String::from_utf8_lossy(path).into_owned().into()));
     }
-}
-
-/// A worker an admin or a health check took out of service (not merely in error after a
-/// refused connect) stays out: waiting for it would only delay the 503.
-unsafe fn worker_disabled_on_purpose(worker: *mut sys::proxy_worker) -> bool {
-    let on_purpose = (sys::PROXY_WORKER_DISABLED
-        | sys::PROXY_WORKER_STOPPED
-        | sys::PROXY_WORKER_HC_FAIL
-        | sys::PROXY_WORKER_IN_SHUTDOWN) as std::ffi::c_uint;
-    // SAFETY: the worker's shared record, live for the request.
-    unsafe { (*(*worker).s).status & on_purpose != 0 }
-}
-
-unsafe fn set_retry_after(r: *mut sys::request_rec, seconds: u32) {
-    if seconds == 0 {
-        return;
-    }
-    let value = CString::new(seconds.to_string()).unwrap_or_default();
-    // SAFETY: copies into the request pool, so the table entry outlives this call.
-    unsafe {
-        let pooled = sys::apr_pstrdup((*r).pool, value.as_ptr());
-        sys::apr_table_setn((*r).err_headers_out, c"Retry-After".as_ptr(), pooled);
-    }
+    BackendAddress::from_fcgi_url(url)
 }

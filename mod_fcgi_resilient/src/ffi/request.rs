@@ -1,0 +1,154 @@
+//! A safe view of the `request_rec` a handler is given: the one place that dereferences it, so
+//! the glue above reads like the policy it implements.
+
+use super::log::{self, Mark};
+use super::sys;
+use crate::probe::ClientWatch;
+use std::ffi::{c_int, CStr, CString};
+use std::marker::PhantomData;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+/// A live request, borrowed for the duration of one hook call.
+pub struct Request<'r> {
+    raw: *mut sys::request_rec,
+    _lives_for: PhantomData<&'r mut sys::request_rec>,
+}
+
+/// What the response looks like before mod_proxy_fcgi runs; any change afterwards means it
+/// parsed the backend's response headers into the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseState {
+    status: c_int,
+    status_line: *const std::ffi::c_char,
+    content_type: *const std::ffi::c_char,
+    headers_out: i32,
+    err_headers_out: i32,
+}
+
+impl<'r> Request<'r> {
+    /// # Safety
+    /// `raw` must be a live request that stays valid, and is used by this thread only, for `'r`.
+    pub unsafe fn from_raw(raw: *mut sys::request_rec) -> Request<'r> {
+        Request { raw, _lives_for: PhantomData }
+    }
+
+    fn rec(&self) -> &sys::request_rec {
+        // SAFETY: `from_raw`'s contract: a live request for 'r.
+        unsafe { &*self.raw }
+    }
+
+    fn connection(&self) -> &sys::conn_rec {
+        // SAFETY: a live request's connection outlives the request.
+        unsafe { &*self.rec().connection }
+    }
+
+    pub fn method(&self) -> &[u8] {
+        // SAFETY: httpd sets a NUL-terminated method before any handler runs.
+        unsafe { CStr::from_ptr(self.rec().method) }.to_bytes()
+    }
+
+    pub fn header_in(&self, name: &CStr) -> Option<&'r [u8]> {
+        table_get(self.rec().headers_in, name)
+    }
+
+    pub fn note(&self, name: &CStr) -> Option<&'r [u8]> {
+        table_get(self.rec().notes, name)
+    }
+
+    pub fn set_note(&self, name: &'static CStr, value: &'static CStr) {
+        // SAFETY: static key and value outlive the table.
+        unsafe { sys::apr_table_setn(self.rec().notes, name.as_ptr(), value.as_ptr()) };
+    }
+
+    pub fn has_env(&self, name: &CStr) -> bool {
+        table_get(self.rec().subprocess_env, name).is_some()
+    }
+
+    pub fn unset_env(&self, name: &CStr) {
+        // SAFETY: the request's own table; apr_table_unset copies nothing.
+        unsafe { sys::apr_table_unset(self.rec().subprocess_env, name.as_ptr()) };
+    }
+
+    /// Sets a header that goes out with an error response too.
+    pub fn set_err_header(&self, name: &'static CStr, value: &str) {
+        let value = CString::new(value.replace('\0', "")).unwrap_or_default();
+        // SAFETY: the value is copied into the request pool, so the entry outlives this call.
+        unsafe {
+            let pooled = sys::apr_pstrdup(self.rec().pool, value.as_ptr());
+            sys::apr_table_setn(self.rec().err_headers_out, name.as_ptr(), pooled);
+        }
+    }
+
+    pub fn unset_err_header(&self, name: &CStr) {
+        // SAFETY: the request's own table.
+        unsafe { sys::apr_table_unset(self.rec().err_headers_out, name.as_ptr()) };
+    }
+
+    /// A byte of the response went to the client, or writing to it failed.
+    pub fn response_started(&self) -> bool {
+        let r = self.rec();
+        r.sent_bodyct != 0 || r.bytes_sent != 0 || self.connection().aborted != 0
+    }
+
+    pub fn response_state(&self) -> ResponseState {
+        let r = self.rec();
+        ResponseState {
+            status: r.status,
+            status_line: r.status_line,
+            content_type: r.content_type,
+            headers_out: table_len(r.headers_out),
+            err_headers_out: table_len(r.err_headers_out),
+        }
+    }
+
+    /// Nothing more may be written to this client, and its connection is not kept alive.
+    pub fn mark_client_gone(&self) {
+        // SAFETY: this thread serves the connection; httpd reads these fields only later, on
+        // the same thread, when it writes the response and decides on keep-alive.
+        unsafe {
+            let connection = self.rec().connection;
+            (*connection).aborted = 1;
+            (*connection).keepalive = sys::ap_conn_keepalive_e_AP_CONN_CLOSE;
+        }
+    }
+
+    /// A watch on the client's socket, for noticing that it hung up while the request waits.
+    pub fn client_watch(&self) -> Option<ClientWatch> {
+        // SAFETY: the connection's socket lives as long as the connection.
+        let socket = unsafe { sys::ap_get_conn_socket(self.rec().connection) };
+        if socket.is_null() {
+            return None;
+        }
+        let mut fd: sys::apr_os_sock_t = -1;
+        // SAFETY: writes the socket's descriptor into `fd`.
+        if unsafe { sys::apr_os_sock_get(&mut fd, socket) } != sys::APR_SUCCESS as c_int || fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` is the connection's open socket for at least this call; it is only
+        // duplicated here, so the watch owns a descriptor of its own.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        borrowed.try_clone_to_owned().ok().map(|owned: OwnedFd| ClientWatch::new(owned))
+    }
+
+    pub fn log(&self, level: c_int, mark: Mark, message: impl FnOnce() -> String) {
+        // SAFETY: a live request.
+        unsafe { log::for_request(self.raw, level, mark, message) }
+    }
+}
+
+fn table_get<'t>(table: *mut sys::apr_table_t, name: &CStr) -> Option<&'t [u8]> {
+    // SAFETY: a live request's table; values are NUL-terminated strings in the request pool.
+    unsafe {
+        let value = sys::apr_table_get(table, name.as_ptr());
+        (!value.is_null()).then(|| CStr::from_ptr(value).to_bytes())
+    }
+}
+
+/// apr_table_elts() is a cast in C: a table starts with its array header.
+fn table_len(table: *mut sys::apr_table_t) -> i32 {
+    if table.is_null() {
+        return 0;
+    }
+    // SAFETY: apr_tables.h documents apr_table_t as beginning with an apr_array_header_t.
+    unsafe { (*(table as *const sys::apr_array_header_t)).nelts }
+}
