@@ -2,11 +2,12 @@
 //!
 //! Stock mod_proxy answers a member's 503 by putting it in error state and handing the
 //! request to the next usable member (mod_proxy.c, proxy_handler's loop). That is faster than
-//! any wait, so the module waits only where fail-over cannot serve: no other member usable.
+//! any wait, so the module waits only where fail-over cannot serve: no other member accepts.
 //! Then it does what mod_proxy_balancer's own `forcerecovery` does when every member is in
-//! error — treat the error state as stale — but only for the member it has just seen accept,
+//! error — treat the error state as stale — but only for a member it has just seen accept,
 //! and never for states an admin or a health check set (disabled, stopped, draining,
-//! health-check failed, shutting down), nor when the admin turned `forcerecovery` off.
+//! health-check failed, shutting down), nor when the admin turned `forcerecovery` off. While
+//! it waits, a member that accepts again takes the request over.
 
 /// The bits of `proxy_worker_shared.status` this decision reads (mod_proxy.h).
 pub mod status_bits {
@@ -41,18 +42,32 @@ pub fn may_recover(status: u32) -> bool {
     status & OUT_ON_PURPOSE == 0
 }
 
+/// A member mod_proxy can be handed back to: usable, or kept out only by the error state a
+/// refused connect (or mod_proxy_balancer's failonstatus) sets, which `forcerecovery` would
+/// clear as well once every member is in error.
+pub fn may_take_over(status: u32) -> bool {
+    is_usable(status) || (status & INITIALIZED != 0 && status & IN_ERROR != 0 && may_recover(status))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnRefusal {
-    /// Return the 503: mod_proxy puts the member in error and tries the next one.
+    /// Return the 503: mod_proxy puts this member in error and hands the request to another.
     FailOver,
     /// No member can serve: wait for this one.
     Wait,
 }
 
-/// `member` is the refusing member's status, `others` the other members' statuses.
-pub fn on_refusal(member: u32, others: impl IntoIterator<Item = u32>, force_recovery: bool) -> OnRefusal {
-    let another_can_serve = others.into_iter().any(is_usable);
-    if another_can_serve || !force_recovery || !may_recover(member) {
+/// The first of `others` (statuses of the other members) that may take the request over and
+/// whose backend `accepts` now. Only a member seen accepting counts: a usable-looking member
+/// may be one `forcerecovery` has just cleared, and bouncing the request to it would spend
+/// mod_proxy's few fail-over attempts (`maxattempts`, by default members - 1) for nothing.
+pub fn fail_over_target(others: &[u32], mut accepts: impl FnMut(usize) -> bool) -> Option<usize> {
+    (0..others.len()).filter(|&index| may_take_over(others[index])).find(|&index| accepts(index))
+}
+
+/// What a refusing balancer member does: `target` is `fail_over_target`'s answer.
+pub fn on_refusal(member: u32, target: Option<usize>, force_recovery: bool) -> OnRefusal {
+    if target.is_some() || !force_recovery || !may_recover(member) {
         OnRefusal::FailOver
     } else {
         OnRefusal::Wait
@@ -67,23 +82,37 @@ mod tests {
     const REFUSED: u32 = INITIALIZED | IN_ERROR;
 
     #[test]
-    fn fails_over_while_another_member_is_usable() {
-        assert_eq!(on_refusal(REFUSED, [HEALTHY], true), OnRefusal::FailOver);
-        assert_eq!(on_refusal(REFUSED, [REFUSED, HEALTHY], true), OnRefusal::FailOver);
+    fn fails_over_to_a_member_that_accepts() {
+        assert_eq!(fail_over_target(&[HEALTHY], |_| true), Some(0));
+        assert_eq!(fail_over_target(&[REFUSED, HEALTHY], |_| true), Some(0), "in error only: may take over");
+        assert_eq!(on_refusal(REFUSED, Some(0), true), OnRefusal::FailOver);
     }
 
     #[test]
-    fn waits_when_no_member_can_serve() {
-        assert_eq!(on_refusal(REFUSED, [REFUSED], true), OnRefusal::Wait);
-        assert_eq!(on_refusal(REFUSED, [], true), OnRefusal::Wait, "a balancer of one member");
-        assert_eq!(on_refusal(REFUSED, [INITIALIZED | DISABLED], true), OnRefusal::Wait);
+    fn a_member_that_refuses_too_is_no_target() {
+        assert_eq!(fail_over_target(&[HEALTHY, REFUSED], |index| index == 1), Some(1));
+        assert_eq!(fail_over_target(&[HEALTHY], |_| false), None);
+        assert_eq!(on_refusal(REFUSED, None, true), OnRefusal::Wait);
+    }
+
+    #[test]
+    fn members_out_on_purpose_never_take_over() {
+        let mut probed = Vec::new();
+        let others = [INITIALIZED | DISABLED, INITIALIZED | IN_ERROR | HC_FAIL, INITIALIZED | STOPPED, 0];
+        let target = fail_over_target(&others, |index| {
+            probed.push(index);
+            true
+        });
+        assert_eq!(target, None);
+        assert!(probed.is_empty(), "not even probed: {probed:?}");
     }
 
     #[test]
     fn respects_states_set_on_purpose_and_forcerecovery_off() {
-        assert_eq!(on_refusal(REFUSED | HC_FAIL, [REFUSED], true), OnRefusal::FailOver);
-        assert_eq!(on_refusal(INITIALIZED | DISABLED, [], true), OnRefusal::FailOver);
-        assert_eq!(on_refusal(REFUSED, [REFUSED], false), OnRefusal::FailOver);
+        assert_eq!(on_refusal(REFUSED | HC_FAIL, None, true), OnRefusal::FailOver);
+        assert_eq!(on_refusal(INITIALIZED | DISABLED, None, true), OnRefusal::FailOver);
+        assert_eq!(on_refusal(REFUSED, None, false), OnRefusal::FailOver);
+        assert_eq!(on_refusal(REFUSED, None, true), OnRefusal::Wait, "a balancer of one member");
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub struct BackendSlot {
     retries: AtomicU64,
     recovered: AtomicU64,
     gave_up: AtomicU64,
+    client_gone: AtomicU64,
     waiting: AtomicU64,
     longest_wait_ms: AtomicU64,
     last_failure_errno: AtomicI32,
@@ -45,6 +46,7 @@ pub struct BackendSnapshot {
     pub retries: u64,
     pub recovered: u64,
     pub gave_up: u64,
+    pub client_gone: u64,
     pub waiting: u64,
     pub longest_wait_ms: u64,
     pub last_failure_errno: i32,
@@ -147,6 +149,12 @@ impl BackendSlot {
         self.longest_wait_ms.fetch_max(waited_ms, Ordering::Relaxed);
     }
 
+    /// A waiting request whose client hung up: it was never sent to the backend.
+    pub fn client_left(&self, waited_ms: u64) {
+        self.client_gone.fetch_add(1, Ordering::Relaxed);
+        self.longest_wait_ms.fetch_max(waited_ms, Ordering::Relaxed);
+    }
+
     /// Counts the request as waiting until the returned guard is dropped.
     pub fn start_waiting(&self) -> WaitingGuard<'_> {
         self.waiting.fetch_add(1, Ordering::Relaxed);
@@ -160,6 +168,7 @@ impl BackendSlot {
             retries: self.retries.load(Ordering::Relaxed),
             recovered: self.recovered.load(Ordering::Relaxed),
             gave_up: self.gave_up.load(Ordering::Relaxed),
+            client_gone: self.client_gone.load(Ordering::Relaxed),
             waiting: self.waiting.load(Ordering::Relaxed),
             longest_wait_ms: self.longest_wait_ms.load(Ordering::Relaxed),
             last_failure_errno: self.last_failure_errno.load(Ordering::Relaxed),

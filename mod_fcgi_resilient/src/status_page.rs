@@ -16,6 +16,7 @@ pub fn render_auto(backends: &[BackendSnapshot], untracked: u64) -> String {
     let _ = writeln!(page, "TotalRetries: {}", total(|b| b.retries));
     let _ = writeln!(page, "TotalRecovered: {}", total(|b| b.recovered));
     let _ = writeln!(page, "TotalGaveUp: {}", total(|b| b.gave_up));
+    let _ = writeln!(page, "TotalClientGone: {}", total(|b| b.client_gone));
     let _ = writeln!(page, "TotalWaiting: {}", total(|b| b.waiting));
     let _ = writeln!(page, "UntrackedEvents: {untracked}");
     for backend in backends {
@@ -24,6 +25,7 @@ pub fn render_auto(backends: &[BackendSnapshot], untracked: u64) -> String {
         let _ = writeln!(page, "Retries: {}", backend.retries);
         let _ = writeln!(page, "Recovered: {}", backend.recovered);
         let _ = writeln!(page, "GaveUp: {}", backend.gave_up);
+        let _ = writeln!(page, "ClientGone: {}", backend.client_gone);
         let _ = writeln!(page, "Waiting: {}", backend.waiting);
         let _ = writeln!(page, "LongestWaitMs: {}", backend.longest_wait_ms);
         let _ = writeln!(page, "LastFailureErrno: {}", backend.last_failure_errno);
@@ -42,18 +44,19 @@ pub fn render_html(backends: &[BackendSnapshot], untracked: u64) -> String {
     } else {
         page.push_str(
             "<table border=\"1\">\n<tr><th>Backend</th><th>Connect failures</th><th>Retries</th>\
-             <th>Recovered</th><th>Gave up (503)</th><th>Waiting now</th><th>Longest wait</th>\
+             <th>Recovered</th><th>Gave up (503)</th><th>Client left while waiting</th><th>Waiting now</th><th>Longest wait</th>\
              <th>Last failure</th></tr>\n",
         );
         for b in backends {
             let _ = writeln!(
                 page,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
                 escape_html(&b.backend),
                 b.connect_failures,
                 b.retries,
                 b.recovered,
                 b.gave_up,
+                b.client_gone,
                 b.waiting,
                 b.longest_wait_ms,
                 describe_failure(b)
@@ -104,6 +107,7 @@ mod tests {
             retries: 7,
             recovered: 3,
             gave_up: 1,
+            client_gone: 4,
             waiting: 2,
             longest_wait_ms: 2011,
             last_failure_errno: 2,
@@ -119,6 +123,8 @@ mod tests {
             "TotalRetries: 7",
             "Backend: unix:/run/php/<x>.sock",
             "GaveUp: 1",
+            "ClientGone: 4",
+            "TotalClientGone: 4",
             "LongestWaitMs: 2011",
             "LastFailureErrno: 2",
             "LastFailureTime: 1764000000",

@@ -38,6 +38,11 @@ const RETRY_AFTER: &CStr = c"Retry-After";
 /// same request, does not send it with its answer.
 const RETRY_AFTER_NOTE: &CStr = c"fcgi_resilient-retry-after";
 
+/// How often a waiting balancer member looks whether another member accepts again.
+const MEMBER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// A member's TCP connect that takes longer than this does not count as accepting.
+const MEMBER_PROBE_PATIENCE: Duration = Duration::from_millis(100);
+
 /// Requests of this child process that are waiting for a backend right now.
 static WAITING: WaitingCount = WaitingCount::new();
 
@@ -107,6 +112,7 @@ struct HttpdBackend<'r> {
     /// A refused attempt: it is counted with the errno the next probe sees, if there is one.
     uncounted_refusal: bool,
     client_watched: bool,
+    last_member_check: Option<Instant>,
     handler_runs: u32,
     probes: u32,
     /// Shared counters, looked up only once the backend has failed this request.
@@ -125,6 +131,7 @@ impl<'r> HttpdBackend<'r> {
             backend_accepting: false,
             uncounted_refusal: false,
             client_watched: false,
+            last_member_check: None,
             handler_runs: 0,
             probes: 0,
             counters: None,
@@ -175,15 +182,30 @@ impl<'r> HttpdBackend<'r> {
     }
 
     /// For a balancer member that refused: hand the request back to mod_proxy's fail-over
-    /// rather than wait, unless no member can serve.
+    /// when another member accepts (clearing the stale error state that member may carry),
+    /// and wait only when none does.
     fn should_fail_over(&self) -> bool {
         let status = self.worker.status();
         if !balancer::is_balancer_member(status) {
             return false;
         }
         let Some(balancer) = self.balancer() else { return false };
-        balancer::on_refusal(status, balancer.other_members(&self.worker), balancer.force_recovery())
-            == OnRefusal::FailOver
+        let others = balancer.other_members(&self.worker);
+        let statuses: Vec<u32> = others.iter().map(Worker::status).collect();
+        let target = balancer::fail_over_target(&statuses, |index| member_accepts(&others[index]));
+        if let Some(index) = target {
+            others[index].clear_error();
+        }
+        balancer::on_refusal(status, target, balancer.force_recovery()) == OnRefusal::FailOver
+    }
+
+    /// Looks at the other members at most every `MEMBER_CHECK_INTERVAL` while waiting.
+    fn another_member_took_over(&mut self) -> bool {
+        if self.last_member_check.is_some_and(|at| at.elapsed() < MEMBER_CHECK_INTERVAL) {
+            return false;
+        }
+        self.last_member_check = Some(Instant::now());
+        self.should_fail_over()
     }
 
     /// Runs mod_proxy_fcgi's handler once and gathers the evidence `attempt` decides on.
@@ -249,7 +271,7 @@ impl<'r> HttpdBackend<'r> {
 
     fn client_gone(mut self, waited: Duration) -> c_int {
         if let Some(counters) = self.counters() {
-            counters.gave_up(waited.as_millis() as u64);
+            counters.client_left(waited.as_millis() as u64);
         }
         self.request.mark_client_gone();
         let address = self.address_text();
@@ -341,8 +363,12 @@ impl Backend for HttpdBackend<'_> {
         if self.prober().client_gone() {
             return Some(GiveUpReason::ClientGone);
         }
-        self.should_fail_over().then_some(GiveUpReason::FailOver)
+        self.another_member_took_over().then_some(GiveUpReason::FailOver)
     }
+}
+
+fn member_accepts(member: &Worker) -> bool {
+    member.address().is_some_and(|address| Prober::new(address).probe(MEMBER_PROBE_PATIENCE) == ProbeOutcome::Accepting)
 }
 
 fn give_up_message(

@@ -6,6 +6,8 @@
 
 use super::sys;
 use crate::balancer::status_bits;
+use crate::probe::BackendAddress;
+use std::ffi::CStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 // The plain-Rust policy names the header's bits itself; they must agree.
@@ -49,8 +51,18 @@ impl Worker {
     /// The worker's Unix socket, if its URL named one (`unix:/path|fcgi://...`).
     pub fn unix_socket(&self) -> Option<String> {
         // SAFETY: `uds_path` is a NUL-terminated array inside the shared record.
-        let path = unsafe { std::ffi::CStr::from_ptr((*(*self.raw).s).uds_path.as_ptr()) };
+        let path = unsafe { CStr::from_ptr((*(*self.raw).s).uds_path.as_ptr()) };
         (!path.is_empty()).then(|| path.to_string_lossy().into_owned())
+    }
+
+    /// Where the worker's backend listens, from its own configuration.
+    pub fn address(&self) -> Option<BackendAddress> {
+        if let Some(path) = self.unix_socket() {
+            return Some(BackendAddress::Unix(path.into()));
+        }
+        // SAFETY: `name_ex` is the worker's NUL-terminated URL inside the shared record.
+        let url = unsafe { CStr::from_ptr((*(*self.raw).s).name_ex.as_ptr()) };
+        BackendAddress::from_fcgi_url(&url.to_string_lossy())
     }
 
     /// The balancer this worker is a member of, among those `conf` defines.
@@ -78,11 +90,11 @@ impl Balancer {
         members.iter().filter(|raw| !raw.is_null()).map(|&raw| Worker { raw })
     }
 
-    /// Statuses of every member but `this` one.
-    pub fn other_members(&self, this: &Worker) -> Vec<u32> {
+    /// Every member but `this` one.
+    pub fn other_members(&self, this: &Worker) -> Vec<Worker> {
         // SAFETY: balancers live as long as the configuration.
         let balancer = unsafe { &*self.raw };
-        Self::members_of(balancer).filter(|member| member.raw != this.raw).map(|member| member.status()).collect()
+        Self::members_of(balancer).filter(|member| member.raw != this.raw).collect()
     }
 
     /// `forcerecovery`: whether the admin lets a balancer whose members are all in error try
