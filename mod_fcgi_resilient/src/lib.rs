@@ -8,6 +8,7 @@
 //! page (`stats`, `status_page`).
 
 pub mod backoff;
+pub mod body_spool;
 pub mod duration;
 pub mod known_down;
 pub mod observe;

@@ -9,6 +9,7 @@ mod hooks;
 mod log;
 mod module_record;
 mod proxy;
+mod request_body;
 mod scheme_handler;
 mod status_handler;
 mod sys;

@@ -10,7 +10,7 @@
 
 use super::log::{self, mark};
 use super::proxy::{self, SchemeCall};
-use super::{dir_config, guard::guard, hooks, status_handler, sys};
+use super::{dir_config, guard::guard, hooks, request_body, status_handler, sys};
 use crate::duration::format_duration;
 use crate::known_down::KnownDown;
 use crate::observe::{self, classify_attempt};
@@ -236,7 +236,16 @@ impl Backend for HttpdBackend {
         if report.worker_refused && unsafe { worker_disabled_on_purpose(self.call.worker) } {
             return Attempt::Finished(status);
         }
-        classify_attempt(status, &report, self.response_started(), self.is_safe_without_body())
+        let attempt = classify_attempt(status, &report, self.response_started(), self.is_safe_without_body());
+        if let Attempt::NotConnected(_) = attempt {
+            // The body must not wait with the request: see request_body.rs. A failed read ends
+            // the request here, before the backend received anything.
+            // SAFETY: a live request, between two runs of mod_proxy_fcgi's handler.
+            if let Err(status) = unsafe { request_body::read_before_waiting(self.call.r) } {
+                return Attempt::Finished(status);
+            }
+        }
+        attempt
     }
 
     fn probe(&mut self, patience: Duration) -> ProbeOutcome {
