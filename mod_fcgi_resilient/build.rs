@@ -34,6 +34,12 @@ fn main() {
         .allowlist_function("apr_pool_cleanup_register|apr_pool_cleanup_null|apr_time_now")
         .allowlist_function("apr_pool_userdata_get|apr_pool_userdata_set")
         .allowlist_function("ap_get_conn_socket|apr_os_sock_get")
+        // Reading the rest of a request body before waiting (ffi/request_body.rs).
+        .allowlist_function("ap_get_brigade|ap_save_brigade|ap_map_http_request_error")
+        .allowlist_function("apr_brigade_(create|length|flatten|split_ex|cleanup|insert_file)")
+        .allowlist_function("apr_temp_dir_get|apr_file_mktemp|apr_file_write_full|apr_pool_userdata_setn")
+        .allowlist_var("apr_bucket_type_eos|AP_IOBUFSIZE")
+        .allowlist_type("apr_bucket_brigade|apr_bucket|ap_input_mode_t|apr_read_type_e")
         .allowlist_var("apr_hook_debug_current|ap_server_conf")
         .allowlist_var("MODULE_MAGIC_.*|APLOG_.*|HTTP_.*|OK|DECLINED|DONE|RSRC_CONF|ACCESS_CONF|OR_.*")
         .allowlist_var("PROXY_WORKER_.*|APR_HOOK_.*|AP_MPMQ_.*|AP_SQ_.*|M_GET|M_OPTIONS|AP_SLOTMEM_.*")

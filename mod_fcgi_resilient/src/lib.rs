@@ -6,11 +6,13 @@
 //! (`settings`, `duration`), the retry policy (`retry`, `backoff`, `waiting`, `known_down`),
 //! what one handler call left behind (`attempt`), when a balancer member should fail over
 //! rather than wait (`balancer`), looking at the backend and the client (`probe`), and the
-//! shared counters behind the status page (`stats`, `status_page`).
+//! shared counters behind the status page (`stats`, `status_page`), and how a request body
+//! read before waiting is kept (`body_spool`).
 
 pub mod attempt;
 pub mod backoff;
 pub mod balancer;
+pub mod body_spool;
 pub mod duration;
 pub mod known_down;
 pub mod probe;

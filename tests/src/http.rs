@@ -46,6 +46,30 @@ pub fn request(
     connection.send(method, path, "localhost", body)
 }
 
+/// A POST whose body waits for the server's `100 Continue` ([`Connection::send_expecting_continue`]).
+pub fn post_expecting_continue(
+    target: SocketAddr,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<Response> {
+    let mut connection = Connection::open(target, timeout)?;
+    connection.send_expecting_continue("POST", path, "localhost", body)
+}
+
+fn request_head(method: &str, path: &str, host: &str, body: &[u8], extra_headers: &str) -> String {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: fcgi-resilient-tests\r\n");
+    if !body.is_empty() || method == "POST" {
+        head += &format!("Content-Type: application/octet-stream\r\nContent-Length: {}\r\n", body.len());
+    }
+    head + extra_headers + "\r\n"
+}
+
+/// A 1xx answer: no body, and the final answer still to come.
+fn is_interim(status: u16) -> bool {
+    (100..200).contains(&status)
+}
+
 /// A client connection, kept alive across requests.
 pub struct Connection {
     reader: BufReader<TcpStream>,
@@ -67,17 +91,40 @@ impl Connection {
     }
 
     pub fn send(&mut self, method: &str, path: &str, host: &str, body: &[u8]) -> std::io::Result<Response> {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: fcgi-resilient-tests\r\n");
-        if !body.is_empty() || method == "POST" {
-            head += &format!("Content-Type: application/octet-stream\r\nContent-Length: {}\r\n", body.len());
-        }
-        head += "\r\n";
+        let head = request_head(method, path, host, body, "");
         let stream = self.reader.get_mut();
         stream.write_all(head.as_bytes())?;
         stream.write_all(body)?;
         let response = read_response(&mut self.reader, method == "HEAD");
         self.open = response.as_ref().is_ok_and(|r| r.0);
         response.map(|(_, response)| response)
+    }
+
+    /// Sends the head with `Expect: 100-continue` and the body only once the server answers
+    /// `100 Continue`, as curl does (but without curl's 1 s fallback: a server that never says
+    /// `100 Continue` never gets the body). A final answer instead ends the request unsent.
+    pub fn send_expecting_continue(
+        &mut self,
+        method: &str,
+        path: &str,
+        host: &str,
+        body: &[u8],
+    ) -> std::io::Result<Response> {
+        let head = request_head(method, path, host, body, "Expect: 100-continue\r\n");
+        self.reader.get_mut().write_all(head.as_bytes())?;
+        let (keep_alive, first) = read_response(&mut self.reader, false)?;
+        if first.status != 100 {
+            self.open = keep_alive;
+            return Ok(first);
+        }
+        self.reader.get_mut().write_all(body)?;
+        loop {
+            let (keep_alive, response) = read_response(&mut self.reader, method == "HEAD")?;
+            if !is_interim(response.status) {
+                self.open = keep_alive;
+                return Ok(response);
+            }
+        }
     }
 }
 
@@ -97,7 +144,7 @@ fn read_response(reader: &mut impl BufRead, head_only: bool) -> std::io::Result<
     let mut keep_alive = response.keeps_connection();
     let length = response.header("content-length").and_then(|v| v.parse::<u64>().ok());
     let chunked = response.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-    if head_only || status == 204 || status == 304 {
+    if head_only || status == 204 || status == 304 || is_interim(status) {
     } else if chunked {
         response.body = read_chunked_body(reader)?;
     } else if let Some(length) = length {
@@ -179,6 +226,14 @@ mod tests {
         assert!(!keep);
         assert_eq!(response.status, 503);
         assert_eq!(response.body, b"gone");
+    }
+
+    #[test]
+    fn an_interim_answer_has_no_body() {
+        let (keep, response) = parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n");
+        assert!(keep);
+        assert_eq!(response.status, 100);
+        assert!(response.body.is_empty());
     }
 
     #[test]

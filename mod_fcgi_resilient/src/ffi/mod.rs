@@ -10,6 +10,7 @@ mod log;
 mod module_record;
 mod proxy;
 mod request;
+mod request_body;
 mod scheme_handler;
 mod status_handler;
 mod sys;

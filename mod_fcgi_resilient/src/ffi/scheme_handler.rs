@@ -11,7 +11,7 @@ use super::log::{self, mark};
 use super::proxy::{self, SchemeCall};
 use super::request::Request;
 use super::worker::{Balancer, Worker};
-use super::{dir_config, guard::guard, hooks, status_handler, sys};
+use super::{dir_config, guard::guard, hooks, request_body, status_handler, sys};
 use crate::attempt::{self, AttemptEvidence};
 use crate::balancer::{self, OnRefusal};
 use crate::duration::format_duration;
@@ -304,6 +304,12 @@ impl Backend for HttpdBackend<'_> {
             KNOWN_DOWN.mark_down(&self.address_text());
             self.uncounted_refusal = true;
             if self.should_fail_over() {
+                return Attempt::Finished(status);
+            }
+            // The body must not wait with the request: see request_body.rs. A failed read ends
+            // the request here, before the backend received anything.
+            // SAFETY: a live request, between two runs of mod_proxy_fcgi's handler.
+            if let Err(status) = unsafe { request_body::read_before_waiting(self.call.r) } {
                 return Attempt::Finished(status);
             }
         }
