@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on Debian 12 (bookworm), as root: Apache with its
-# development headers (apxs, APR), PHP-FPM, libclang for bindgen, rpm to inspect the .rpm,
-# and the cargo subcommands that build the packages. Installs only what is missing.
+# development headers (apxs, APR), PHP-FPM, libclang for bindgen, rpm (rpmbuild) and cargo-deb
+# to build the packages, python3 and jq for the scripts that generate their man pages and
+# licence files, lintian, rpmlint and man-db to check them. Installs only what is missing.
 set -euo pipefail
 
-packages=(apache2 apache2-dev php-fpm libclang-dev clang pkg-config curl rpm ca-certificates)
+packages=(apache2 apache2-dev php-fpm libclang-dev clang pkg-config curl rpm ca-certificates
+    python3 jq lintian rpmlint man-db)
 missing=()
 for pkg in "${packages[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
@@ -22,7 +24,7 @@ if ((${#missing[@]})); then
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-for tool in cargo-deb cargo-generate-rpm; do
+for tool in cargo-deb; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "install-deps: cargo install $tool"
         cargo install --locked --quiet "$tool"

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Builds the Debian and RPM packages of mod_fcgi_resilient + fcgi-resilient-helper with the
-# ecosystem's tools, configured in mod_fcgi_resilient/Cargo.toml:
-#   target/debian/libapache2-mod-fcgi-resilient_<version>-1_<arch>.deb   (cargo deb)
-#   target/generate-rpm/mod_fcgi_resilient-<version>-1.<arch>.rpm       (cargo generate-rpm)
+# Builds the Debian and RPM packages of mod_fcgi_resilient + fcgi-resilient-helper:
+#   target/debian/libapache2-mod-fcgi-resilient_<version>-1_<arch>.deb   (cargo deb, configured
+#       in mod_fcgi_resilient/Cargo.toml, plus md5sums)
+#   target/rpm/mod_fcgi_resilient-<version>-1%{?dist}.<arch>.rpm         (rpmbuild,
+#       packaging/rpm/mod_fcgi_resilient.spec)
+# Both carry man pages generated from docs/*.md (scripts/gen-man.py) and the licences of every
+# crate linked into the binaries (scripts/gen-copyright.py, from cargo metadata).
 # CARGO_TARGET_DIR is honoured. Debian 12, as root (install-deps.sh uses apt-get).
+# DEBFULLNAME and DEBEMAIL, when both set, replace the .deb's Maintainer.
 # See docs/packaging.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,26 +41,89 @@ if [[ -z "$isa" || "$isa" == *%* ]]; then
 fi
 
 cargo build --locked --release -p mod_fcgi_resilient -p fcgi-resilient-helper
+target_dir=$(realpath "$target_dir")
+package_field() {
+    cargo metadata --format-version 1 --no-deps --locked |
+        jq -r ".packages[] | select(.name == \"mod_fcgi_resilient\") | $1 // empty"
+}
+version=$(package_field .version)
+# The RPM's URL tag, only if the project has a real one (no placeholder).
+url=$(package_field '.homepage // .repository')
+url_define=()
+if [[ -n "$url" ]]; then url_define=(--define "pkg_url $url"); fi
 
 # One package of each kind in the output directories, the one built now.
-rm -f "$target_dir"/debian/libapache2-mod-fcgi-resilient_*.deb \
-    "$target_dir"/generate-rpm/mod_fcgi_resilient-*.rpm
+rm -f "$target_dir"/debian/libapache2-mod-fcgi-resilient_*.deb "$target_dir"/rpm/mod_fcgi_resilient-*.rpm
 
+# --- generated documents, shared by both packages ----------------------------------------------
+# In target/release/package-data/ because cargo-deb maps only target/release/ to the real
+# target directory.
+data="$target_dir/release/package-data"
+rm -rf "$data"
+mkdir -p "$data/man"
+# The man pages' date is the last change of their source, so rebuilding does not change them.
+doc_date() { git log -1 --format=%cs -- "$1" 2>/dev/null | grep . || date -u -r "$1" +%F; }
+scripts/gen-man.py docs/helper.md "$data/man/fcgi-resilient-helper.8" \
+    fcgi-resilient-helper 8 "$version" "$(doc_date docs/helper.md)"
+# Section 5: the module's page documents configuration directives, not a command.
+scripts/gen-man.py docs/mod_fcgi_resilient.md "$data/man/mod_fcgi_resilient.5" \
+    mod_fcgi_resilient 5 "$version" "$(doc_date docs/mod_fcgi_resilient.md)"
+for page in "$data"/man/*.[58]; do
+    # Debian policy: gzip -9, no name or timestamp in the header (reproducible).
+    gzip -9nc "$page" >"$page.gz"
+done
+scripts/gen-copyright.py copyright "$data/copyright"
+rpm_license=$(scripts/gen-copyright.py rpm-license)
+
+# --- .deb ----------------------------------------------------------------------------------------
+maintainer=()
+if [[ -n "${DEBFULLNAME:-}" && -n "${DEBEMAIL:-}" ]]; then
+    maintainer=(--maintainer "$DEBFULLNAME <$DEBEMAIL>")
+fi
 # --no-build: built above, together with the helper (cargo deb would build only this crate).
 # --strip: [profile.release] keeps line tables for backtraces in development builds; the
 # packages ship stripped binaries, as Debian's and Fedora's do.
-cargo deb --locked -p mod_fcgi_resilient --no-build --strip
-# cargo generate-rpm packages target/<profile>/ as it is and has no --strip: give it stripped
-# copies under target/rpm-stripped/ (its --profile only picks that directory) and leave the
-# release build's own files alone.
+cargo deb --locked -p mod_fcgi_resilient --no-build --strip "${maintainer[@]}"
+deb=$(compgen -G "$target_dir/debian/libapache2-mod-fcgi-resilient_*.deb")
+# cargo-deb writes no md5sums control file (dpkg --verify and debsums use it): unpack, add it,
+# rebuild with dpkg-deb, which is what dh_md5sums + dh_builddeb do.
+unpacked="$target_dir/debian/unpacked"
+rm -rf "$unpacked"
+dpkg-deb --raw-extract "$deb" "$unpacked"
+(cd "$unpacked" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z |
+    xargs -0 md5sum >DEBIAN/md5sums)
+chmod 644 "$unpacked/DEBIAN/md5sums"
+dpkg-deb --root-owner-group -Zxz --build "$unpacked" "$deb" >/dev/null
+rm -rf "$unpacked"
+
+# --- .rpm ----------------------------------------------------------------------------------------
+# The spec installs stripped copies from target/rpm-stripped/ and leaves the release build's
+# own files alone.
 stripped="$target_dir/rpm-stripped"
-mkdir -p "$stripped"
+rm -rf "$stripped"
+mkdir -p "$stripped/man"
 for file in libmod_fcgi_resilient.so fcgi-resilient-helper; do
     strip --strip-unneeded --remove-section=.comment -o "$stripped/$file" "$target_dir/release/$file"
 done
-cargo generate-rpm -p mod_fcgi_resilient --profile rpm-stripped \
-    --set-metadata "requires = { httpd = \"*\", httpd-mmn = \"= ${mmn}${isa}\" }"
+cp "$data"/man/*.[58] "$stripped/man/"
+cp "$data/copyright" "$stripped/LICENSE.dependencies"
+topdir="$target_dir/rpmbuild"
+# brp-compress (gzips the man pages) is a bash script that Debian's rpm runs with #!/bin/sh,
+# which is dash there: run it with bash, as on Fedora.
+rm -rf "$topdir"
+rpmbuild -bb --quiet \
+    --define "_topdir $topdir" \
+    --define "_rpmdir $target_dir/rpm" \
+    --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" \
+    --define "srcdir $PWD" \
+    --define "stagedir $stripped" \
+    --define "pkg_version $version" \
+    --define "pkg_license $rpm_license" \
+    --define "httpd_mmn ${mmn}${isa}" \
+    "${url_define[@]}" \
+    --define "__brp_compress bash /usr/lib/rpm/brp-compress %{_prefix}" \
+    packaging/rpm/mod_fcgi_resilient.spec
+rm -rf "$topdir"
 
 echo "package: built"
-ls -1 "$target_dir"/debian/libapache2-mod-fcgi-resilient_*.deb \
-    "$target_dir"/generate-rpm/mod_fcgi_resilient-*.rpm
+ls -1 "$target_dir"/debian/libapache2-mod-fcgi-resilient_*.deb "$target_dir"/rpm/mod_fcgi_resilient-*.rpm

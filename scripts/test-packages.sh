@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Package tests (part of scripts/test.sh). Debian 12, as root. Builds both packages with
 # scripts/package.sh (skip with --no-build), then:
-#   rpm: file list, Requires, config flags (rpm -qlp / -qp --requires / --configfiles);
-#   deb: control fields, file list, conffiles;
-#   the .deb installed on this machine's stock apache2 (apt-get install ./…deb): enabled with
+#   rpm: file list, Requires, config flags (rpm -qlp / -qp --requires / --configfiles),
+#     %license files, %changelog, License, Release, Description;
+#   deb: control fields, file list, md5sums, conffiles, DEP-5 copyright against cargo tree,
+#     the man page rendered without groff warnings;
+#   lintian -I --pedantic and rpmlint: every error and warning must be overridden, with a reason,
+#     in packaging/lint-overrides.txt;
+#   the .deb installed on this machine's stock apache2 (apt-get install ./…deb): dpkg --verify,
+#   man fcgi-resilient-helper, enabled with
 #   proxy and proxy_fcgi, configtest, LoadModule order (fcgi_resilient.load sorts before
 #   proxy.load), the module's own message when proxy_fcgi/proxy are missing, Apache + a
 #   PHP-FPM pool serving while PHP-FPM is stopped (SIGTERM) and started (every request 200),
@@ -216,6 +221,20 @@ EOF
     fi
     check "apt-get install $deb" apt install "$deb"
     check "module installed in /usr/lib/apache2/modules" test -f /usr/lib/apache2/modules/mod_fcgi_resilient.so
+    check "dpkg --verify $pkg: every file matches the package's md5sums" \
+        bash -c 'out=$(dpkg --verify "$1" 2>&1) && [[ -z $out ]] || { echo "$out" >&2; exit 1; }' _ "$pkg"
+    # Minimal images (Docker's debian) may tell dpkg not to install man pages.
+    local man_excluded
+    man_excluded=$(grep -hs '^path-exclude.*/usr/share/man' /etc/dpkg/dpkg.cfg.d/* || true)
+    if [[ -n "$man_excluded" ]]; then
+        echo "note: /etc/dpkg/dpkg.cfg.d excludes man pages on this machine ($man_excluded):" \
+            "not installed; the page in the .deb was checked with man -l instead"
+    else
+        check "man fcgi-resilient-helper (installed page)" \
+            bash -c 'MANWIDTH=80 man fcgi-resilient-helper 2>/dev/null | grep -q "reload-and-wait"'
+        check "man 5 mod_fcgi_resilient (installed page)" \
+            bash -c 'MANWIDTH=80 man 5 mod_fcgi_resilient 2>/dev/null | grep -q "FcgiResilientTimeout"'
+    fi
     check "postinst enabled fcgi_resilient (apache2_invoke enmod)" a2query -q -m fcgi_resilient
     check "postinst enabled proxy and proxy_fcgi (a2enmod Depends)" \
         bash -c 'a2query -q -m proxy && a2query -q -m proxy_fcgi'
@@ -325,9 +344,9 @@ else
 fi
 target_dir="${CARGO_TARGET_DIR:-target}"
 debs=("$target_dir"/debian/"$pkg"_*.deb)
-rpms=("$target_dir"/generate-rpm/mod_fcgi_resilient-*.rpm)
+rpms=("$target_dir"/rpm/mod_fcgi_resilient-*.rpm)
 if [[ ${#debs[@]} -ne 1 || ! -f "${debs[0]}" || ${#rpms[@]} -ne 1 || ! -f "${rpms[0]}" ]]; then
-    echo "FAIL: expected one .deb in $target_dir/debian and one .rpm in $target_dir/generate-rpm" \
+    echo "FAIL: expected one .deb in $target_dir/debian and one .rpm in $target_dir/rpm" \
         "(scripts/package.sh): ${debs[*]} ${rpms[*]}"
     exit 1
 fi
@@ -340,21 +359,32 @@ echo "packages: $deb $rpm_file (Apache API $mmn)"
 check "rpm: file list (rpm -qlp)" same_lines "$(rpm -qlp "$rpm_file")" "/etc/httpd/conf.modules.d/10-fcgi_resilient.conf
 /usr/lib64/httpd/modules/mod_fcgi_resilient.so
 /usr/sbin/fcgi-resilient-helper
+/usr/share/doc/mod_fcgi_resilient
 /usr/share/doc/mod_fcgi_resilient/README.md
+/usr/share/doc/mod_fcgi_resilient/examples
 /usr/share/doc/mod_fcgi_resilient/examples/php-fpm-tcp.conf
 /usr/share/doc/mod_fcgi_resilient/examples/php-fpm-unix-socket.conf
 /usr/share/doc/mod_fcgi_resilient/helper.md
 /usr/share/doc/mod_fcgi_resilient/mod_fcgi_resilient.md
 /usr/share/doc/mod_fcgi_resilient/packaging.md
+/usr/share/fcgi-resilient-helper
+/usr/share/fcgi-resilient-helper/systemd
+/usr/share/fcgi-resilient-helper/systemd/php-fpm.service.d
 /usr/share/fcgi-resilient-helper/systemd/php-fpm.service.d/fcgi-resilient.conf
-/usr/share/fcgi-resilient-helper/tmpfiles.d/fcgi-resilient.conf"
+/usr/share/fcgi-resilient-helper/tmpfiles.d
+/usr/share/fcgi-resilient-helper/tmpfiles.d/fcgi-resilient.conf
+/usr/share/licenses/mod_fcgi_resilient
+/usr/share/licenses/mod_fcgi_resilient/LICENSE
+/usr/share/licenses/mod_fcgi_resilient/LICENSE.dependencies
+/usr/share/man/man5/mod_fcgi_resilient.5.gz
+/usr/share/man/man8/fcgi-resilient-helper.8.gz"
 requires=$(rpm -qp --requires "$rpm_file")
 check "rpm: Requires httpd" grep -qx 'httpd' <<<"$requires"
 check "rpm: Requires httpd-mmn = ${mmn}<isa>" grep -qE "^httpd-mmn = ${mmn}[a-z0-9_]+$" <<<"$requires"
 check "rpm: --configfiles lists 10-fcgi_resilient.conf" \
     grep -qx /etc/httpd/conf.modules.d/10-fcgi_resilient.conf <<<"$(rpm -qp --configfiles "$rpm_file")"
 # %config(noreplace) is FILEFLAGS "cn"; docs are "d"; nothing else may be a config file.
-flags=$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm_file" | grep -v '^d ' | sed 's/^ /- /')
+flags=$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm_file" | grep -vE '^(d|l) ' | sed 's/^ /- /')
 check "rpm: only 10-fcgi_resilient.conf is config, %config(noreplace)" same_lines \
     "$(grep -v '^- ' <<<"$flags")" "cn /etc/httpd/conf.modules.d/10-fcgi_resilient.conf"
 check "rpm: binaries mode 0755" same_lines \
@@ -363,6 +393,16 @@ check "rpm: binaries mode 0755" same_lines \
 -rwxr-xr-x /usr/sbin/fcgi-resilient-helper"
 check "rpm: 10-fcgi_resilient.conf loads modules/mod_fcgi_resilient.so" \
     grep -q '^LoadModule fcgi_resilient_module modules/mod_fcgi_resilient.so' httpd-conf/rhel/10-fcgi_resilient.conf
+check "rpm: %license LICENSE and LICENSE.dependencies" same_lines \
+    "$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm_file" | grep '^l ')" \
+    "l /usr/share/licenses/mod_fcgi_resilient/LICENSE
+l /usr/share/licenses/mod_fcgi_resilient/LICENSE.dependencies"
+check "rpm: %changelog" test -n "$(rpm -qp --changelog "$rpm_file")"
+check "rpm: License names the linked crates' licences ($(rpm -qp --qf '%{LICENSE}' "$rpm_file"))" \
+    bash -c '[[ $1 == Apache-2.0\ AND* && $1 == *MIT* ]]' _ "$(rpm -qp --qf '%{LICENSE}' "$rpm_file")"
+check "rpm: Release ends in %{?dist} (spec)" grep -qE '^Release: +[0-9]+%\{\?dist\}$' packaging/rpm/mod_fcgi_resilient.spec
+check "rpm: Description is not the Summary" \
+    bash -c '[[ $(rpm -qp --qf "%{DESCRIPTION}" "$1" | wc -l) -gt 3 ]]' _ "$rpm_file"
 
 # --- deb (static) ------------------------------------------------------------------------------
 check "deb: Package $pkg" test "$(dpkg-deb -f "$deb" Package)" = "$pkg"
@@ -376,7 +416,9 @@ check "deb: file list (dpkg -c)" same_lines "$(dpkg -c "$deb" | awk '$1 !~ /^d/ 
 /etc/apache2/mods-available/fcgi_resilient.load
 /usr/lib/apache2/modules/mod_fcgi_resilient.so
 /usr/sbin/fcgi-resilient-helper
+/usr/share/doc/$pkg/README.Debian
 /usr/share/doc/$pkg/README.md
+/usr/share/doc/$pkg/changelog.Debian.gz
 /usr/share/doc/$pkg/copyright
 /usr/share/doc/$pkg/examples/php-fpm-tcp.conf
 /usr/share/doc/$pkg/examples/php-fpm-unix-socket.conf
@@ -384,7 +426,69 @@ check "deb: file list (dpkg -c)" same_lines "$(dpkg -c "$deb" | awk '$1 !~ /^d/ 
 /usr/share/doc/$pkg/mod_fcgi_resilient.md
 /usr/share/doc/$pkg/packaging.md
 /usr/share/fcgi-resilient-helper/systemd/php-fpm.service.d/fcgi-resilient.conf
-/usr/share/fcgi-resilient-helper/tmpfiles.d/fcgi-resilient.conf"
+/usr/share/fcgi-resilient-helper/tmpfiles.d/fcgi-resilient.conf
+/usr/share/man/man5/mod_fcgi_resilient.5.gz
+/usr/share/man/man8/fcgi-resilient-helper.8.gz"
+check "deb: md5sums lists every file" same_lines \
+    "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./md5sums | awk '{ print "/" $2 }' | LC_ALL=C sort)" \
+    "$(dpkg -c "$deb" | awk '$1 !~ /^d/ { print $6 }' | sed 's|^\./|/|' | LC_ALL=C sort)"
+# The crates linked into the binaries, as cargo tree (not the generator's own graph walk) sees them.
+linked=$(cargo tree --locked -e normal --prefix none -f '{p}' -p mod_fcgi_resilient -p fcgi-resilient-helper |
+    awk '$1 != "mod_fcgi_resilient" && $1 != "fcgi-resilient-helper" && NF { sub(/^v/, "", $2); print $1 "-" $2 }' | LC_ALL=C sort -u)
+copyright=$(dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./usr/share/doc/$pkg/copyright")
+check "deb: copyright is machine-readable (DEP-5)" \
+    contains "$copyright" "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
+check "deb: copyright has a Files: paragraph per linked crate ($(echo $linked))" same_lines \
+    "$(sed -n 's|^Files: cargo-registry/\(.*\)/\*$|\1|p' <<<"$copyright" | LC_ALL=C sort)" "$linked"
+check "deb: copyright carries the MIT notice of nix (MIT only)" \
+    bash -c 'grep -q "^Copyright: .*nix-rust" <<<"$1" && grep -q "^License: MIT$" <<<"$1" && grep -q "Permission is hereby granted" <<<"$1"' _ "$copyright"
+check "no example.invalid in the packages' metadata or documents" \
+    bash -c '! { dpkg-deb -I "$1"; rpm -qpi "$2"; dpkg-deb --fsys-tarfile "$1" | tar -xOf - --wildcards "./usr/share/doc/*" "./usr/share/man/*"; } 2>/dev/null | zcat -f | grep -q example.invalid' _ "$deb" "$rpm_file"
+man_tmp=$(mktemp)
+dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./usr/share/man/man8/fcgi-resilient-helper.8.gz >"$man_tmp"
+check "deb: fcgi-resilient-helper.8.gz renders without groff warnings and documents reload-and-wait" \
+    bash -c 'out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$1" 2>&1 >/dev/null); [[ -z $out ]] || { echo "$out" >&2; exit 1; }; LC_ALL=C.UTF-8 man -l "$1" 2>/dev/null | grep -q "reload-and-wait"' _ "$man_tmp"
+rm -f "$man_tmp"
+
+# --- lint ----------------------------------------------------------------------------------------
+# lint TOOL OUTPUT: PASS if every error and warning in OUTPUT is overridden, with a reason, in
+# packaging/lint-overrides.txt, and every override of TOOL still matches something.
+overrides=packaging/lint-overrides.txt
+lint() {
+    local tool=$1 output=$2 line severity tag bad=0
+    local -A seen=()
+    while IFS= read -r line; do
+        case $tool in
+            lintian) [[ $line =~ ^([EWIPX]):\ [^:\ ]+:\ ([^ ]+) ]] || continue ;;
+            rpmlint) [[ $line =~ ^[^:\ ]+:\ ([EW]):\ ([^ ]+) ]] || continue ;;
+        esac
+        severity=${BASH_REMATCH[1]} tag=${BASH_REMATCH[2]}
+        seen[$tag]=1
+        if grep -qE "^$tool $tag -- " "$overrides"; then
+            echo "    overridden: $line"
+        elif [[ $severity == [EW] ]]; then
+            echo "    NOT OVERRIDDEN: $line"
+            bad=1
+        else
+            echo "    informational: $line"
+        fi
+    done <<<"$output"
+    for tag in $(awk -v tool="$tool" '$1 == tool { print $2 }' "$overrides"); do
+        if [[ -z "${seen[$tag]:-}" ]]; then
+            echo "    stale override (matches nothing, remove it): $tool $tag"
+            bad=1
+        fi
+    done
+    ((bad == 0))
+}
+check "$overrides: every line is \"lintian|rpmlint TAG -- reason\"" \
+    bash -c '! grep -vE "^(#|$|(lintian|rpmlint) [a-z0-9-]+ -- .{20,})" "$1"' _ "$overrides"
+# --suppress-tags-from-file would hide findings; the overrides are applied by lint() instead.
+lintian_out=$(lintian -I --pedantic "$deb" 2>/dev/null || true)
+check "lintian -I --pedantic: no error or warning outside $overrides" lint lintian "$lintian_out"
+rpmlint_out=$(rpmlint -c packaging/rpmlint.toml "$rpm_file" 2>/dev/null || true)
+check "rpmlint: no error or warning outside $overrides" lint rpmlint "$rpmlint_out"
+
 check "deb: conffiles are the .load and .conf" same_lines \
     "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles | LC_ALL=C sort)" \
     "/etc/apache2/mods-available/fcgi_resilient.conf
