@@ -19,7 +19,7 @@ use crate::cli::ReloadOpts;
 use crate::fpm_config::{self, LoadOptions};
 use crate::wait;
 
-fn read_pid_file(p: &Path) -> Result<i32, String> {
+pub fn read_pid_file(p: &Path) -> Result<i32, String> {
     let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read pid file {}: {e}", p.display()))?;
     match text.trim().parse::<i32>() {
         Ok(pid) if pid > 1 => Ok(pid),
