@@ -38,6 +38,20 @@ fn pid_from_config(files: &[PathBuf]) -> Result<i32, String> {
     }
 }
 
+/// A reload with `process_control_timeout` 0 kills the requests in flight: say so and what
+/// to change. Still reloads: the new configuration may be what the admin needs right now.
+fn warn_if_reload_cuts(pid: i32, configs: &[PathBuf]) {
+    let files = match (configs, crate::fpm_process::master(pid)) {
+        ([], Ok(Some(from_title))) => vec![from_title],
+        ([], _) => return,
+        (given, _) => given.to_vec(),
+    };
+    let Ok(cfgs) = fpm_config::load_all(&files, &LoadOptions::default()) else { return };
+    for warning in cfgs.iter().filter_map(|c| c.reload_cut_warning()) {
+        eprintln!("fcgi-resilient-helper: warning: {warning}");
+    }
+}
+
 /// (ppid, comm) from /proc/PID/stat; comm may contain spaces and parentheses.
 fn stat(pid: i32) -> Option<(i32, String)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -91,6 +105,7 @@ pub fn run(o: &ReloadOpts) -> i32 {
             return 1;
         }
     }
+    warn_if_reload_cuts(pid, &o.fpm_configs);
     let start = Instant::now();
     let deadline = start + o.wait.timeout;
     let old = children(pid);
