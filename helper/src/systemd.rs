@@ -125,7 +125,8 @@ pub fn render(unit: &str, start: &FpmStart, targets: &[String], helper: &Path, t
     for target in targets {
         text += &format!("ExecStartPost={helper} wait {} --timeout {t}\n", escape(target));
     }
-    if let Some(first) = targets.first() {
+    // Any pool answering shows the reloaded master is up; a local socket is the surest.
+    if let Some(first) = targets.iter().find(|t| t.starts_with('/')).or(targets.first()) {
         text += &format!(
             "ExecReload=\nExecReload={helper} reload-and-wait --pid ${{MAINPID}} --fpm-config {config}{prefix} {} \
              --timeout {t}\n",

@@ -216,3 +216,17 @@ fn reload_loses_nothing_with_process_control_timeout_set() {
     assert_eq!(load::failed_count(&get), 0, "{}", summary(Load::Get, "reload", &get));
     assert_eq!(load::failed_count(&post), 0, "{}", summary(Load::Post, "reload", &post));
 }
+
+/// A TCP pool cannot be drained: said plainly, and php-fpm is stopped as usual.
+#[test]
+fn tcp_pool_is_named_and_stopped_as_usual() {
+    require_root();
+    let work = WorkDir::new("stop-tcp");
+    let mut fpm = PhpFpm::new(work.path(), &work.docroot(), harness::Listen::Tcp(harness::free_port()), 2);
+    fpm.start();
+    let r = helper_stop(&fpm, "5s");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("listens on TCP") && r.stderr.contains("not drained"), "{}", r.stderr);
+    assert!(!fpm.listen.accepts(), "php-fpm must be stopped");
+    fpm.stop();
+}
