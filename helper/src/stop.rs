@@ -124,7 +124,8 @@ fn take_away(sockets: &[PathBuf]) -> Result<Vec<Aside>, String> {
 }
 
 enum Drained {
-    Empty,
+    /// With the number of connections open when the sockets were moved aside.
+    Empty(usize),
     TimedOut(usize),
     Interrupted,
 }
@@ -138,6 +139,7 @@ fn drain(sockets: &[PathBuf], timeout: Duration, start: Instant) -> Result<Drain
     let tty = std::io::stderr().is_terminal();
     let deadline = start + timeout;
     let mut last_progress: Option<Instant> = None;
+    let mut at_start = None;
     let end = |line_shown: bool| {
         if line_shown {
             eprint!("\r\x1b[K");
@@ -145,12 +147,13 @@ fn drain(sockets: &[PathBuf], timeout: Duration, start: Instant) -> Result<Drain
     };
     loop {
         let open = open_connections(sockets)?;
+        let at_start = *at_start.get_or_insert(open);
         let now = Instant::now();
         if open == 0 || now >= deadline || INTERRUPTED.load(Ordering::SeqCst) {
             end(last_progress.is_some());
             return Ok(match (open, INTERRUPTED.load(Ordering::SeqCst)) {
                 (_, true) => Drained::Interrupted,
-                (0, _) => Drained::Empty,
+                (0, _) => Drained::Empty(at_start),
                 (n, _) => Drained::TimedOut(n),
             });
         }
@@ -190,10 +193,10 @@ fn drain_and_signal(o: &StopOpts, pid: i32, config: &Path) -> Result<(), String>
             restore(&asides);
             return Err("interrupted; php-fpm left running".to_string());
         }
-        Drained::Empty if !sockets.is_empty() => {
-            eprintln!("{PREFIX}: drained in {:.2}s", start.elapsed().as_secs_f64())
+        Drained::Empty(n) if !sockets.is_empty() => {
+            eprintln!("{PREFIX}: drained {n} connection(s) in {:.2}s", start.elapsed().as_secs_f64())
         }
-        Drained::Empty => {}
+        Drained::Empty(_) => {}
         Drained::TimedOut(n) => eprintln!(
             "{PREFIX}: {n} connection(s) still open after {:?} (requests longer than --timeout, or \
              kept-alive connections); stopping anyway: those requests are cut",
