@@ -184,8 +184,49 @@ fn check_unix(b: &Backend, sock: &Path, pl: &PoolListen, id: &Identity, problems
     }
 }
 
+/// The kernel's cap on every listen backlog (per network namespace).
+fn somaxconn() -> Option<i64> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok()?.trim().parse().ok()
+}
+
+/// The backlog the pool's socket really gets, and what to blame: `listen.backlog` (unset or
+/// -1 means "as many as allowed": php-fpm 8.2 on Linux prints `listen.backlog = -1` with
+/// `-tt`; older versions defaulted to 511), capped by net.core.somaxconn.
+fn effective_backlog(pool: &Pool, somaxconn: i64) -> (i64, String) {
+    let setting = pool.get("listen.backlog");
+    let asked = setting.as_ref().and_then(|s| s.value.trim().parse::<i64>().ok()).unwrap_or(-1);
+    let place = match &setting {
+        Some(s) => format!("{}: listen.backlog = {}", s.loc(), s.value),
+        None => format!("{}: pool [{}] (listen.backlog unset)", pool.loc(), pool.name),
+    };
+    if asked < 0 || asked > somaxconn {
+        return (somaxconn, format!("{place}, capped by net.core.somaxconn = {somaxconn}"));
+    }
+    (asked, place)
+}
+
+/// Apache's concurrency: every worker may wait on one pool at once.
+fn max_request_workers(cfg: &apache_config::ApacheConfig) -> Option<(i64, String)> {
+    let d = cfg.last("MaxRequestWorkers").or_else(|| cfg.last("MaxClients"))?;
+    Some((d.args[0].parse().ok()?, d.loc()))
+}
+
+/// A backlog smaller than Apache's workers: during a restart or a burst the connections past
+/// it are refused instead of queued.
+fn backlog_warning(pool: &Pool, workers: i64, workers_at: &str, somaxconn: i64) -> Option<String> {
+    let (backlog, place) = effective_backlog(pool, somaxconn);
+    (backlog < workers).then(|| {
+        format!(
+            "{place}: backlog {backlog} is below Apache's MaxRequestWorkers {workers} ({workers_at}); while the pool \
+             is busy or restarting, connections past the backlog are refused instead of queued; fix: \
+             listen.backlog = -1 (or >= {workers}) and sysctl net.core.somaxconn >= {workers}"
+        )
+    })
+}
+
 pub fn run(o: &CheckOpts) -> i32 {
     let mut problems = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
     let apache_files = if o.apache_configs.is_empty() { default_apache_configs() } else { o.apache_configs.clone() };
     if apache_files.is_empty() {
         eprintln!("fcgi-resilient-helper: no Apache configuration found; use --apache-config FILE");
@@ -198,6 +239,7 @@ pub fn run(o: &CheckOpts) -> i32 {
             return 1;
         }
     };
+    warnings.extend(fpm.iter().filter_map(|c| c.reload_cut_warning()));
     let mut pools = Vec::new();
     for cfg in &fpm {
         for pool in &cfg.pools {
@@ -234,6 +276,19 @@ pub fn run(o: &CheckOpts) -> i32 {
         };
         problems.extend(cfg.problems.iter().cloned());
         let id = apache_identity(&cfg, &mut problems);
+        let workers = max_request_workers(&cfg);
+        if workers.is_none() {
+            println!("{}: no MaxRequestWorkers found: listen backlogs not compared with it", file.display());
+        }
+        let mut backlog_checked: Vec<String> = Vec::new();
+        let mut check_backlog = |pool: &Pool, warnings: &mut Vec<String>| {
+            let (Some((n, at)), Some(cap)) = (&workers, somaxconn()) else { return };
+            if backlog_checked.contains(&pool.name) {
+                return;
+            }
+            backlog_checked.push(pool.name.clone());
+            warnings.extend(backlog_warning(pool, *n, at, cap));
+        };
         for b in cfg.backends() {
             checked += 1;
             let here = b.directive.loc();
@@ -247,8 +302,11 @@ pub fn run(o: &CheckOpts) -> i32 {
                             sock.display(),
                             describe_pools(&pools)
                         )),
-                        (Some(pl), Some(id)) => check_unix(&b, sock, pl, id, &mut problems),
-                        (Some(_), None) => {}
+                        (Some(pl), Some(id)) => {
+                            check_unix(&b, sock, pl, id, &mut problems);
+                            check_backlog(pl.pool, &mut warnings);
+                        }
+                        (Some(pl), None) => check_backlog(pl.pool, &mut warnings),
                     }
                 }
                 Addr::Tcp { host, port } => {
@@ -265,6 +323,7 @@ pub fn run(o: &CheckOpts) -> i32 {
                             describe_pools(&pools)
                         )),
                         Some(pl) => {
+                            check_backlog(pl.pool, &mut warnings);
                             if let Some(allowed) = pl.pool.get("listen.allowed_clients") {
                                 let ok =
                                     allowed.value.split(',').map(str::trim).any(|a| {
@@ -288,7 +347,15 @@ pub fn run(o: &CheckOpts) -> i32 {
     for p in &problems {
         eprintln!("{p}");
     }
-    println!("{checked} FastCGI backend(s) checked against {} pool(s): {} problem(s)", pools.len(), problems.len());
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "{checked} FastCGI backend(s) checked against {} pool(s): {} problem(s), {} warning(s)",
+        pools.len(),
+        problems.len(),
+        warnings.len()
+    );
     if problems.is_empty() {
         0
     } else {
@@ -315,6 +382,19 @@ mod tests {
     fn ids(user: &str) -> (u32, u32) {
         let u = users::user(user).unwrap();
         (u.uid.as_raw(), u.gid.as_raw())
+    }
+
+    #[test]
+    fn backlog_against_max_request_workers() {
+        let unset = pool(&[]);
+        assert_eq!(effective_backlog(&unset, 4096).0, 4096, "unset is -1: somaxconn");
+        assert!(backlog_warning(&unset, 400, "a:1", 4096).is_none());
+        let w = backlog_warning(&unset, 400, "a:1", 128).unwrap();
+        assert!(w.contains("capped by net.core.somaxconn = 128") && w.contains("MaxRequestWorkers 400"), "{w}");
+        let small = pool(&[("listen.backlog", "64")]);
+        let w = backlog_warning(&small, 400, "apache2.conf:7", 4096).unwrap();
+        assert!(w.starts_with("/p.conf:2: listen.backlog = 64: backlog 64"), "{w}");
+        assert!(backlog_warning(&pool(&[("listen.backlog", "511")]), 400, "a:1", 4096).is_none());
     }
 
     #[test]

@@ -16,6 +16,8 @@ Commands:
   check            compare Apache's FastCGI backends with the PHP-FPM pools
   wait             wait until a pool accepts connections (and answers its ping)
   reload-and-wait  gracefully reload PHP-FPM (SIGUSR2) and wait until it answers
+  stop             stop PHP-FPM after the requests on its sockets are done (no request cut)
+  systemd-dropin   install (or --remove) a drop-in using these for every php*-fpm unit
 
 Run `fcgi-resilient-helper COMMAND --help` for a command's options.
 Exit status: 0 ok, 1 problem found (or timeout), 2 usage error.";
@@ -74,6 +76,64 @@ Sends SIGUSR2 (graceful reload) to the PHP-FPM master, waits until it has re-exe
 answers, as `wait` does. Without --pid/--pid-file the `pid` of the --fpm-config's
 [global] section is used.";
 
+pub const STOP_USAGE: &str = "\
+Usage: fcgi-resilient-helper stop (--pid PID | --pid-file FILE) [--fpm-config FILE]
+                                  [--timeout DURATION] [--fpm-prefix DIR]
+
+Stops a PHP-FPM master without cutting a request: moves each pool's Unix socket aside
+(new connections wait in mod_fcgi_resilient), waits until no connection to those sockets
+is left (queued or in progress) or the timeout passes, then sends SIGTERM and waits until
+the master has exited. Pools on TCP cannot be drained this way and are stopped as usual.
+If PID is not a php-fpm master, or anything fails before the SIGTERM, php-fpm keeps
+running with its sockets in place.
+
+  --pid PID           the master (systemd: --pid=${MAINPID}; empty = nothing to stop)
+  --pid-file FILE     file holding the master's pid
+  --fpm-config FILE   its main config (default: the one in the master's process title)
+  --timeout DURATION  longest wait for the connections (default 30s); then the
+                      remaining requests are cut and their number reported
+  --fpm-prefix DIR    as for prepare";
+
+pub const SYSTEMD_USAGE: &str = "\
+Usage: fcgi-resilient-helper systemd-dropin [--remove] [--root DIR] [--helper PATH]
+                                            [--timeout DURATION]
+
+For every installed php*-fpm unit (phpX.Y-fpm.service, php-fpm.service; in
+/etc/systemd/system, /usr/lib/systemd/system, /lib/systemd/system) writes
+/etc/systemd/system/UNIT.d/fcgi-resilient.conf: prepare before start, wait after
+start, reload-and-wait on reload and a lossless `stop` on stop, with the paths of the
+unit's own PHP-FPM config. Then runs `systemctl daemon-reload` when systemd runs.
+
+  --remove            take the drop-ins away again
+  --root DIR          operate on the tree below DIR instead of / (no daemon-reload)
+  --helper PATH       the helper's path in the drop-ins (default: this executable)
+  --timeout DURATION  the --timeout of the generated commands (default 30s)";
+
+/// Where `stop` finds the master's pid.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PidSource {
+    Pid(i32),
+    /// `--pid=` with nothing: systemd's $MAINPID of a service whose main process is gone.
+    NoMainPid,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StopOpts {
+    pub pid: PidSource,
+    pub fpm_config: Option<PathBuf>,
+    pub prefix: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemdOpts {
+    pub root: PathBuf,
+    pub remove: bool,
+    pub helper: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PrepareOpts {
     pub fpm_configs: Vec<PathBuf>,
@@ -116,6 +176,8 @@ pub enum Command {
     Check(CheckOpts),
     Wait(WaitOpts),
     ReloadAndWait(ReloadOpts),
+    Stop(StopOpts),
+    SystemdDropin(SystemdOpts),
 }
 
 /// Splits `--opt=value` and yields (name, inline value) or positionals.
@@ -146,6 +208,8 @@ pub fn parse(argv: Vec<String>) -> Result<Command, String> {
         "check" => parse_check(&mut args),
         "wait" => parse_wait(&mut args),
         "reload-and-wait" => parse_reload(&mut args),
+        "stop" => parse_stop(&mut args),
+        "systemd-dropin" => parse_systemd(&mut args),
         other => Err(format!("unknown command `{other}`")),
     }
 }
@@ -242,6 +306,67 @@ fn parse_wait(args: &mut Args) -> Result<Command, String> {
     Ok(Command::Wait(o))
 }
 
+fn parse_pid(v: &str) -> Result<i32, String> {
+    let pid: i32 = v.parse().map_err(|_| format!("--pid: `{v}` is not a process id"))?;
+    if pid <= 1 {
+        return Err(format!("--pid: refusing to signal pid {pid}"));
+    }
+    Ok(pid)
+}
+
+fn parse_stop(args: &mut Args) -> Result<Command, String> {
+    let mut pid = None;
+    let mut o =
+        StopOpts { pid: PidSource::NoMainPid, fpm_config: None, prefix: None, timeout: Duration::from_secs(30) };
+    while let Some(a) = args.items.next() {
+        let (k, inline) = split(&a);
+        let source = match k.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(STOP_USAGE)),
+            "--pid" => match args.value(&k, inline)?.trim() {
+                "" => Some(PidSource::NoMainPid),
+                v => Some(PidSource::Pid(parse_pid(v)?)),
+            },
+            "--pid-file" => Some(PidSource::File(args.value(&k, inline)?.into())),
+            "--fpm-config" => {
+                o.fpm_config = Some(args.value(&k, inline)?.into());
+                None
+            }
+            "--fpm-prefix" => {
+                o.prefix = Some(args.value(&k, inline)?.into());
+                None
+            }
+            "--timeout" | "-t" => {
+                o.timeout = duration::parse(&args.value(&k, inline)?)?;
+                None
+            }
+            _ => return Err(format!("stop: unexpected argument `{a}`")),
+        };
+        if let Some(source) = source {
+            if pid.replace(source).is_some() {
+                return Err("stop: give one --pid or --pid-file".to_string());
+            }
+        }
+    }
+    o.pid = pid.ok_or("stop: --pid PID or --pid-file FILE is required")?;
+    Ok(Command::Stop(o))
+}
+
+fn parse_systemd(args: &mut Args) -> Result<Command, String> {
+    let mut o = SystemdOpts { root: PathBuf::from("/"), remove: false, helper: None, timeout: Duration::from_secs(30) };
+    while let Some(a) = args.items.next() {
+        let (k, inline) = split(&a);
+        match k.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(SYSTEMD_USAGE)),
+            "--remove" if inline.is_none() => o.remove = true,
+            "--root" => o.root = args.value(&k, inline)?.into(),
+            "--helper" => o.helper = Some(args.value(&k, inline)?.into()),
+            "--timeout" | "-t" => o.timeout = duration::parse(&args.value(&k, inline)?)?,
+            _ => return Err(format!("systemd-dropin: unexpected argument `{a}`")),
+        }
+    }
+    Ok(Command::SystemdDropin(o))
+}
+
 fn parse_reload(args: &mut Args) -> Result<Command, String> {
     let mut o = ReloadOpts { pid_file: None, pid: None, fpm_configs: vec![], wait: empty_wait() };
     while let Some(a) = args.items.next() {
@@ -249,14 +374,7 @@ fn parse_reload(args: &mut Args) -> Result<Command, String> {
         match k.as_str() {
             "-h" | "--help" => return Ok(Command::Help(RELOAD_USAGE)),
             "--pid-file" => o.pid_file = Some(args.value(&k, inline)?.into()),
-            "--pid" => {
-                let v = args.value(&k, inline)?;
-                let pid: i32 = v.parse().map_err(|_| format!("--pid: `{v}` is not a process id"))?;
-                if pid <= 1 {
-                    return Err(format!("--pid: refusing to signal pid {pid}"));
-                }
-                o.pid = Some(pid);
-            }
+            "--pid" => o.pid = Some(parse_pid(&args.value(&k, inline)?)?),
             "--fpm-config" => o.fpm_configs.push(args.value(&k, inline)?.into()),
             _ => {
                 if !wait_option(&mut o.wait, &k, inline, args)? {
@@ -332,6 +450,32 @@ mod tests {
         assert!(p(&["reload-and-wait", "--pid", "1", "x"]).is_err());
         assert!(p(&["reload-and-wait", "--pid", "5", "--pid-file", "f", "x"]).is_err());
         assert!(p(&["nope"]).is_err());
+    }
+
+    #[test]
+    fn stop_options() {
+        let Command::Stop(o) = p(&["stop", "--pid=4242", "--timeout", "2s", "--fpm-config", "/f.conf"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!((o.pid, o.timeout), (PidSource::Pid(4242), Duration::from_secs(2)));
+        assert_eq!(o.fpm_config, Some(PathBuf::from("/f.conf")));
+        let Command::Stop(o) = p(&["stop", "--pid="]).unwrap() else { panic!() };
+        assert_eq!((o.pid, o.timeout), (PidSource::NoMainPid, Duration::from_secs(30)));
+        let Command::Stop(o) = p(&["stop", "--pid-file", "/run/x.pid"]).unwrap() else { panic!() };
+        assert_eq!(o.pid, PidSource::File("/run/x.pid".into()));
+        assert!(p(&["stop"]).unwrap_err().contains("required"));
+        assert!(p(&["stop", "--pid", "7", "--pid-file", "f"]).is_err());
+        assert!(p(&["stop", "--pid", "1"]).is_err());
+        assert!(p(&["stop", "--pid", "x"]).is_err());
+    }
+
+    #[test]
+    fn systemd_options() {
+        let Command::SystemdDropin(o) = p(&["systemd-dropin", "--root", "/tmp/r", "--remove"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!((o.root, o.remove), (PathBuf::from("/tmp/r"), true));
+        assert!(p(&["systemd-dropin", "--remove=yes"]).is_err());
         assert!(p(&[]).is_err());
     }
 }

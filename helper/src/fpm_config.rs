@@ -386,6 +386,50 @@ fn normalise_key(key: &str) -> String {
     }
 }
 
+/// FPM's time values (`process_control_timeout`...): a number of seconds, or with an
+/// `s`, `m`, `h` or `d` suffix.
+pub fn parse_seconds(value: &str) -> Option<u64> {
+    let v = value.trim();
+    let (num, factor) = match v.char_indices().last()? {
+        (i, 's') => (&v[..i], 1),
+        (i, 'm') => (&v[..i], 60),
+        (i, 'h') => (&v[..i], 3600),
+        (i, 'd') => (&v[..i], 86400),
+        _ => (v, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(factor)
+}
+
+/// What `check` and `reload-and-wait` recommend: long enough for any normal request.
+pub const RECOMMENDED_PROCESS_CONTROL_TIMEOUT: &str = "30s";
+
+impl FpmConfig {
+    /// Why a reload (SIGUSR2) of this instance would cut requests, if it would: with
+    /// `process_control_timeout` 0 (also PHP-FPM's default) the master follows its SIGQUIT
+    /// to the old workers at once by SIGTERM, killing the scripts they run. With it set, the
+    /// old workers finish their request while the inherited socket queues new ones for the
+    /// new workers (verified with php-fpm 8.2 under load: no request lost).
+    pub fn reload_cut_warning(&self) -> Option<String> {
+        let fix = format!("process_control_timeout = {RECOMMENDED_PROCESS_CONTROL_TIMEOUT}");
+        match self.global.get("process_control_timeout") {
+            None => Some(format!(
+                "{}: process_control_timeout is not set (PHP-FPM's default is 0), so a reload (SIGUSR2) kills \
+                 the requests in flight; add `{fix}` to the [global] section",
+                self.main.display()
+            )),
+            Some(s) => match parse_seconds(&s.value) {
+                Some(0) => Some(format!(
+                    "{}: process_control_timeout = {}: a reload (SIGUSR2) kills the requests in flight; set `{fix}`",
+                    s.loc(),
+                    s.value
+                )),
+                Some(_) => None,
+                None => Some(format!("{}: process_control_timeout = {}: not a time value", s.loc(), s.value)),
+            },
+        }
+    }
+}
+
 /// Standard locations of FPM main configs on Debian/Ubuntu and RHEL/Fedora.
 /// Each main config is a separate FPM instance.
 pub fn default_main_configs() -> Vec<PathBuf> {
@@ -531,6 +575,26 @@ mod tests {
         let e = load(&d.path().join("main.conf"), &LoadOptions::default()).unwrap_err();
         assert_eq!(e.file, d.path().join("x.pool"));
         assert_eq!(e.line, 3);
+    }
+
+    #[test]
+    fn process_control_timeout_warnings() {
+        assert_eq!((parse_seconds("0"), parse_seconds("10s"), parse_seconds("2m")), (Some(0), Some(10), Some(120)));
+        assert_eq!((parse_seconds("1d"), parse_seconds("x"), parse_seconds("")), (Some(86400), None, None));
+        let d = WorkDir::new("fpm-pct");
+        let file = d.path().join("a.conf");
+        for (text, warns) in [
+            ("[global]\npid = /x\n", Some("not set")),
+            ("[global]\nprocess_control_timeout = 0s\n", Some("a.conf:2: process_control_timeout = 0s")),
+            ("[global]\nprocess_control_timeout = 10s\n", None),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let warning = load(&file, &LoadOptions::default()).unwrap().reload_cut_warning();
+            match warns {
+                None => assert_eq!(warning, None),
+                Some(w) => assert!(warning.as_deref().is_some_and(|t| t.contains(w)), "{warning:?}"),
+            }
+        }
     }
 
     #[test]

@@ -7,10 +7,14 @@ mod cli;
 mod duration;
 mod fastcgi;
 mod fpm_config;
+mod fpm_process;
 mod glob;
 mod prepare;
 mod reload;
 mod safe_dir;
+mod stop;
+mod systemd;
+mod unix_sockets;
 mod users;
 mod wait;
 
@@ -31,6 +35,8 @@ fn main() {
         Ok(cli::Command::Wait(o)) => wait::run(&o),
         Ok(cli::Command::Check(o)) => check::run(&o),
         Ok(cli::Command::ReloadAndWait(o)) => reload::run(&o),
+        Ok(cli::Command::Stop(o)) => stop::run(&o),
+        Ok(cli::Command::SystemdDropin(o)) => systemd::run(&o),
         Err(e) => {
             eprintln!("fcgi-resilient-helper: {e}");
             eprintln!("Try `fcgi-resilient-helper --help`.");

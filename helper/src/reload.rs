@@ -19,7 +19,7 @@ use crate::cli::ReloadOpts;
 use crate::fpm_config::{self, LoadOptions};
 use crate::wait;
 
-fn read_pid_file(p: &Path) -> Result<i32, String> {
+pub fn read_pid_file(p: &Path) -> Result<i32, String> {
     let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read pid file {}: {e}", p.display()))?;
     match text.trim().parse::<i32>() {
         Ok(pid) if pid > 1 => Ok(pid),
@@ -35,6 +35,20 @@ fn pid_from_config(files: &[PathBuf]) -> Result<i32, String> {
         [one] => Err(format!("{}: relative pid path {}; use --pid-file", one.loc(), one.value)),
         [] => Err("no `pid` in the PHP-FPM [global] section; use --pid-file or --pid".to_string()),
         _ => Err("several PHP-FPM instances configured; choose one with --fpm-config or --pid-file".to_string()),
+    }
+}
+
+/// A reload with `process_control_timeout` 0 kills the requests in flight: say so and what
+/// to change. Still reloads: the new configuration may be what the admin needs right now.
+fn warn_if_reload_cuts(pid: i32, configs: &[PathBuf]) {
+    let files = match (configs, crate::fpm_process::master(pid)) {
+        ([], Ok(Some(from_title))) => vec![from_title],
+        ([], _) => return,
+        (given, _) => given.to_vec(),
+    };
+    let Ok(cfgs) = fpm_config::load_all(&files, &LoadOptions::default()) else { return };
+    for warning in cfgs.iter().filter_map(|c| c.reload_cut_warning()) {
+        eprintln!("fcgi-resilient-helper: warning: {warning}");
     }
 }
 
@@ -91,6 +105,7 @@ pub fn run(o: &ReloadOpts) -> i32 {
             return 1;
         }
     }
+    warn_if_reload_cuts(pid, &o.fpm_configs);
     let start = Instant::now();
     let deadline = start + o.wait.timeout;
     let old = children(pid);

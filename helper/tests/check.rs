@@ -167,10 +167,43 @@ fn check_pool_socket_owner_not_usable_by_apache_user() {
 fn check_everything_right_is_ok() {
     let (d, sock) = socket_in_searchable_dir("check-ok");
     let c = write_configs(&d, &sock, "user = www-data\nlisten.owner = www-data\nlisten.mode = 0660\n");
+    let pool = std::fs::read_to_string(&c.fpm).unwrap();
+    std::fs::write(&c.fpm, format!("process_control_timeout = 30s\n{pool}")).unwrap();
     let r = check(&c);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.is_empty(), "{}", r.stderr);
-    assert!(r.stdout.contains("1 FastCGI backend(s) checked against 1 pool(s): 0 problem(s)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("1 FastCGI backend(s) checked against 1 pool(s): 0 problem(s), 0 warning(s)"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// What makes a reload or a restart lose requests is warned about with file:line; the
+/// configuration still works, so the exit status stays 0.
+#[test]
+fn check_warns_about_reloads_that_cut_and_a_short_backlog() {
+    let (d, sock) = socket_in_searchable_dir("check-warn");
+    let c = write_configs(&d, &sock, "user = www-data\nlisten.owner = www-data\nlisten.backlog = 64\n");
+    let pool = std::fs::read_to_string(&c.fpm).unwrap();
+    std::fs::write(&c.fpm, format!("[global]\nprocess_control_timeout = 0\n{pool}")).unwrap();
+    let apache = std::fs::read_to_string(&c.apache).unwrap();
+    std::fs::write(&c.apache, format!("{apache}MaxRequestWorkers 400\n")).unwrap();
+    let r = check(&c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let fpm = c.fpm.display();
+    assert!(r.stderr.contains(&format!("warning: {fpm}:2: process_control_timeout = 0: a reload")), "{}", r.stderr);
+    // [global] and process_control_timeout push the pool's `listen.backlog` to line 7.
+    assert!(
+        r.stderr.contains(&format!(
+            "warning: {fpm}:7: listen.backlog = 64: backlog 64 is below Apache's MaxRequestWorkers 400 ({}:5)",
+            c.apache.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("0 problem(s), 2 warning(s)"), "{}", r.stdout);
+    let _ = &c.site;
 }
 
 #[test]

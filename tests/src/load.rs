@@ -14,7 +14,7 @@ pub struct Record {
     /// Since the run's epoch.
     pub started: Duration,
     pub latency: Duration,
-    /// HTTP status, or 0 for a socket error or timeout.
+    /// HTTP status, or 0 for a socket error or timeout, or [`BODY_MISMATCH`].
     pub status: u16,
 }
 
@@ -39,6 +39,12 @@ pub struct LoadSpec {
     pub timeout: Duration,
 }
 
+/// The status recorded for a POST answered 2xx with a body other than the one sent.
+pub const BODY_MISMATCH: u16 = 1;
+
+/// What one client sends: the next request on its connection; returns the status to record.
+type Sender = dyn Fn(&mut Connection, &LoadSpec, u64) -> std::io::Result<u16> + Send + Sync;
+
 /// A load running in the background; `finish` waits for its end and returns every request.
 pub struct RunningLoad {
     stop: Arc<AtomicBool>,
@@ -48,11 +54,25 @@ pub struct RunningLoad {
 
 impl RunningLoad {
     pub fn start(spec: &LoadSpec, epoch: Instant) -> RunningLoad {
+        Self::start_with(spec, epoch, Arc::new(send_get))
+    }
+
+    /// Like `start`, but each request is a POST of `body_size` bytes (different for every
+    /// request) to `spec.path`, which must echo it; a different answer is [`BODY_MISMATCH`].
+    pub fn start_posts(spec: &LoadSpec, epoch: Instant, body_size: usize) -> RunningLoad {
+        Self::start_with(
+            spec,
+            epoch,
+            Arc::new(move |c: &mut Connection, s: &LoadSpec, seed| send_post(c, s, seed, body_size)),
+        )
+    }
+
+    fn start_with(spec: &LoadSpec, epoch: Instant, sender: Arc<Sender>) -> RunningLoad {
         let stop = Arc::new(AtomicBool::new(false));
         let clients = (0..spec.clients)
-            .map(|_| {
-                let (spec, stop) = (spec.clone(), stop.clone());
-                std::thread::spawn(move || client_loop(&spec, &stop, epoch))
+            .map(|client| {
+                let (spec, stop, sender) = (spec.clone(), stop.clone(), sender.clone());
+                std::thread::spawn(move || client_loop(&spec, &stop, epoch, client as u64, &*sender))
             })
             .collect();
         RunningLoad { stop, clients, until: epoch + spec.duration }
@@ -89,12 +109,13 @@ pub fn run(spec: &LoadSpec, epoch: Instant) -> Vec<Record> {
     RunningLoad::start(spec, epoch).finish()
 }
 
-fn client_loop(spec: &LoadSpec, stop: &AtomicBool, epoch: Instant) -> Vec<Record> {
+fn client_loop(spec: &LoadSpec, stop: &AtomicBool, epoch: Instant, client: u64, sender: &Sender) -> Vec<Record> {
     let mut records = Vec::with_capacity(100_000);
     let mut connection: Option<Connection> = None;
     while !stop.load(Ordering::Relaxed) {
         let started = epoch.elapsed();
-        let status = match one_request(&mut connection, spec) {
+        let seed = (client << 32) | records.len() as u64;
+        let status = match one_request(&mut connection, spec, seed, sender) {
             Ok(status) => status,
             Err(_) => {
                 connection = None;
@@ -109,13 +130,42 @@ fn client_loop(spec: &LoadSpec, stop: &AtomicBool, epoch: Instant) -> Vec<Record
     records
 }
 
-fn one_request(connection: &mut Option<Connection>, spec: &LoadSpec) -> std::io::Result<u16> {
+fn one_request(
+    connection: &mut Option<Connection>,
+    spec: &LoadSpec,
+    seed: u64,
+    sender: &Sender,
+) -> std::io::Result<u16> {
     let open = match connection.take() {
         Some(open) if open.is_open() => open,
         _ => Connection::open(spec.target, spec.timeout)?,
     };
-    let connection = connection.insert(open);
+    sender(connection.insert(open), spec, seed)
+}
+
+fn send_get(connection: &mut Connection, spec: &LoadSpec, _seed: u64) -> std::io::Result<u16> {
     Ok(connection.send("GET", &spec.path, "localhost", &[])?.status)
+}
+
+fn send_post(connection: &mut Connection, spec: &LoadSpec, seed: u64, size: usize) -> std::io::Result<u16> {
+    let body = body_pattern(size, seed);
+    let response = connection.send("POST", &spec.path, "localhost", &body)?;
+    let intact = response.body == body;
+    Ok(if (200..300).contains(&response.status) && !intact { BODY_MISMATCH } else { response.status })
+}
+
+/// Bytes that differ at every offset and between requests, so a lost, repeated, shifted or
+/// swapped block shows.
+pub fn body_pattern(size: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
 }
 
 /// Requests that did not get a 2xx, by status (0 = socket error or timeout).

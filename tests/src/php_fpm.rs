@@ -97,6 +97,20 @@ impl PhpFpm {
         self.daemon.as_ref().map(Daemon::pid)
     }
 
+    /// The config php-fpm runs with (`-y`).
+    pub fn config_file(&self) -> &Path {
+        &self.config
+    }
+
+    /// Sets a `[global]` option (e.g. `process_control_timeout = 10s`), replacing an earlier
+    /// value of it; takes effect at the next start or reload.
+    pub fn set_global(&self, key: &str, value: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("php-fpm.conf");
+        let kept: Vec<&str> = text.lines().filter(|l| l.split('=').next().map(str::trim) != Some(key)).collect();
+        let text = kept.join("\n").replacen("[global]", &format!("[global]\n{key} = {value}"), 1) + "\n";
+        std::fs::write(&self.config, text).expect("php-fpm.conf");
+    }
+
     pub fn pid_file(&self) -> PathBuf {
         self.dir.join("php-fpm.pid")
     }

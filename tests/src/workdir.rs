@@ -15,6 +15,13 @@ const DOCUMENT_ROOT: &[(&str, &str)] = &[
     // The body exactly as PHP received it, so a test can compare it byte for byte.
     ("echo.php", "<?php header('Content-Type: application/octet-stream'); readfile('php://input');\n"),
     ("static.txt", "static content\n"),
+    // A script that takes a while (`?ms=`, default 25 ms), so that requests are in flight.
+    ("sleep.php", "<?php usleep(1000 * (int) ($_GET['ms'] ?? 25)); echo \"slept\\n\";\n"),
+    // echo.php after 25 ms: a POST that is still running when PHP-FPM is stopped.
+    (
+        "slow-echo.php",
+        "<?php usleep(25000); header('Content-Type: application/octet-stream'); readfile('php://input');\n",
+    ),
 ];
 
 impl WorkDir {

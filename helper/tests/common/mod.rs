@@ -23,6 +23,7 @@ pub fn run(args: &[&str]) -> Run {
 }
 
 /// The helper changes owners and the tests use real users: they run as root, as in CI.
+#[allow(dead_code)] // each test binary compiles this module; not every one needs root
 pub fn require_root() {
     assert!(nix::unistd::geteuid().is_root(), "these tests run as root (scripts/test.sh)");
 }
