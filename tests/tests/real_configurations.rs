@@ -4,7 +4,7 @@
 
 use harness::apache::ApacheConfig;
 use harness::load::{self, LoadSpec, Record};
-use harness::{http, status, wait_until, Apache, Listen, PhpFpm, WorkDir};
+use harness::{http, status, Apache, Listen, PhpFpm, WorkDir};
 use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
@@ -243,34 +243,80 @@ fn a_setenvif_expression_that_cannot_be_evaluated_fails_at_once_with_one_attempt
     assert!(!log.contains("gave up"), "a configuration error was waited out:\n{log}");
 }
 
-/// Sends a cookie and flushes it (the headers reach Apache, no body), then dies the first time.
-const COOKIE_THEN_DIE_SCRIPT: &str = "<?php\n\
-    $marker = __DIR__ . '/../runs/cookie';\n\
-    file_put_contents($marker, \"run\\n\", FILE_APPEND);\n\
-    setcookie('session', 'run-' . count(file($marker)));\n\
-    header('Location: /after-run-' . count(file($marker)));\n\
-    flush();\n\
-    if (count(file($marker)) == 1) { usleep(100000); posix_kill(getmypid(), 9); }\n\
-    echo \"second run\\n\";\n";
+/// A FastCGI backend that answers every request with response headers only (a cookie and a
+/// redirect) and then drops the connection: what Apache sees when PHP-FPM's stop kills a
+/// script that had flushed its headers. PHP itself cannot be made to send headers without a
+/// body byte, so this peer speaks the protocol directly. Returns the requests it served.
+/// The module's probes connect and close without a request; they are not counted. The thread
+/// ends at the first connection after `stop` is set.
+fn headers_then_drop(
+    listener: std::os::unix::net::UnixListener,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let mut served = 0;
+        while let Ok((mut connection, _)) = listener.accept() {
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            connection.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+            if !read_request(&mut connection) {
+                continue;
+            }
+            served += 1;
+            let headers = format!("Set-Cookie: session=run-{served}\r\nLocation: /after-run-{served}\r\n\r\n");
+            let mut record = vec![1, 6, 0, 1];
+            record.extend((headers.len() as u16).to_be_bytes());
+            record.extend([0, 0]);
+            record.extend(headers.as_bytes());
+            let _ = connection.write_all(&record);
+        }
+        served
+    })
+}
+
+/// Reads FastCGI records up to the empty STDIN record that ends a request.
+fn read_request(connection: &mut std::os::unix::net::UnixStream) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 8];
+    while connection.read_exact(&mut header).is_ok() {
+        let length = u16::from_be_bytes([header[4], header[5]]) as usize + header[6] as usize;
+        let mut content = vec![0u8; length];
+        if connection.read_exact(&mut content).is_err() {
+            return false;
+        }
+        if header[1] == 5 && length == 0 {
+            return true;
+        }
+    }
+    false
+}
 
 #[test]
 fn a_response_whose_headers_were_parsed_is_never_repeated() {
     let work = WorkDir::new("headers");
-    let runs_dir = runs_dir(&work);
-    std::fs::write(work.docroot().join("cookie.php"), COOKIE_THEN_DIE_SCRIPT).expect("cookie.php");
-    let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
-    fpm.start();
-    let config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler())
+    let socket = work.join("fake-fcgi.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind the FastCGI socket");
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).expect("chmod the socket");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let backend = headers_then_drop(listener, stop.clone());
+    let handler = format!("proxy:unix:{}|fcgi://localhost", socket.display());
+    let config = ApacheConfig::new(&work.docroot(), &handler)
         .with_server_directives("FcgiResilient On\nFcgiResilientRetryIdempotent On");
     let apache = Apache::start(&work.subdir("apache"), config);
-    let response = http::get(apache.address(), "/cookie.php").expect("a response");
+    let response = http::get(apache.address(), "/index.php").expect("a response");
     let cookies: Vec<&str> = response
         .headers
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
-        .map(|(_, v)| v.as_str())
+        .map(|(_, value)| value.as_str())
         .collect();
-    assert_eq!(runs(&runs_dir, "cookie"), 1, "the script ran again after its headers were parsed: {cookies:?}");
+    apache.stop();
+    // Unblock the backend's accept so its thread can end and report.
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    drop(std::os::unix::net::UnixStream::connect(&socket));
+    let served = backend.join().expect("backend thread");
+    eprintln!("headers then dropped: {} {cookies:?}, {served} connection(s)", response.status);
+    assert_eq!(served, 1, "the request was repeated after its headers were parsed: {cookies:?}");
     assert!(cookies.len() <= 1, "duplicate Set-Cookie: {cookies:?}");
-    wait_until("php-fpm replaced the killed child", Duration::from_secs(10), || fpm.listen.accepts().then_some(()));
 }
