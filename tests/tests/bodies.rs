@@ -3,26 +3,13 @@
 
 use harness::apache::ApacheConfig;
 use harness::status::{self, STATUS_LOCATION};
-use harness::{http, wait_until, Apache, PhpFpm, WorkDir};
+use harness::{http, load, wait_until, Apache, PhpFpm, WorkDir};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
 /// Around mod_proxy_fcgi's 16 KB read-ahead, and far past it.
 const SIZES: &[usize] = &[0, 1, 1000, 16_383, 16_384, 16_385, 65_543, 1_000_000];
-
-/// Bytes that differ at every offset, so a lost, repeated or shifted block shows.
-fn pattern(size: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
 
 fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
     a.iter().zip(b).position(|(x, y)| x != y).or((a.len() != b.len()).then(|| a.len().min(b.len())))
@@ -45,7 +32,7 @@ fn post_bodies_sent_during_an_outage_reach_php_byte_identical() {
     let senders: Vec<_> = SIZES
         .iter()
         .map(|&size| {
-            let body = pattern(size, size as u64 + 7);
+            let body = load::body_pattern(size, size as u64 + 7);
             std::thread::spawn(move || {
                 let response = http::post(target, "/echo.php", &body);
                 (body, response)

@@ -4,7 +4,8 @@
 
 use harness::apache::ApacheConfig;
 use harness::load::{self, LoadSpec, Record};
-use harness::{http, status, Apache, Listen, PhpFpm, WorkDir};
+use harness::status::{self, STATUS_LOCATION};
+use harness::{http, Apache, Listen, PhpFpm, WorkDir};
 use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
@@ -12,8 +13,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 16;
-const STATUS_LOCATION: &str =
-    "<Location \"/fcgi-resilient-status\">\n    SetHandler fcgi-resilient-status\n</Location>";
 
 fn get_load(target: std::net::SocketAddr, path: &str, clients: usize) -> LoadSpec {
     LoadSpec { target, path: path.into(), clients, duration: Duration::ZERO, timeout: Duration::from_secs(30) }

@@ -7,7 +7,7 @@
 
 use harness::apache::ApacheConfig;
 use harness::status::{self, STATUS_LOCATION};
-use harness::{http, wait_until, Apache, PhpFpm, WorkDir};
+use harness::{http, load, wait_until, Apache, PhpFpm, WorkDir};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -25,19 +25,6 @@ const UPLOAD_SCRIPT: &str = "<?php\n\
     file_put_contents(__DIR__ . '/../runs/' . basename($_GET['id']), strlen($body) . \"\\n\", FILE_APPEND);\n\
     header('Content-Type: application/octet-stream');\n\
     echo $body;\n";
-
-/// Bytes that differ at every offset, so a lost, repeated or shifted block shows.
-fn pattern(size: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
 
 /// The body lengths PHP ran the script with for request `id`.
 fn runs(dir: &Path, id: &str) -> Vec<usize> {
@@ -77,22 +64,29 @@ fn posts_survive_an_outage_longer_than_the_body_timer_or_never_reach_php() {
 
     // First, alone: the first request of a child to meet the outage runs mod_proxy_fcgi's
     // handler (its prefetch starts the body timer); later ones may skip it.
-    let expecting = pattern(BODY_SIZE, 1);
+    let expecting = load::body_pattern(BODY_SIZE, 1);
     let sent = expecting.clone();
     let expecting = std::thread::spawn(move || {
         http::post_expecting_continue(target, "/upload.php?id=expect", &sent, Duration::from_secs(60))
     });
     status::wait_for_total(target, "TotalWaiting", 1);
-    let plain = pattern(BODY_SIZE, 2);
+    let plain = load::body_pattern(BODY_SIZE, 2);
     let sent = plain.clone();
     let plain = std::thread::spawn(move || http::post(target, "/upload.php?id=plain", &sent));
     let leaving = std::thread::spawn(move || {
-        send_part_and_leave(target, "/upload.php?id=leaving", BODY_SIZE, &pattern(1000, 3), Duration::from_secs(1))
+        send_part_and_leave(
+            target,
+            "/upload.php?id=leaving",
+            BODY_SIZE,
+            &load::body_pattern(1000, 3),
+            Duration::from_secs(1),
+        )
     });
     std::thread::sleep(OUTAGE_AFTER_THE_FIRST_WAITS);
     fpm.start();
 
-    for (name, sent, client) in [("expect", pattern(BODY_SIZE, 1), expecting), ("plain", pattern(BODY_SIZE, 2), plain)]
+    for (name, sent, client) in
+        [("expect", load::body_pattern(BODY_SIZE, 1), expecting), ("plain", load::body_pattern(BODY_SIZE, 2), plain)]
     {
         let response = client.join().expect("client thread");
         let response = response.unwrap_or_else(|e| panic!("POST {name}: {e}\n{}", apache.error_log()));
