@@ -214,39 +214,42 @@ impl ClientWatch {
 
 /// libc's poll rather than nix's: nix cannot report POLLRDHUP, a Linux-only flag.
 fn poll_entries(entries: &mut [libc::pollfd], patience: Duration) -> bool {
-    let millis = patience.as_millis().min(i32::MAX as u128) as i32;
+    // Rounded up, so that a wait never ends before its delay.
+    let millis = patience.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
     // SAFETY: `entries` is a valid, exclusively borrowed array of `entries.len()` pollfd
     // records whose descriptors the caller owns for the duration of the call.
     let ready = unsafe { libc::poll(entries.as_mut_ptr(), entries.len() as libc::nfds_t, millis) };
     ready > 0
 }
 
-/// Sleeps up to `delay` unless the socket directory changes or the client hangs up.
+/// Sleeps up to `delay` unless the backend's socket file changes or the client hangs up.
+/// Other files of the socket directory (hundreds of pools share /run/php on a shared host,
+/// all recreated at one PHP-FPM restart) do not end the wait.
 fn wait_for_either(socket_dir: Option<&SocketDirWatch>, client: Option<&ClientWatch>, delay: Duration) -> WaitEnd {
     let delay = delay.max(Duration::from_millis(1));
     if socket_dir.is_none() && client.is_none() {
         std::thread::sleep(delay);
         return WaitEnd::DelayPassed;
     }
-    let mut entries: Vec<libc::pollfd> = socket_dir.map(SocketDirWatch::poll_entry).into_iter().collect();
-    entries.extend(client.map(ClientWatch::poll_entry));
-    if !poll_entries(&mut entries, delay) {
-        return WaitEnd::DelayPassed;
-    }
-    let (dir_entry, client_entry) = match socket_dir {
-        Some(_) => (entries.first(), entries.get(1)),
-        None => (None, entries.first()),
-    };
-    let dir_changed = dir_entry.is_some_and(|entry| entry.revents & libc::POLLIN != 0);
-    if let (true, Some(dir)) = (dir_changed, socket_dir) {
-        dir.drain_events();
-    }
-    if client_entry.is_some_and(|entry| entry.revents & HUNG_UP != 0) {
-        WaitEnd::ClientGone
-    } else if dir_changed {
-        WaitEnd::SocketDirectoryChanged
-    } else {
-        WaitEnd::DelayPassed
+    let deadline = std::time::Instant::now() + delay;
+    loop {
+        let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut entries: Vec<libc::pollfd> = socket_dir.map(SocketDirWatch::poll_entry).into_iter().collect();
+        entries.extend(client.map(ClientWatch::poll_entry));
+        if remaining.is_zero() || !poll_entries(&mut entries, remaining) {
+            return WaitEnd::DelayPassed;
+        }
+        let (dir_entry, client_entry) = match socket_dir {
+            Some(_) => (entries.first(), entries.get(1)),
+            None => (None, entries.first()),
+        };
+        if client_entry.is_some_and(|entry| entry.revents & HUNG_UP != 0) {
+            return WaitEnd::ClientGone;
+        }
+        let dir_readable = dir_entry.is_some_and(|entry| entry.revents & libc::POLLIN != 0);
+        if socket_dir.is_some_and(|dir| dir_readable && dir.socket_changed()) {
+            return WaitEnd::SocketDirectoryChanged;
+        }
     }
 }
 
@@ -255,30 +258,36 @@ fn wait_for_either(socket_dir: Option<&SocketDirWatch>, client: Option<&ClientWa
 /// each step lets the probe follow closely instead of sleeping a whole backoff in between.
 struct SocketDirWatch {
     inotify: Inotify,
+    socket_name: std::ffi::OsString,
 }
 
 impl SocketDirWatch {
     fn new(socket_path: &Path) -> Option<Self> {
         let directory = socket_path.parent()?;
+        let socket_name = socket_path.file_name()?.to_os_string();
         // Each waiting request owns one instance; running out of them (EMFILE) only costs the
         // early wake-up, so failures fall back to sleeping.
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
         inotify
             .add_watch(directory, AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ATTRIB)
             .ok()?;
-        Some(SocketDirWatch { inotify })
+        Some(SocketDirWatch { inotify, socket_name })
     }
 
     fn poll_entry(&self) -> libc::pollfd {
         libc::pollfd { fd: self.inotify.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 }
     }
 
-    fn drain_events(&self) {
+    /// Reads every pending event; true if one of them names the backend's socket file.
+    fn socket_changed(&self) -> bool {
+        let mut changed = false;
         while let Ok(events) = self.inotify.read_events() {
             if events.is_empty() {
                 break;
             }
+            changed |= events.iter().any(|event| event.name.as_deref() == Some(self.socket_name.as_os_str()));
         }
+        changed
     }
 }
 
@@ -454,5 +463,15 @@ mod tests {
         prober.watch_client(watch);
         drop(client);
         assert_eq!(prober.wait(Duration::from_secs(20)), WaitEnd::ClientGone);
+    }
+
+    #[test]
+    fn only_the_backends_own_socket_counts_as_a_change() {
+        let dir = temp_dir("neighbours");
+        let watch = SocketDirWatch::new(&dir.join("site-a.sock")).expect("inotify watch");
+        let _neighbour = UnixListener::bind(dir.join("site-b.sock")).unwrap();
+        assert!(!watch.socket_changed(), "a neighbour's socket woke the wait");
+        let _own = UnixListener::bind(dir.join("site-a.sock")).unwrap();
+        assert!(watch.socket_changed());
     }
 }
