@@ -5,17 +5,19 @@
 //! without Apache: directive parsing and merging (`settings`, `duration`), the retry policy
 //! (`retry`, `backoff`, `waiting`, `known_down`), looking at the backend (`probe`), learning what
 //! mod_proxy did during an attempt (`observe`), and the shared counters behind the status
-//! page (`stats`, `status_page`).
+//! page and the server-wide waiting cap (`stats`, `waiters`, `liveness`, `status_page`).
 
 pub mod backoff;
 pub mod duration;
 pub mod known_down;
+pub mod liveness;
 pub mod observe;
 pub mod probe;
 pub mod retry;
 pub mod settings;
 pub mod stats;
 pub mod status_page;
+pub mod waiters;
 pub mod waiting;
 
 // httpd's symbols exist only inside a running httpd; the FFI layer is covered by the

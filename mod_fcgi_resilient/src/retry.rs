@@ -4,7 +4,7 @@
 
 use crate::backoff::{Backoff, BackoffBounds};
 use crate::probe::{ProbeOutcome, WaitEnd};
-use crate::waiting::WaitingCount;
+use crate::waiting::WaitingGate;
 use nix::errno::Errno;
 use std::time::Duration;
 
@@ -82,7 +82,7 @@ pub fn serve(
     backend: &mut impl Backend,
     start: Start,
     limits: &RetryLimits,
-    waiting: &WaitingCount,
+    waiting: &impl WaitingGate,
     seed: impl FnOnce() -> u64,
 ) -> Outcome {
     let (mut attempts, mut attempt): (u32, Attempt) = match start {
@@ -171,6 +171,7 @@ fn pause(backend: &mut impl Backend, limits: &RetryLimits, backoff: &mut Backoff
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::waiting::WaitingCount;
     use std::collections::VecDeque;
 
     const OK: i32 = 0;

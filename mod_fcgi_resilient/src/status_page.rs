@@ -1,23 +1,29 @@
 //! The `fcgi-resilient-status` page: a table for people, and with `?auto` the key: value
 //! lines mod_status uses for scripts.
 
-use crate::stats::BackendSnapshot;
+use crate::stats::{BackendSnapshot, TableReport};
 use std::fmt::Write;
 
 pub fn wants_machine_format(query: Option<&str>) -> bool {
     query.is_some_and(|q| q.split('&').any(|part| part == "auto"))
 }
 
-pub fn render_auto(backends: &[BackendSnapshot], untracked: u64) -> String {
+pub fn render_auto(report: &TableReport) -> String {
     let mut page = String::new();
+    let backends = &report.backends;
     let total = |pick: fn(&BackendSnapshot) -> u64| backends.iter().map(pick).sum::<u64>();
     let _ = writeln!(page, "Backends: {}", backends.len());
+    let _ = writeln!(page, "BackendCapacity: {}", report.backend_capacity);
     let _ = writeln!(page, "TotalConnectFailures: {}", total(|b| b.connect_failures));
     let _ = writeln!(page, "TotalRetries: {}", total(|b| b.retries));
     let _ = writeln!(page, "TotalRecovered: {}", total(|b| b.recovered));
     let _ = writeln!(page, "TotalGaveUp: {}", total(|b| b.gave_up));
-    let _ = writeln!(page, "TotalWaiting: {}", total(|b| b.waiting));
-    let _ = writeln!(page, "UntrackedEvents: {untracked}");
+    // All waiting requests, also those of a backend the table had no room for.
+    let _ = writeln!(page, "TotalWaiting: {}", report.waiting);
+    let _ = writeln!(page, "WaitingCapacity: {}", report.waiting_capacity);
+    let _ = writeln!(page, "DefaultMaxWaiting: {}", report.default_max_waiting);
+    let _ = writeln!(page, "UntrackedEvents: {}", report.untracked_events);
+    let _ = writeln!(page, "TableFullSince: {}", report.first_untracked_unix_ms / 1000);
     for backend in backends {
         let _ = writeln!(page, "Backend: {}", backend.backend);
         let _ = writeln!(page, "ConnectFailures: {}", backend.connect_failures);
@@ -32,10 +38,17 @@ pub fn render_auto(backends: &[BackendSnapshot], untracked: u64) -> String {
     page
 }
 
-pub fn render_html(backends: &[BackendSnapshot], untracked: u64) -> String {
+pub fn render_html(report: &TableReport) -> String {
+    let backends = &report.backends;
     let mut page = String::from(
         "<!DOCTYPE html>\n<html><head><title>mod_fcgi_resilient status</title></head><body>\n\
          <h1>mod_fcgi_resilient status</h1>\n",
+    );
+    let _ = writeln!(
+        page,
+        "<p>Waiting for a backend now: {} (server-wide; at most {} unless FcgiResilientMaxWaiting says \
+         otherwise, and never more than {}).</p>",
+        report.waiting, report.default_max_waiting, report.waiting_capacity
     );
     if backends.is_empty() {
         page.push_str("<p>No backend has refused a connection since Apache started.</p>\n");
@@ -61,8 +74,15 @@ pub fn render_html(backends: &[BackendSnapshot], untracked: u64) -> String {
         }
         page.push_str("</table>\n");
     }
-    if untracked > 0 {
-        let _ = writeln!(page, "<p>{untracked} events of backends beyond the table's capacity were not counted.</p>");
+    let _ = writeln!(page, "<p>Backends counted: {} of at most {}.</p>", backends.len(), report.backend_capacity);
+    if report.untracked_events > 0 {
+        let _ = writeln!(
+            page,
+            "<p>The table is full since {} (Unix time): {} events of further backends were not counted \
+             (those requests were still retried).</p>",
+            report.first_untracked_unix_ms / 1000,
+            report.untracked_events
+        );
     }
     page.push_str("</body></html>\n");
     page
@@ -97,7 +117,19 @@ fn escape_html(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn sample() -> Vec<BackendSnapshot> {
+    fn sample() -> TableReport {
+        TableReport {
+            backends: sample_backends(),
+            backend_capacity: 4096,
+            untracked_events: 0,
+            first_untracked_unix_ms: 0,
+            waiting: 2,
+            waiting_capacity: 8192,
+            default_max_waiting: 6,
+        }
+    }
+
+    fn sample_backends() -> Vec<BackendSnapshot> {
         vec![BackendSnapshot {
             backend: "unix:/run/php/<x>.sock".into(),
             connect_failures: 3,
@@ -113,7 +145,7 @@ mod tests {
 
     #[test]
     fn auto_format_is_key_value_lines() {
-        let page = render_auto(&sample(), 0);
+        let page = render_auto(&sample());
         for line in [
             "Backends: 1",
             "TotalRetries: 7",
@@ -122,6 +154,10 @@ mod tests {
             "LongestWaitMs: 2011",
             "LastFailureErrno: 2",
             "LastFailureTime: 1764000000",
+            "TotalWaiting: 2",
+            "BackendCapacity: 4096",
+            "DefaultMaxWaiting: 6",
+            "UntrackedEvents: 0",
         ] {
             assert!(page.lines().any(|l| l == line), "missing {line:?} in\n{page}");
         }
@@ -129,9 +165,19 @@ mod tests {
 
     #[test]
     fn html_escapes_backend_names() {
-        let page = render_html(&sample(), 0);
+        let page = render_html(&sample());
         assert!(page.contains("unix:/run/php/&lt;x&gt;.sock"));
         assert!(page.contains("No such file or directory"));
+    }
+
+    #[test]
+    fn a_full_table_is_said_on_both_pages() {
+        let full = TableReport { untracked_events: 12, first_untracked_unix_ms: 1_764_000_000_000, ..sample() };
+        let html = render_html(&full);
+        assert!(html.contains("full since 1764000000") && html.contains("12 events"), "{html}");
+        assert!(!render_html(&sample()).contains("full since"));
+        let auto = render_auto(&full);
+        assert!(auto.lines().any(|l| l == "TableFullSince: 1764000000"), "{auto}");
     }
 
     #[test]

@@ -12,3 +12,4 @@ mod proxy;
 mod scheme_handler;
 mod status_handler;
 mod sys;
+mod worker;

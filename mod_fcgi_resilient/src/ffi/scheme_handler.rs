@@ -10,14 +10,15 @@
 
 use super::log::{self, mark};
 use super::proxy::{self, SchemeCall};
-use super::{dir_config, guard::guard, hooks, status_handler, sys};
+use super::{dir_config, guard::guard, hooks, status_handler, sys, worker};
 use crate::duration::format_duration;
 use crate::known_down::KnownDown;
 use crate::observe::{self, classify_attempt};
 use crate::probe::{BackendAddress, ProbeOutcome, Prober, WaitEnd};
 use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits, Start};
 use crate::settings::{default_max_waiting, Policy};
-use crate::stats::{unix_millis_now, BackendSlot, WaitingGuard};
+use crate::stats::{unix_millis_now, BackendSlot, StatsTable};
+use crate::waiters::ServerWideGate;
 use crate::waiting::WaitingCount;
 use nix::errno::Errno;
 use std::ffi::{c_char, c_int, CStr, CString};
@@ -26,7 +27,8 @@ use std::time::{Duration, Instant};
 const DECLINED: c_int = sys::DECLINED as c_int;
 const SERVICE_UNAVAILABLE: c_int = sys::HTTP_SERVICE_UNAVAILABLE as c_int;
 
-/// Requests of this child process that are waiting for a backend right now.
+/// Requests of this child process that are waiting for a backend right now; the cap uses it
+/// only when the server-wide table could not be made.
 static WAITING: WaitingCount = WaitingCount::new();
 
 /// Backends this child process has seen refuse and not yet seen accept again.
@@ -56,7 +58,7 @@ unsafe fn serve(call: SchemeCall) -> c_int {
     if !settings.is_enabled() {
         return DECLINED;
     }
-    let policy = settings.resolve(default_max_waiting(hooks::threads_per_child()));
+    let policy = settings.resolve(default_max_waiting(hooks::max_request_workers()));
     let mut backend = HttpdBackend::new(call);
     let limits = RetryLimits {
         budget: policy.budget,
@@ -69,8 +71,27 @@ unsafe fn serve(call: SchemeCall) -> c_int {
     } else {
         Start::RunHandler
     };
-    let outcome = retry::serve(&mut backend, start, &limits, &WAITING, crate::backoff::seed_from_environment);
+    let seed = crate::backoff::seed_from_environment;
+    let outcome = match status_handler::shared_table() {
+        Some(table) => {
+            let gate = ServerWideGate {
+                records: table.waiters(),
+                budget: policy.budget,
+                // SAFETY: the call's arguments stay live for the whole handler call.
+                backend_slot: || unsafe { backend_slot(table, &call) },
+            };
+            retry::serve(&mut backend, start, &limits, &gate, seed)
+        }
+        None => retry::serve(&mut backend, start, &limits, &WAITING, seed),
+    };
     backend.conclude(outcome, &policy)
+}
+
+/// The counters slot of the request's backend, which its waiter record names.
+unsafe fn backend_slot(table: &StatsTable, call: &SchemeCall) -> Option<usize> {
+    // SAFETY: the caller's guarantee.
+    let address = unsafe { backend_address(call) }.unwrap_or(BackendAddress::Unix(Default::default()));
+    table.backend_index(&address.to_string())
 }
 
 /// One request's view of its backend, as the retry loop needs it.
@@ -85,7 +106,7 @@ struct HttpdBackend {
     probes: u32,
     /// Shared counters, looked up only once the backend has failed this request.
     counters: Option<&'static BackendSlot>,
-    counted_as_waiting: Option<WaitingGuard<'static>>,
+    counted_connect_failure: bool,
 }
 
 impl HttpdBackend {
@@ -98,7 +119,7 @@ impl HttpdBackend {
             handler_runs: 0,
             probes: 0,
             counters: None,
-            counted_as_waiting: None,
+            counted_connect_failure: false,
         }
     }
 
@@ -111,11 +132,9 @@ impl HttpdBackend {
     }
 
     fn count_connect_failure(&mut self, errno: Option<i32>) {
+        self.counted_connect_failure = true;
         if let Some(counters) = self.counters() {
             counters.connect_failed(errno.unwrap_or(0), unix_millis_now());
-            if self.counted_as_waiting.is_none() {
-                self.counted_as_waiting = Some(counters.start_waiting());
-            }
         }
     }
 
@@ -248,7 +267,7 @@ impl Backend for HttpdBackend {
             unsafe { log::for_request(r, log::DEBUG, mark!(), || format!("socket {address} was recreated")) };
         }
         if let ProbeOutcome::NotYet { errno, .. } = outcome {
-            if self.counted_as_waiting.is_none() {
+            if !self.counted_connect_failure {
                 // A request that skipped its first connect (the backend is known down) has
                 // met a refusal all the same, and now waits like the others.
                 self.count_connect_failure(Some(errno as i32));
@@ -306,8 +325,8 @@ fn give_up_message(
              check the socket path and its permissions"
         ),
         GiveUpReason::TooManyWaiting => format!(
-            "backend {address} is not accepting and {} requests of this process already wait for \
-             a backend (FcgiResilientMaxWaiting); answering 503 at once",
+            "backend {address} is not accepting and {} requests already wait for a backend \
+             server-wide (FcgiResilientMaxWaiting); answering 503 at once",
             policy.max_waiting
         ),
     }
@@ -332,19 +351,10 @@ unsafe fn backend_address(call: &SchemeCall) -> Option<BackendAddress> {
     BackendAddress::from_fcgi_url(&unsafe { CStr::from_ptr(call.url) }.to_string_lossy())
 }
 
-/// Clears the error state a refused connect put on a balancer member (workers outside a
-/// balancer ignore errors and are never put in that state).
-unsafe fn make_worker_usable(worker: *mut sys::proxy_worker) {
-    let in_error = sys::PROXY_WORKER_IN_ERROR as std::ffi::c_uint;
-    let ignores_errors = sys::PROXY_WORKER_IGNORE_ERRORS as std::ffi::c_uint;
-    // SAFETY: the worker's shared record; httpd itself updates these fields without a lock.
-    unsafe {
-        let shared = &mut *(*worker).s;
-        if shared.status & in_error != 0 && shared.status & ignores_errors == 0 {
-            shared.status &= !in_error;
-            shared.error_time = 0;
-        }
-    }
+/// Clears the error state a refused connect put on a balancer member (see `worker`).
+unsafe fn make_worker_usable(w: *mut sys::proxy_worker) {
+    // SAFETY: the caller passes the worker mod_proxy chose for this request.
+    unsafe { worker::clear_in_error(w) }
 }
 
 /// A worker an admin or a health check took out of service (not merely in error after a
@@ -355,7 +365,7 @@ unsafe fn worker_disabled_on_purpose(worker: *mut sys::proxy_worker) -> bool {
         | sys::PROXY_WORKER_HC_FAIL
         | sys::PROXY_WORKER_IN_SHUTDOWN) as std::ffi::c_uint;
     // SAFETY: the worker's shared record, live for the request.
-    unsafe { (*(*worker).s).status & on_purpose != 0 }
+    unsafe { worker::status(worker) & on_purpose != 0 }
 }
 
 unsafe fn set_retry_after(r: *mut sys::request_rec, seconds: u32) {
