@@ -121,3 +121,47 @@ fn a_child_killed_while_waiting_leaves_no_phantom_waiter() {
     assert_eq!(answers, vec![200; CAP as usize], "the survivors and the newcomer are served");
     assert_eq!(status::total(target, "TotalWaiting"), 0);
 }
+
+/// Sends `count` requests while PHP-FPM is down, waits until all of them wait, starts it.
+fn outage_of(fpm: &mut PhpFpm, target: std::net::SocketAddr, count: u64) {
+    let clients: Vec<_> = (0..count).map(|_| std::thread::spawn(move || http::get(target, "/index.php"))).collect();
+    status::wait_for_total(target, "TotalWaiting", count);
+    fpm.start();
+    for client in clients {
+        assert_eq!(client.join().expect("client").expect("a response").status, 200);
+    }
+    fpm.stop();
+}
+
+/// A package upgrade followed by `apachectl graceful`: httpd's parent keeps the shared memory
+/// the previous build made and loads the new build into it. The new build must not read a
+/// table of another layout; it counts in a fresh one. Needs the previous build's .so in
+/// FCGI_RESILIENT_PREVIOUS_MODULE (e.g. built from the last release), so it is not run by
+/// default: `FCGI_RESILIENT_PREVIOUS_MODULE=... cargo test --test shared_state -- --ignored`.
+#[test]
+#[ignore = "needs FCGI_RESILIENT_PREVIOUS_MODULE, a build of an earlier layout"]
+fn a_graceful_upgrade_to_another_layout_counts_in_a_fresh_table() {
+    let previous = std::env::var_os("FCGI_RESILIENT_PREVIOUS_MODULE").expect("FCGI_RESILIENT_PREVIOUS_MODULE");
+    let work = WorkDir::new("upgrade");
+    let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
+    let mut config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler()).with_server_directives(&format!(
+        "FcgiResilient On\nFcgiResilientTimeout 60s\nFcgiResilientMaxWaiting 64\n{STATUS_LOCATION}"
+    ));
+    config.processes = Processes { start_servers: 2, server_limit: 2, threads_per_child: 8 };
+    let upgraded = config.clone();
+    config.module_file = Some(previous.into());
+    let mut apache = Apache::start(&work.subdir("apache"), config);
+    let target = apache.address();
+    outage_of(&mut fpm, target, 3);
+    assert_eq!(status::total(target, "TotalRecovered"), 3, "the previous build counted");
+
+    apache.graceful_with(upgraded);
+    let totals = status::totals(target);
+    assert!(totals.contains_key("BackendCapacity"), "the new build answers the page: {totals:?}");
+    assert_eq!(totals["TotalRecovered"], 0, "a fresh table, not the old layout read anew: {totals:?}");
+    outage_of(&mut fpm, target, 4);
+    let totals = status::totals(target);
+    assert_eq!((totals["TotalRecovered"], totals["TotalWaiting"]), (4, 0), "{totals:?}");
+    let log = apache.error_log();
+    assert!(!log.contains("exit signal"), "a child crashed:\n{log}");
+}
