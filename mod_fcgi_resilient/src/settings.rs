@@ -152,7 +152,8 @@ mod tests {
 
     #[test]
     fn default_cap_leaves_threads_free() {
-        assert_eq!(default_max_waiting(25), 18);
+        assert_eq!(default_max_waiting(400), 300, "event's default MaxRequestWorkers");
+        assert_eq!(default_max_waiting(8), 6, "prefork with MaxRequestWorkers 8: two children stay free");
         assert_eq!(default_max_waiting(64), 48);
         assert_eq!(default_max_waiting(1), 1);
         assert_eq!(default_max_waiting(0), 1);

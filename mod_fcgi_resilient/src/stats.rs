@@ -222,10 +222,6 @@ impl StatsTable {
         }
     }
 
-    pub fn backend_at(&self, index: usize) -> Option<&BackendSlot> {
-        self.slots.get(index)
-    }
-
     /// The counters of every backend. A backend whose claimer was too slow can have two
     /// slots (see `CLAIM_CHECKS`); its rows are added up, so the page shows it once.
     pub fn snapshot(&self) -> Vec<BackendSnapshot> {

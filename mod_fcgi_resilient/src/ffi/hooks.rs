@@ -12,8 +12,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 const OK: c_int = sys::OK as c_int;
 
-/// Event MPM's default MaxRequestWorkers, until post_config asks the MPM.
+/// Event MPM's default MaxRequestWorkers and ThreadsPerChild, until post_config asks the MPM.
 static MAX_REQUEST_WORKERS: AtomicU32 = AtomicU32::new(400);
+static THREADS_PER_CHILD: AtomicU32 = AtomicU32::new(25);
+
+pub fn threads_per_child() -> u32 {
+    THREADS_PER_CHILD.load(Ordering::Relaxed)
+}
 
 /// How many requests the whole server serves at once: the default cap on waiting requests
 /// is a share of it, whatever the MPM (prefork has one thread per child).
@@ -60,17 +65,18 @@ unsafe extern "C" fn post_config(
     guard("post_config", OK, || {
         // SAFETY: the server record httpd passes to post_config.
         unsafe { status_handler::attach_shared_table(server) };
-        if let Some(workers) = query_max_request_workers() {
-            MAX_REQUEST_WORKERS.store(workers, Ordering::Relaxed);
+        if let Some((daemons, threads)) = query_mpm_limits() {
+            MAX_REQUEST_WORKERS.store(daemons.saturating_mul(threads), Ordering::Relaxed);
+            THREADS_PER_CHILD.store(threads, Ordering::Relaxed);
         }
         OK
     })
 }
 
-/// httpd 2.4 has no AP_MPMQ_MAX_REQUEST_WORKERS: MaxRequestWorkers is the MPM's daemon limit
-/// times its threads per child (prefork: MaxRequestWorkers x 1; worker and event:
+/// The MPM's daemon limit and threads per child. httpd 2.4 has no AP_MPMQ_MAX_REQUEST_WORKERS:
+/// MaxRequestWorkers is their product (prefork: MaxRequestWorkers x 1; worker and event:
 /// MaxRequestWorkers / ThreadsPerChild x ThreadsPerChild).
-fn query_max_request_workers() -> Option<u32> {
+fn query_mpm_limits() -> Option<(u32, u32)> {
     let query = |code: u32| {
         let mut value: c_int = 0;
         // SAFETY: ap_mpm_query writes one int for these codes.
@@ -79,7 +85,7 @@ fn query_max_request_workers() -> Option<u32> {
     };
     let daemons = query(sys::AP_MPMQ_MAX_DAEMONS)?;
     let threads = query(sys::AP_MPMQ_MAX_THREADS)?;
-    Some(daemons.saturating_mul(threads))
+    Some((daemons, threads))
 }
 
 /// Runs for every line httpd logs; does nothing unless this thread is inside one of this

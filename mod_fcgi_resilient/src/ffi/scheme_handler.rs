@@ -18,7 +18,7 @@ use crate::probe::{BackendAddress, ProbeOutcome, Prober, WaitEnd};
 use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits, Start};
 use crate::settings::{default_max_waiting, Policy};
 use crate::stats::{unix_millis_now, BackendSlot, StatsTable};
-use crate::waiters::ServerWideGate;
+use crate::waiters::{per_child_limit, ServerWideGate};
 use crate::waiting::WaitingCount;
 use nix::errno::Errno;
 use std::ffi::{c_char, c_int, CStr, CString};
@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 const DECLINED: c_int = sys::DECLINED as c_int;
 const SERVICE_UNAVAILABLE: c_int = sys::HTTP_SERVICE_UNAVAILABLE as c_int;
 
-/// Requests of this child process that are waiting for a backend right now; the cap uses it
+/// Requests of this child process that are waiting for a backend right now: at most three
+/// quarters of its threads may wait (see `per_child_limit`), and the whole cap is per child
 /// only when the server-wide table could not be made.
 static WAITING: WaitingCount = WaitingCount::new();
 
@@ -79,6 +80,7 @@ unsafe fn serve(call: SchemeCall) -> c_int {
                 budget: policy.budget,
                 // SAFETY: the call's arguments stay live for the whole handler call.
                 backend_slot: || unsafe { backend_slot(table, &call) },
+                per_child: per_child_limit(hooks::threads_per_child()).map(|limit| (&WAITING, limit)),
             };
             retry::serve(&mut backend, start, &limits, &gate, seed)
         }
@@ -326,7 +328,8 @@ fn give_up_message(
         ),
         GiveUpReason::TooManyWaiting => format!(
             "backend {address} is not accepting and {} requests already wait for a backend \
-             server-wide (FcgiResilientMaxWaiting); answering 503 at once",
+             server-wide (FcgiResilientMaxWaiting), or three quarters of this child's threads do; \
+             answering 503 at once",
             policy.max_waiting
         ),
     }
