@@ -41,6 +41,15 @@ impl AttemptEvidence {
     pub fn never_reached_backend(&self) -> bool {
         self.status == SERVICE_UNAVAILABLE && !self.environment_built && !self.response_started
     }
+
+    /// The request reached the backend, which dropped it before any answer reached the
+    /// client: PHP-FPM's stop cutting what it runs and what waits in its listen queue. The
+    /// status page counts these, so an admin sees what is still lost and why.
+    pub fn cut_by_backend(&self) -> bool {
+        self.environment_built
+            && !self.response_started
+            && (self.status == SERVICE_UNAVAILABLE || self.status == BAD_GATEWAY)
+    }
 }
 
 /// How a handler call ended, for the retry loop.
@@ -100,6 +109,16 @@ mod tests {
             let evidence = AttemptEvidence { status, ..Default::default() };
             assert_eq!(classify(&evidence), Attempt::Finished(status));
         }
+    }
+
+    #[test]
+    fn a_drop_after_the_request_reached_the_backend_counts_as_cut() {
+        assert!(!refused().cut_by_backend(), "a refused connect is not a cut");
+        let dropped = AttemptEvidence { environment_built: true, ..refused() };
+        assert!(dropped.cut_by_backend());
+        assert!(!AttemptEvidence { response_started: true, ..dropped }.cut_by_backend());
+        assert!(!AttemptEvidence { status: 504, ..dropped }.cut_by_backend(), "a timeout is no cut");
+        assert!(!AttemptEvidence { status: 0, ..dropped }.cut_by_backend());
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! mod_fcgi_resilient: mod_proxy_fcgi waits out a PHP-FPM restart instead of answering 503.
 //!
 //! Layout: `ffi` is the only place that touches httpd (generated bindings, the module record,
-//! hook and directive registration, logging, a safe `Request` over `request_rec`). Everything
-//! else is plain Rust that unit-tests without Apache: directive parsing and merging
-//! (`settings`, `duration`), the retry policy (`retry`, `backoff`, `waiting`, `known_down`),
-//! what one handler call left behind (`attempt`), when a balancer member should fail over
-//! rather than wait (`balancer`), looking at the backend and the client (`probe`), and the
-//! shared counters behind the status page (`stats`, `status_page`), and how a request body
-//! read before waiting is kept (`body_spool`).
+//! hook and directive registration, logging, a safe `Request` over `request_rec`, `Worker` over
+//! `proxy_worker`). Everything else is plain Rust that unit-tests without Apache: directive
+//! parsing and merging (`settings`, `duration`), the retry policy (`retry`, `backoff`,
+//! `waiting`, `known_down`), what one handler call left behind (`attempt`), when a balancer
+//! member should fail over rather than wait (`balancer`), looking at the backend and the client
+//! (`probe`), how a request body read before waiting is kept (`body_spool`), and the shared
+//! counters behind the status page and the server-wide waiting cap (`stats`, `waiters`,
+//! `liveness`, `status_page`).
 
 pub mod attempt;
 pub mod backoff;
@@ -15,11 +16,13 @@ pub mod balancer;
 pub mod body_spool;
 pub mod duration;
 pub mod known_down;
+pub mod liveness;
 pub mod probe;
 pub mod retry;
 pub mod settings;
 pub mod stats;
 pub mod status_page;
+pub mod waiters;
 pub mod waiting;
 
 // httpd's symbols exist only inside a running httpd; the FFI layer is covered by the

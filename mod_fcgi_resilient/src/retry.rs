@@ -4,7 +4,7 @@
 
 use crate::backoff::{Backoff, BackoffBounds};
 use crate::probe::{ProbeOutcome, WaitEnd};
-use crate::waiting::WaitingCount;
+use crate::waiting::WaitingGate;
 use nix::errno::Errno;
 use std::time::Duration;
 
@@ -38,6 +38,13 @@ const SERVICE_UNAVAILABLE: i32 = 503;
 
 /// A script that crashes PHP on every run must not be re-run for the whole budget.
 pub const MAX_DROPPED_RETRIES: u32 = 2;
+
+/// A backend that drops connections is usually going down: PHP-FPM's children are exiting.
+/// With `enablereuse=on`, mod_proxy's pool also holds connections to those children, and a
+/// repeat right away takes the next one and is dropped again, spending the few repeats above
+/// within milliseconds. Pausing this long lets the children exit, so mod_proxy sees their
+/// connections closed and connects afresh (refused while PHP-FPM is down: a normal wait).
+pub const PAUSE_AFTER_A_DROP: Duration = Duration::from_millis(100);
 
 /// PHP-FPM binds its socket as root and only then chowns and chmods it, so Apache's user can
 /// meet EACCES for an instant during every start. Only a lasting error is a configuration one.
@@ -92,7 +99,7 @@ pub fn serve(
     backend: &mut impl Backend,
     start: Start,
     limits: &RetryLimits,
-    waiting: &WaitingCount,
+    waiting: &impl WaitingGate,
     seed: impl FnOnce() -> u64,
 ) -> Outcome {
     let (mut attempts, mut attempt): (u32, Attempt) = match start {
@@ -121,6 +128,9 @@ pub fn serve(
             if place.is_none() {
                 return Outcome::GaveUp { reason: GiveUpReason::TooManyWaiting, attempts, last_errno: None };
             }
+        }
+        if matches!(attempt, Attempt::DroppedBeforeResponse(_)) {
+            backend.wait(PAUSE_AFTER_A_DROP.min(limits.budget.saturating_sub(backend.elapsed())));
         }
         let backoff = backoff.get_or_insert_with(|| Backoff::new(limits.backoff, seed.take().map_or(1, |f| f())));
         // Only a first connect failure may be retried without a pause (the backend may be
@@ -187,6 +197,7 @@ fn pause(backend: &mut impl Backend, limits: &RetryLimits, backoff: &mut Backoff
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::waiting::WaitingCount;
     use std::collections::VecDeque;
 
     const OK: i32 = 0;
@@ -396,7 +407,11 @@ mod tests {
         let outcome = serve(&mut backend, Start::RunHandler, &opted_in, &WaitingCount::new(), || 1);
         assert_eq!(outcome, Outcome::Served { status: UNAVAILABLE, retries: MAX_DROPPED_RETRIES, waited: true });
         assert_eq!(backend.handler_runs, MAX_DROPPED_RETRIES + 1);
-        assert_eq!(backend.waits.len() as u32, MAX_DROPPED_RETRIES, "each repeat came after a pause");
+        let long_pauses = backend.waits.iter().filter(|wait| **wait >= PAUSE_AFTER_A_DROP).count() as u32;
+        assert_eq!(
+            long_pauses, MAX_DROPPED_RETRIES,
+            "each repeat came after a pause that lets PHP-FPM's children exit"
+        );
     }
 
     #[test]

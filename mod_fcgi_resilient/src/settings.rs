@@ -58,9 +58,10 @@ pub struct Policy {
     pub retry_after_secs: u32,
 }
 
-/// Leaves a quarter of each child's threads free for static files during a long outage.
-pub fn default_max_waiting(threads_per_child: u32) -> u32 {
-    (threads_per_child.saturating_mul(3) / 4).max(1)
+/// Leaves a quarter of the server's workers (MaxRequestWorkers) free for static files during
+/// a long outage; the cap counts waiting requests of all child processes together.
+pub fn default_max_waiting(max_request_workers: u32) -> u32 {
+    (max_request_workers.saturating_mul(3) / 4).max(1)
 }
 
 /// A directive's name and the message Apache shows after "Syntax error on line N of FILE:".
@@ -114,7 +115,7 @@ pub fn parse_retry_after(directive: &str, value: &str) -> Result<u32, String> {
 impl Policy {
     pub fn describe(&self) -> String {
         format!(
-            "budget {}, backoff {}..{}, at most {} waiting per child",
+            "budget {}, backoff {}..{}, at most {} waiting server-wide",
             format_duration(self.budget),
             format_duration(self.backoff.min),
             format_duration(self.backoff.max),
@@ -151,7 +152,8 @@ mod tests {
 
     #[test]
     fn default_cap_leaves_threads_free() {
-        assert_eq!(default_max_waiting(25), 18);
+        assert_eq!(default_max_waiting(400), 300, "event's default MaxRequestWorkers");
+        assert_eq!(default_max_waiting(8), 6, "prefork with MaxRequestWorkers 8: two children stay free");
         assert_eq!(default_max_waiting(64), 48);
         assert_eq!(default_max_waiting(1), 1);
         assert_eq!(default_max_waiting(0), 1);

@@ -1,19 +1,74 @@
 //! What the module did, per backend, counted in memory that every child process shares.
 //!
-//! The table is a fixed array of slots in one anonymous shared mapping made by httpd's parent
-//! before it forks, so all children (and later generations, after a graceful restart) count
-//! into the same place. All-zero bytes are a valid empty table, and every field is an atomic,
-//! so processes need no lock. Only requests that met a failing backend touch it: the happy
-//! path costs nothing.
+//! The table is one anonymous shared mapping made by httpd's parent before it forks, so all
+//! children (and later generations, after a graceful restart) count into the same place.
+//! Every field is an atomic, so processes need no lock, and no process ever waits for
+//! another without a bound: a child can be killed at any instruction. Only requests that met
+//! a failing backend touch it: the happy path costs nothing.
+//!
+//! The header names the layout. httpd keeps the mapping across `apachectl graceful` while it
+//! loads the module's new code, so after a package upgrade new code could meet an old
+//! layout: the key it is kept under carries [`LAYOUT_VERSION`], and [`StatsTable::from_shared`]
+//! refuses a mapping whose header does not describe this exact layout.
+//!
+//! Capacity: [`BACKEND_SLOTS`] backends (about 1 MiB of address space; pages the kernel
+//! only backs once used). A backend seen after the table is full is still retried as usual;
+//! only its counters are lost, counted as untracked events, and the status page says since
+//! when the table is full. With 5,000 pools the first 4,096 that fail are counted, the
+//! others show up in that line.
 
+use crate::liveness::{own_pid, process_alive};
+use crate::waiters::WaiterRecords;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
-pub const BACKEND_SLOTS: usize = 64;
+/// Bump on any change to the structs of this file or of `waiters`: a graceful restart into
+/// new code then starts a fresh table instead of reading the old one with the new layout.
+pub const LAYOUT_VERSION: u32 = 2;
+const MAGIC: u64 = u64::from_le_bytes(*b"FCGIRSTB");
+/// The name httpd's process pool keeps the table under; it carries the layout version.
+pub const TABLE_KEY: &std::ffi::CStr = c"mod_fcgi_resilient shared counters, layout 2";
+
+pub const BACKEND_SLOTS: usize = 4096;
 const NAME_CAPACITY: usize = 200;
 
+/// Slot states. Any other value is the pid of the process filling the slot in: a claim
+/// carries its owner, so a claim whose owner died can be taken over.
 const FREE: u32 = 0;
-const CLAIMED: u32 = 1;
-const READY: u32 = 2;
+const READY: u32 = u32::MAX;
+
+/// How often a lookup checks a slot that a live process is filling in before it moves on.
+/// Filling in takes nanoseconds; this bound only matters when the claimer was descheduled
+/// or stopped, and then the lookup uses the next slot rather than wait.
+const CLAIM_CHECKS: u32 = 200;
+
+#[repr(C)]
+struct TableHeader {
+    magic: AtomicU64,
+    layout_version: AtomicU32,
+    backend_slots: AtomicU32,
+    waiter_records: AtomicU32,
+    slot_size: AtomicU32,
+    table_size: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutMismatch {
+    NotATable,
+    OtherVersion { found: u32 },
+    OtherSizes,
+}
+
+impl std::fmt::Display for LayoutMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LayoutMismatch::NotATable => write!(f, "the shared memory found holds no counters table"),
+            LayoutMismatch::OtherVersion { found } => {
+                write!(f, "the counters table has layout {found}, this build uses {LAYOUT_VERSION}")
+            }
+            LayoutMismatch::OtherSizes => write!(f, "the counters table was made with other sizes"),
+        }
+    }
+}
 
 #[repr(C)]
 pub struct BackendSlot {
@@ -25,7 +80,7 @@ pub struct BackendSlot {
     recovered: AtomicU64,
     gave_up: AtomicU64,
     client_gone: AtomicU64,
-    waiting: AtomicU64,
+    cut_by_backend: AtomicU64,
     longest_wait_ms: AtomicU64,
     last_failure_errno: AtomicI32,
     last_failure_unix_ms: AtomicU64,
@@ -33,9 +88,12 @@ pub struct BackendSlot {
 
 #[repr(C)]
 pub struct StatsTable {
-    slots: [BackendSlot; BACKEND_SLOTS],
-    /// Events for backends that found no free slot: counted, never lost silently.
+    header: TableHeader,
+    /// Events for backends that found no slot: counted, never lost silently.
     untracked_events: AtomicU64,
+    first_untracked_unix_ms: AtomicU64,
+    slots: [BackendSlot; BACKEND_SLOTS],
+    waiters: WaiterRecords,
 }
 
 /// Read-only copy of one backend's counters, for the status page.
@@ -47,10 +105,31 @@ pub struct BackendSnapshot {
     pub recovered: u64,
     pub gave_up: u64,
     pub client_gone: u64,
+    pub cut_by_backend: u64,
     pub waiting: u64,
     pub longest_wait_ms: u64,
     pub last_failure_errno: i32,
     pub last_failure_unix_ms: u64,
+}
+
+/// Everything the status page shows, read at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableReport {
+    pub backends: Vec<BackendSnapshot>,
+    pub backend_capacity: usize,
+    pub untracked_events: u64,
+    pub first_untracked_unix_ms: u64,
+    /// Requests waiting for a backend now, server-wide (live waiter records).
+    pub waiting: u64,
+    pub waiting_capacity: usize,
+    /// The server-wide cap requests get unless FcgiResilientMaxWaiting sets theirs.
+    pub default_max_waiting: u32,
+}
+
+/// What a slot turned out to be for the name a lookup looks for.
+enum SlotLookup {
+    Found,
+    OtherBackend,
 }
 
 impl StatsTable {
@@ -59,7 +138,7 @@ impl StatsTable {
         let size = std::mem::size_of::<StatsTable>();
         // SAFETY: a fresh anonymous mapping; the kernel zero-fills it, and zero is a valid
         // StatsTable. It is never unmapped, so the 'static reference stays valid.
-        unsafe {
+        let table = unsafe {
             let memory = libc::mmap(
                 std::ptr::null_mut(),
                 size,
@@ -68,39 +147,118 @@ impl StatsTable {
                 -1,
                 0,
             );
-            (memory != libc::MAP_FAILED).then(|| &*(memory as *const StatsTable))
+            (memory != libc::MAP_FAILED).then(|| &*(memory as *const StatsTable))?
+        };
+        table.write_header();
+        Some(table)
+    }
+
+    /// The table at `memory`, which a previous load of the module made, if its header
+    /// describes this build's layout.
+    ///
+    /// # Safety
+    /// `memory` must point to a live mapping of at least a header's size, made by some build
+    /// of this module's `new_shared` (the header is read before anything else).
+    pub unsafe fn from_shared(memory: *const std::ffi::c_void) -> Result<&'static StatsTable, LayoutMismatch> {
+        // SAFETY: the caller guarantees a header's worth of mapped memory at `memory`.
+        let header = unsafe { &*(memory as *const TableHeader) };
+        Self::check_header(header)?;
+        // SAFETY: the header says the mapping holds a whole table of this layout.
+        Ok(unsafe { &*(memory as *const StatsTable) })
+    }
+
+    fn write_header(&self) {
+        let header = &self.header;
+        header.layout_version.store(LAYOUT_VERSION, Ordering::Relaxed);
+        header.backend_slots.store(BACKEND_SLOTS as u32, Ordering::Relaxed);
+        header.waiter_records.store(WaiterRecords::CAPACITY as u32, Ordering::Relaxed);
+        header.slot_size.store(std::mem::size_of::<BackendSlot>() as u32, Ordering::Relaxed);
+        header.table_size.store(std::mem::size_of::<StatsTable>() as u64, Ordering::Relaxed);
+        header.magic.store(MAGIC, Ordering::Release);
+    }
+
+    fn check_header(header: &TableHeader) -> Result<(), LayoutMismatch> {
+        if header.magic.load(Ordering::Acquire) != MAGIC {
+            return Err(LayoutMismatch::NotATable);
         }
+        let found = header.layout_version.load(Ordering::Relaxed);
+        if found != LAYOUT_VERSION {
+            return Err(LayoutMismatch::OtherVersion { found });
+        }
+        let sizes_match = header.backend_slots.load(Ordering::Relaxed) == BACKEND_SLOTS as u32
+            && header.waiter_records.load(Ordering::Relaxed) == WaiterRecords::CAPACITY as u32
+            && header.slot_size.load(Ordering::Relaxed) == std::mem::size_of::<BackendSlot>() as u32
+            && header.table_size.load(Ordering::Relaxed) == std::mem::size_of::<StatsTable>() as u64;
+        if !sizes_match {
+            return Err(LayoutMismatch::OtherSizes);
+        }
+        Ok(())
+    }
+
+    pub fn waiters(&self) -> &WaiterRecords {
+        &self.waiters
     }
 
     /// The slot counting for `backend`, claiming a free one the first time it is seen.
+    ///
+    /// Slots are claimed in order and never freed, so the used slots are a prefix of the
+    /// array and a lookup stops at the first free one.
     pub fn backend(&self, backend: &str) -> Option<&BackendSlot> {
+        self.backend_index(backend).map(|index| &self.slots[index])
+    }
+
+    /// Like [`backend`](Self::backend), with the slot's place in the table (which waiter
+    /// records name).
+    pub fn backend_index(&self, backend: &str) -> Option<usize> {
         let name = &backend.as_bytes()[..backend.len().min(NAME_CAPACITY)];
-        for slot in &self.slots {
-            loop {
-                match slot.state.load(Ordering::Acquire) {
-                    READY if slot.name_matches(name) => return Some(slot),
-                    READY => break,
-                    CLAIMED => std::hint::spin_loop(),
-                    _ => {
-                        if slot.state.compare_exchange(FREE, CLAIMED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                            slot.store_name(name);
-                            slot.state.store(READY, Ordering::Release);
-                            return Some(slot);
-                        }
-                    }
-                }
+        for (index, slot) in self.slots.iter().enumerate() {
+            if let Some(SlotLookup::Found) = slot.look_up_or_claim(name) {
+                return Some(index);
             }
         }
-        self.untracked_events.fetch_add(1, Ordering::Relaxed);
+        self.count_untracked_event();
         None
     }
 
+    fn count_untracked_event(&self) {
+        if self.untracked_events.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.first_untracked_unix_ms.store(unix_millis_now(), Ordering::Relaxed);
+        }
+    }
+
+    /// The counters of every backend. A backend whose claimer was too slow can have two
+    /// slots (see `CLAIM_CHECKS`); its rows are added up, so the page shows it once.
     pub fn snapshot(&self) -> Vec<BackendSnapshot> {
-        self.slots
-            .iter()
-            .filter(|slot| slot.state.load(Ordering::Acquire) == READY)
-            .map(BackendSlot::snapshot)
-            .collect()
+        let waiting = self.waiters.live_per_backend(BACKEND_SLOTS);
+        let mut rows: Vec<BackendSnapshot> = Vec::new();
+        for (index, slot) in self.used_slots() {
+            if slot.state.load(Ordering::Acquire) != READY {
+                continue;
+            }
+            let mut row = slot.snapshot();
+            row.waiting = waiting[index];
+            match rows.iter_mut().find(|known| known.backend == row.backend) {
+                Some(known) => known.add(&row),
+                None => rows.push(row),
+            }
+        }
+        rows
+    }
+
+    fn used_slots(&self) -> impl Iterator<Item = (usize, &BackendSlot)> {
+        self.slots.iter().enumerate().take_while(|(_, slot)| slot.state.load(Ordering::Acquire) != FREE)
+    }
+
+    pub fn report(&self, default_max_waiting: u32) -> TableReport {
+        TableReport {
+            backends: self.snapshot(),
+            backend_capacity: BACKEND_SLOTS,
+            untracked_events: self.untracked_events(),
+            first_untracked_unix_ms: self.first_untracked_unix_ms.load(Ordering::Relaxed),
+            waiting: self.waiters.live_count() as u64,
+            waiting_capacity: WaiterRecords::CAPACITY,
+            default_max_waiting,
+        }
     }
 
     pub fn untracked_events(&self) -> u64 {
@@ -108,7 +266,47 @@ impl StatsTable {
     }
 }
 
+impl BackendSnapshot {
+    fn add(&mut self, other: &BackendSnapshot) {
+        self.connect_failures += other.connect_failures;
+        self.retries += other.retries;
+        self.recovered += other.recovered;
+        self.gave_up += other.gave_up;
+        self.waiting += other.waiting;
+        self.longest_wait_ms = self.longest_wait_ms.max(other.longest_wait_ms);
+        if other.last_failure_unix_ms > self.last_failure_unix_ms {
+            self.last_failure_errno = other.last_failure_errno;
+            self.last_failure_unix_ms = other.last_failure_unix_ms;
+        }
+    }
+}
+
 impl BackendSlot {
+    /// Whether this slot counts for `name`, claiming it when free or when its claimer died.
+    /// `None`: a live process is still filling it in after `CLAIM_CHECKS` looks; skipped.
+    fn look_up_or_claim(&self, name: &[u8]) -> Option<SlotLookup> {
+        for _ in 0..CLAIM_CHECKS {
+            match self.state.load(Ordering::Acquire) {
+                READY if self.name_matches(name) => return Some(SlotLookup::Found),
+                READY => return Some(SlotLookup::OtherBackend),
+                claimer if claimer == FREE || !process_alive(claimer) => {
+                    if self.state.compare_exchange(claimer, own_pid(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                        self.fill_in(name);
+                        return Some(SlotLookup::Found);
+                    }
+                }
+                _ => std::thread::yield_now(),
+            }
+        }
+        None
+    }
+
+    /// Only the claimer writes the name, and readers look at it only once READY is set.
+    fn fill_in(&self, name: &[u8]) {
+        self.store_name(name);
+        self.state.store(READY, Ordering::Release);
+    }
+
     fn store_name(&self, name: &[u8]) {
         for (index, chunk) in name.chunks(8).enumerate() {
             let mut word = [0u8; 8];
@@ -125,8 +323,14 @@ impl BackendSlot {
         bytes
     }
 
+    /// Word by word, without copying: a lookup compares against every used slot.
     fn name_matches(&self, name: &[u8]) -> bool {
-        self.name() == name
+        self.name_len.load(Ordering::Relaxed) as usize == name.len()
+            && name.chunks(8).zip(&self.name).all(|(chunk, word)| {
+                let mut expected = [0u8; 8];
+                expected[..chunk.len()].copy_from_slice(chunk);
+                word.load(Ordering::Relaxed) == u64::from_le_bytes(expected)
+            })
     }
 
     pub fn connect_failed(&self, errno: i32, unix_ms: u64) {
@@ -155,10 +359,10 @@ impl BackendSlot {
         self.longest_wait_ms.fetch_max(waited_ms, Ordering::Relaxed);
     }
 
-    /// Counts the request as waiting until the returned guard is dropped.
-    pub fn start_waiting(&self) -> WaitingGuard<'_> {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        WaitingGuard { slot: self }
+    /// The backend dropped a request after it had connected (PHP-FPM's stop cuts what it
+    /// runs and what waits in its listen queue): what the module could not save.
+    pub fn cut(&self) {
+        self.cut_by_backend.fetch_add(1, Ordering::Relaxed);
     }
 
     fn snapshot(&self) -> BackendSnapshot {
@@ -169,21 +373,12 @@ impl BackendSlot {
             recovered: self.recovered.load(Ordering::Relaxed),
             gave_up: self.gave_up.load(Ordering::Relaxed),
             client_gone: self.client_gone.load(Ordering::Relaxed),
-            waiting: self.waiting.load(Ordering::Relaxed),
+            cut_by_backend: self.cut_by_backend.load(Ordering::Relaxed),
+            waiting: 0,
             longest_wait_ms: self.longest_wait_ms.load(Ordering::Relaxed),
             last_failure_errno: self.last_failure_errno.load(Ordering::Relaxed),
             last_failure_unix_ms: self.last_failure_unix_ms.load(Ordering::Relaxed),
         }
-    }
-}
-
-pub struct WaitingGuard<'a> {
-    slot: &'a BackendSlot,
-}
-
-impl Drop for WaitingGuard<'_> {
-    fn drop(&mut self) {
-        self.slot.waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -194,6 +389,7 @@ pub fn unix_millis_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::liveness::pid_of_a_dead_process;
 
     fn table() -> &'static StatsTable {
         StatsTable::new_shared().expect("mmap")
@@ -220,15 +416,6 @@ mod tests {
     }
 
     #[test]
-    fn waiting_is_counted_while_the_guard_lives() {
-        let slot = table().backend("x").unwrap();
-        let guard = slot.start_waiting();
-        assert_eq!(slot.snapshot().waiting, 1);
-        drop(guard);
-        assert_eq!(slot.snapshot().waiting, 0);
-    }
-
-    #[test]
     fn long_names_are_cut_not_refused() {
         let table = table();
         let long = format!("unix:/{}", "d/".repeat(200));
@@ -238,13 +425,16 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_counts_what_it_cannot_track() {
+    fn a_full_table_counts_what_it_cannot_track_and_says_since_when() {
         let table = table();
         for index in 0..BACKEND_SLOTS {
             assert!(table.backend(&format!("backend-{index}")).is_some());
         }
+        assert_eq!(table.report(1).first_untracked_unix_ms, 0);
         assert!(table.backend("one-too-many").is_none());
-        assert_eq!(table.untracked_events(), 1);
+        let report = table.report(1);
+        assert_eq!((report.untracked_events, report.backend_capacity), (1, BACKEND_SLOTS));
+        assert!(report.first_untracked_unix_ms > 0);
     }
 
     #[test]
@@ -273,5 +463,73 @@ mod tests {
             unsafe { libc::waitpid(pid, &mut status, 0) };
         }
         assert_eq!(table.snapshot()[0].retries, 3000);
+    }
+
+    #[test]
+    fn a_slot_whose_claimer_died_mid_claim_is_taken_over() {
+        let table = table();
+        // The state a child killed between claiming and marking READY leaves behind.
+        table.slots[0].state.store(pid_of_a_dead_process(), Ordering::Release);
+        assert_eq!(table.backend_index("after the crash"), Some(0));
+        assert_eq!(table.backend_index("after the crash"), Some(0), "found again, READY now");
+        assert_eq!(table.snapshot().len(), 1);
+    }
+
+    #[test]
+    fn a_slot_a_live_process_never_finishes_is_skipped_not_waited_for() {
+        let table = table();
+        // pid 1 never claims anything here: a claimer that stopped (or a reused pid).
+        table.slots[0].state.store(1, Ordering::Release);
+        assert_eq!(table.backend_index("next"), Some(1));
+        assert_eq!(table.backend_index("next"), Some(1));
+        assert_eq!(table.snapshot().len(), 1, "the unfinished slot is not shown");
+    }
+
+    #[test]
+    fn a_backend_in_two_slots_is_shown_once() {
+        let table = table();
+        table.slots[0].state.store(1, Ordering::Release);
+        table.backend("twice").unwrap().retried();
+        // The slow claimer finishes after all, for the same backend.
+        table.slots[0].fill_in(b"twice");
+        table.backend("twice").unwrap().retried();
+        let snapshot = table.snapshot();
+        assert_eq!(snapshot.len(), 1);
+        assert_eq!(snapshot[0].retries, 2);
+    }
+
+    #[test]
+    fn the_pool_key_names_the_layout() {
+        let key = TABLE_KEY.to_str().unwrap();
+        assert!(key.ends_with(&format!(" layout {LAYOUT_VERSION}")), "{key}");
+    }
+
+    #[test]
+    fn the_header_of_this_layout_is_accepted() {
+        let table = table();
+        let memory = table as *const StatsTable as *const std::ffi::c_void;
+        // SAFETY: a whole table made by new_shared.
+        assert!(unsafe { StatsTable::from_shared(memory) }.is_ok());
+    }
+
+    #[test]
+    fn a_table_of_another_layout_is_rejected() {
+        let memory = |table: &StatsTable| table as *const StatsTable as *const std::ffi::c_void;
+        let older = table();
+        older.header.layout_version.store(LAYOUT_VERSION - 1, Ordering::Relaxed);
+        // SAFETY: a whole table made by new_shared (headers are only read).
+        let found = unsafe { StatsTable::from_shared(memory(older)) }.err();
+        assert_eq!(found, Some(LayoutMismatch::OtherVersion { found: LAYOUT_VERSION - 1 }));
+
+        let resized = table();
+        resized.header.backend_slots.store(64, Ordering::Relaxed);
+        // SAFETY: as above.
+        assert_eq!(unsafe { StatsTable::from_shared(memory(resized)) }.err(), Some(LayoutMismatch::OtherSizes));
+
+        // The table of the first release had no header at all: its first word is a slot state.
+        let headerless = table();
+        headerless.header.magic.store(0, Ordering::Relaxed);
+        // SAFETY: as above.
+        assert_eq!(unsafe { StatsTable::from_shared(memory(headerless)) }.err(), Some(LayoutMismatch::NotATable));
     }
 }

@@ -1,7 +1,20 @@
-//! The cap on requests of one child process that wait for a backend at the same time, so a
-//! long outage cannot tie up every worker thread and static files keep being served.
+//! The cap on requests that wait for a backend at the same time, so a long outage cannot tie
+//! up every worker and static files keep being served. The retry loop sees it as a
+//! [`WaitingGate`]; the module uses the server-wide one (`waiters`), and this per-process
+//! count only when the shared table could not be made.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Where a request takes its place among the waiting ones.
+pub trait WaitingGate {
+    /// Held while the request waits; dropping it gives the place back.
+    type Place<'a>
+    where
+        Self: 'a;
+
+    /// A place, if fewer than `limit` requests wait (this one included).
+    fn try_enter(&self, limit: u32) -> Option<Self::Place<'_>>;
+}
 
 pub struct WaitingCount {
     waiting: AtomicU32,
@@ -26,6 +39,14 @@ impl WaitingCount {
 
     pub fn current(&self) -> u32 {
         self.waiting.load(Ordering::Acquire)
+    }
+}
+
+impl WaitingGate for WaitingCount {
+    type Place<'a> = WaitingPlace<'a>;
+
+    fn try_enter(&self, limit: u32) -> Option<WaitingPlace<'_>> {
+        WaitingCount::try_enter(self, limit)
     }
 }
 

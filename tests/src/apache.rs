@@ -173,6 +173,14 @@ impl Apache {
         self.daemon.stop();
     }
 
+    /// A new config (e.g. another build of the module) taken up by `apachectl graceful`, as a
+    /// package upgrade does.
+    pub fn graceful_with(&mut self, config: ApacheConfig) {
+        write_config(&self.dir, &config);
+        self.config = config;
+        self.graceful();
+    }
+
     /// `apachectl graceful`: new children with the same config, requests in flight finish.
     pub fn graceful(&mut self) {
         let generations = || self.error_log().matches("resuming normal operations").count();

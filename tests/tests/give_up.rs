@@ -71,7 +71,7 @@ fn static_files_keep_serving_while_the_waiting_cap_is_full() {
     let mut config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler()).with_server_directives(&format!(
         "FcgiResilient On\nFcgiResilientTimeout 60s\nFcgiResilientMaxWaiting 2\n{STATUS_LOCATION}"
     ));
-    // One child: the cap is per child process.
+    // One child, so the requests surely share it (the cap counts all children together).
     config.processes = Processes { start_servers: 1, server_limit: 1, threads_per_child: 8 };
     let apache = Apache::start(&work.subdir("apache"), config);
     let target = apache.address();

@@ -33,8 +33,9 @@ fn counters_follow_a_restart_across_children_and_survive_graceful() {
     let mut config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler()).with_server_directives(&format!(
         "FcgiResilient On\nFcgiResilientTimeout 60s\nFcgiResilientMaxWaiting 64\n{STATUS_LOCATION}"
     ));
-    // Several children, so that the counters must be shared to add up.
-    config.processes = Processes { start_servers: 4, server_limit: 4, threads_per_child: 8 };
+    // Several children, so that the counters must be shared to add up; 16 threads each, so
+    // that one child may hold all 12 waiting requests (3/4 of a child's threads may wait).
+    config.processes = Processes { start_servers: 4, server_limit: 4, threads_per_child: 16 };
     let mut apache = Apache::start(&work.subdir("apache"), config);
     let target = apache.address();
     assert_eq!(status::total(target, "TotalRecovered"), 0);

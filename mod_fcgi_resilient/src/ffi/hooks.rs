@@ -1,6 +1,6 @@
 //! Hook registration and the process-wide hooks: joining mod_proxy's chain at pre_config,
-//! learning the MPM's threads per child and attaching the shared counters at post_config, and
-//! serving the status page.
+//! learning the MPM's MaxRequestWorkers and attaching the shared counters at post_config,
+//! and serving the status page.
 
 use super::log::{self, mark};
 use super::{guard::guard, proxy, scheme_handler, status_handler, sys};
@@ -10,11 +10,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 const OK: c_int = sys::OK as c_int;
 
-/// Event MPM's default ThreadsPerChild, until post_config asks the MPM.
+/// Event MPM's default MaxRequestWorkers and ThreadsPerChild, until post_config asks the MPM.
+static MAX_REQUEST_WORKERS: AtomicU32 = AtomicU32::new(400);
 static THREADS_PER_CHILD: AtomicU32 = AtomicU32::new(25);
 
 pub fn threads_per_child() -> u32 {
     THREADS_PER_CHILD.load(Ordering::Relaxed)
+}
+
+/// How many requests the whole server serves at once: the default cap on waiting requests
+/// is a share of it, whatever the MPM (prefork has one thread per child).
+pub fn max_request_workers() -> u32 {
+    MAX_REQUEST_WORKERS.load(Ordering::Relaxed)
 }
 
 pub unsafe extern "C" fn register(_pool: *mut sys::apr_pool_t) {
@@ -55,12 +62,25 @@ unsafe extern "C" fn post_config(
     guard("post_config", OK, || {
         // SAFETY: the server record httpd passes to post_config.
         unsafe { status_handler::attach_shared_table(server) };
-        let mut threads: c_int = 0;
-        // SAFETY: ap_mpm_query writes one int for AP_MPMQ_MAX_THREADS.
-        let status = unsafe { sys::ap_mpm_query(sys::AP_MPMQ_MAX_THREADS as c_int, &mut threads) };
-        if status == sys::APR_SUCCESS as c_int && threads > 0 {
-            THREADS_PER_CHILD.store(threads as u32, Ordering::Relaxed);
+        if let Some((daemons, threads)) = query_mpm_limits() {
+            MAX_REQUEST_WORKERS.store(daemons.saturating_mul(threads), Ordering::Relaxed);
+            THREADS_PER_CHILD.store(threads, Ordering::Relaxed);
         }
         OK
     })
+}
+
+/// The MPM's daemon limit and threads per child. httpd 2.4 has no AP_MPMQ_MAX_REQUEST_WORKERS:
+/// MaxRequestWorkers is their product (prefork: MaxRequestWorkers x 1; worker and event:
+/// MaxRequestWorkers / ThreadsPerChild x ThreadsPerChild).
+fn query_mpm_limits() -> Option<(u32, u32)> {
+    let query = |code: u32| {
+        let mut value: c_int = 0;
+        // SAFETY: ap_mpm_query writes one int for these codes.
+        let status = unsafe { sys::ap_mpm_query(code as c_int, &mut value) };
+        (status == sys::APR_SUCCESS as c_int && value > 0).then_some(value as u32)
+    };
+    let daemons = query(sys::AP_MPMQ_MAX_DAEMONS)?;
+    let threads = query(sys::AP_MPMQ_MAX_THREADS)?;
+    Some((daemons, threads))
 }

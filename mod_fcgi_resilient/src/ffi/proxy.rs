@@ -67,6 +67,7 @@ pub fn register_ahead_of_mod_proxy_fcgi(handler: SchemeHandler) -> Result<(), St
 }
 
 /// The arguments mod_proxy passed to the scheme handlers, to pass on unchanged.
+#[derive(Clone, Copy)]
 pub struct SchemeCall {
     pub r: *mut sys::request_rec,
     pub worker: *mut sys::proxy_worker,

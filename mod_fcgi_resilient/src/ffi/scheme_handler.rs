@@ -19,7 +19,8 @@ use crate::known_down::KnownDown;
 use crate::probe::{BackendAddress, ProbeOutcome, Prober, WaitEnd};
 use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits, Start};
 use crate::settings::{default_max_waiting, Policy};
-use crate::stats::{unix_millis_now, BackendSlot, WaitingGuard};
+use crate::stats::{unix_millis_now, BackendSlot};
+use crate::waiters::{per_child_limit, ServerWideGate};
 use crate::waiting::WaitingCount;
 use nix::errno::Errno;
 use std::ffi::{c_char, c_int, CStr};
@@ -43,7 +44,9 @@ const MEMBER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// A member's TCP connect that takes longer than this does not count as accepting.
 const MEMBER_PROBE_PATIENCE: Duration = Duration::from_millis(100);
 
-/// Requests of this child process that are waiting for a backend right now.
+/// Requests of this child process that are waiting for a backend right now: at most three
+/// quarters of its threads may wait (see `per_child_limit`), and the whole cap is per child
+/// only when the server-wide table could not be made.
 static WAITING: WaitingCount = WaitingCount::new();
 
 /// Backends this child process has seen refuse and not yet seen accept again.
@@ -76,7 +79,7 @@ unsafe fn serve(call: SchemeCall) -> c_int {
     // SAFETY: the hook's request and worker, live for this call and used by this thread.
     let (request, worker) = unsafe { (Request::from_raw(call.r), Worker::from_raw(call.worker)) };
     forget_retry_after_of_an_earlier_member(&request);
-    let policy = settings.resolve(default_max_waiting(hooks::threads_per_child()));
+    let policy = settings.resolve(default_max_waiting(hooks::max_request_workers()));
     let limits = RetryLimits {
         budget: policy.budget,
         backoff: policy.backoff,
@@ -89,7 +92,20 @@ unsafe fn serve(call: SchemeCall) -> c_int {
     } else {
         Start::RunHandler
     };
-    let outcome = retry::serve(&mut backend, start, &limits, &WAITING, crate::backoff::seed_from_environment);
+    let seed = crate::backoff::seed_from_environment;
+    let outcome = match status_handler::shared_table() {
+        Some(table) => {
+            let address = backend.address_text();
+            let gate = ServerWideGate {
+                records: table.waiters(),
+                budget: policy.budget,
+                backend_slot: || table.backend_index(&address),
+                per_child: per_child_limit(hooks::threads_per_child()).map(|limit| (&WAITING, limit)),
+            };
+            retry::serve(&mut backend, start, &limits, &gate, seed)
+        }
+        None => retry::serve(&mut backend, start, &limits, &WAITING, seed),
+    };
     backend.conclude(outcome, &policy)
 }
 
@@ -117,7 +133,7 @@ struct HttpdBackend<'r> {
     probes: u32,
     /// Shared counters, looked up only once the backend has failed this request.
     counters: Option<&'static BackendSlot>,
-    counted_as_waiting: Option<WaitingGuard<'static>>,
+    counted_refusal: bool,
 }
 
 impl<'r> HttpdBackend<'r> {
@@ -135,7 +151,7 @@ impl<'r> HttpdBackend<'r> {
             handler_runs: 0,
             probes: 0,
             counters: None,
-            counted_as_waiting: None,
+            counted_refusal: false,
         }
     }
 
@@ -149,11 +165,9 @@ impl<'r> HttpdBackend<'r> {
 
     fn count_refusal(&mut self, errno: i32) {
         self.uncounted_refusal = false;
+        self.counted_refusal = true;
         if let Some(counters) = self.counters() {
             counters.connect_failed(errno, unix_millis_now());
-            if self.counted_as_waiting.is_none() {
-                self.counted_as_waiting = Some(counters.start_waiting());
-            }
         }
     }
 
@@ -225,7 +239,7 @@ impl<'r> HttpdBackend<'r> {
 
     fn conclude(mut self, outcome: Outcome, policy: &Policy) -> c_int {
         let waited = self.started.elapsed();
-        if self.uncounted_refusal && self.counted_as_waiting.is_none() {
+        if self.uncounted_refusal && !self.counted_refusal {
             self.count_refusal(0);
         }
         match outcome {
@@ -299,7 +313,13 @@ impl Backend for HttpdBackend<'_> {
                 counters.retried();
             }
         }
-        let attempt = attempt::classify(&self.delegate());
+        let evidence = self.delegate();
+        if evidence.cut_by_backend() {
+            if let Some(counters) = self.counters() {
+                counters.cut();
+            }
+        }
+        let attempt = attempt::classify(&evidence);
         if let Attempt::NotConnected(status) = attempt {
             KNOWN_DOWN.mark_down(&self.address_text());
             self.uncounted_refusal = true;
@@ -322,9 +342,7 @@ impl Backend for HttpdBackend<'_> {
         let (request, address) = (&self.request, self.prober.as_ref().map(|p| p.address().to_string()));
         let address = address.unwrap_or_default();
         match outcome {
-            ProbeOutcome::NotYet { errno, .. } | ProbeOutcome::Unusable { errno }
-                if self.counted_as_waiting.is_none() =>
-            {
+            ProbeOutcome::NotYet { errno, .. } | ProbeOutcome::Unusable { errno } if !self.counted_refusal => {
                 // A request that skipped its first connect (the backend is known down) has met
                 // a refusal all the same, and now waits like the others.
                 request.log(log::DEBUG, mark!(), || {
@@ -400,8 +418,9 @@ fn give_up_message(
              check the socket path and its permissions"
         ),
         GiveUpReason::TooManyWaiting => format!(
-            "backend {address} is not accepting and {} requests of this process already wait for \
-             a backend (FcgiResilientMaxWaiting); answering 503 at once",
+            "backend {address} is not accepting and {} requests already wait for a backend \
+             server-wide (FcgiResilientMaxWaiting), or three quarters of this child's threads do; \
+             answering 503 at once",
             policy.max_waiting
         ),
         GiveUpReason::ClientGone | GiveUpReason::FailOver => format!("stopped waiting for backend {address}"),

@@ -1,8 +1,10 @@
 //! `SetHandler fcgi-resilient-status`: the counters of all child processes, like mod_status.
 //! Access is left to the usual Require directives of the section that sets the handler.
 
-use super::{guard::guard, sys};
-use crate::stats::StatsTable;
+use super::log::{self, mark};
+use super::{guard::guard, hooks, sys};
+use crate::settings::default_max_waiting;
+use crate::stats::{StatsTable, TABLE_KEY};
 use crate::status_page::{render_auto, render_html, wants_machine_format};
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -12,9 +14,6 @@ const DECLINED: c_int = sys::DECLINED as c_int;
 const OK: c_int = sys::OK as c_int;
 
 static SHARED_TABLE: AtomicPtr<StatsTable> = AtomicPtr::new(std::ptr::null_mut());
-
-/// Key of the mapping in the process pool, which outlives the module across restarts.
-const TABLE_KEY: &CStr = c"mod_fcgi_resilient shared counters";
 
 pub fn shared_table() -> Option<&'static StatsTable> {
     // SAFETY: the pointer is null or a mapping that is never unmapped.
@@ -28,18 +27,31 @@ pub fn shared_table() -> Option<&'static StatsTable> {
 /// `server` must be the server record httpd passes to post_config.
 pub unsafe fn attach_shared_table(server: *mut sys::server_rec) {
     // SAFETY: the process record and its pool live as long as httpd's parent process.
-    unsafe {
-        let pool = (*(*server).process).pool;
-        let mut existing: *mut c_void = std::ptr::null_mut();
-        sys::apr_pool_userdata_get(&mut existing, TABLE_KEY.as_ptr(), pool);
-        if existing.is_null() {
-            let Some(table) = StatsTable::new_shared() else { return };
-            existing = table as *const StatsTable as *mut c_void;
-            // apr_pool_cleanup_null: no cleanup code from a module that may be unloaded.
-            sys::apr_pool_userdata_set(existing, TABLE_KEY.as_ptr(), Some(sys::apr_pool_cleanup_null), pool);
-        }
-        SHARED_TABLE.store(existing.cast(), Ordering::Release);
+    let pool = unsafe { (*(*server).process).pool };
+    // The key names the layout, so after an upgrade and a graceful restart new code never
+    // finds a table of another layout under it: it makes a fresh one (the old one stays for
+    // the old generation's children). The header check guards against a forgotten bump.
+    let key = TABLE_KEY;
+    let mut existing: *mut c_void = std::ptr::null_mut();
+    // SAFETY: a live pool and a NUL-terminated key.
+    unsafe { sys::apr_pool_userdata_get(&mut existing, key.as_ptr(), pool) };
+    // SAFETY: whatever is stored under this key is a mapping made by `new_shared`.
+    let found = (!existing.is_null()).then(|| unsafe { StatsTable::from_shared(existing) });
+    if let Some(Err(mismatch)) = found {
+        let message = format!("{mismatch}; counting in a fresh table");
+        log::for_server(server, sys::APLOG_NOTICE as c_int, mark!(), &message);
     }
+    let Some(table) = found.and_then(Result::ok).or_else(|| new_table_under(key, pool)) else { return };
+    SHARED_TABLE.store(table as *const StatsTable as *mut StatsTable, Ordering::Release);
+}
+
+fn new_table_under(key: &CStr, pool: *mut sys::apr_pool_t) -> Option<&'static StatsTable> {
+    let table = StatsTable::new_shared()?;
+    let memory = table as *const StatsTable as *mut c_void;
+    // apr_pool_cleanup_null: no cleanup code from a module that may be unloaded.
+    // SAFETY: a live pool; the key is static, so it outlives the pool.
+    unsafe { sys::apr_pool_userdata_set(memory, key.as_ptr(), Some(sys::apr_pool_cleanup_null), pool) };
+    Some(table)
 }
 
 pub unsafe extern "C" fn handle(r: *mut sys::request_rec) -> c_int {
@@ -63,11 +75,12 @@ unsafe fn serve(r: *mut sys::request_rec) -> c_int {
     // SAFETY: a non-null args is the request's NUL-terminated query string.
     let query =
         (!request.args.is_null()).then(|| unsafe { CStr::from_ptr(request.args) }.to_string_lossy().into_owned());
-    let (backends, untracked) = shared_table().map(|t| (t.snapshot(), t.untracked_events())).unwrap_or_default();
+    let report = shared_table().map(|t| t.report(default_max_waiting(hooks::max_request_workers())));
+    let report = report.unwrap_or_default();
     let (content_type, body) = if wants_machine_format(query.as_deref()) {
-        (c"text/plain; charset=utf-8", render_auto(&backends, untracked))
+        (c"text/plain; charset=utf-8", render_auto(&report))
     } else {
-        (c"text/html; charset=utf-8", render_html(&backends, untracked))
+        (c"text/html; charset=utf-8", render_html(&report))
     };
     // SAFETY: static content type; ap_rwrite copies `body` before returning.
     unsafe {

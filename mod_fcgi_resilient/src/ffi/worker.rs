@@ -8,7 +8,7 @@ use super::sys;
 use crate::balancer::status_bits;
 use crate::probe::BackendAddress;
 use std::ffi::CStr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 // The plain-Rust policy names the header's bits itself; they must agree.
 const _: () = assert!(status_bits::INITIALIZED == sys::PROXY_WORKER_INITIALIZED);
@@ -43,9 +43,16 @@ impl Worker {
         self.status_word().load(Ordering::Acquire)
     }
 
-    /// Clears only the error bit, keeping every other state bit as it is.
+    /// Clears only the error bit (and its time), keeping every other state bit as it is:
+    /// other processes may be changing them at this moment.
     pub fn clear_error(&self) {
-        self.status_word().fetch_and(!status_bits::IN_ERROR, Ordering::AcqRel);
+        let before = self.status_word().fetch_and(!status_bits::IN_ERROR, Ordering::AcqRel);
+        if before & status_bits::IN_ERROR != 0 {
+            // SAFETY: the record's apr_time_t (i64, 8-aligned in the struct), only accessed
+            // atomically here, as `status` is.
+            let error_time = unsafe { AtomicI64::from_ptr(std::ptr::addr_of_mut!((*(*self.raw).s).error_time)) };
+            error_time.store(0, Ordering::Release);
+        }
     }
 
     /// The worker's Unix socket, if its URL named one (`unix:/path|fcgi://...`).

@@ -1,0 +1,404 @@
+//! The requests waiting for a backend, server-wide: one record per waiting request in the
+//! shared table, so the cap on waiting requests holds across all child processes (under
+//! prefork every child has one thread, and a per-child cap would protect nothing).
+//!
+//! A record names its owner's pid and a deadline after which its owner has certainly
+//! stopped waiting. A child killed while it waits never gives its records back; they stop
+//! counting as soon as its pid is gone (or, should the pid have been reused, once the
+//! deadline has passed) and the next request that looks takes them over. A bare counter
+//! would keep such phantom waiters forever.
+//!
+//! Entering takes a record first and counts the live records after: of two processes racing
+//! for the last place, at least one sees the other, so the cap is never exceeded (both may
+//! refuse, which errs on the side of keeping workers free).
+
+use crate::liveness::{own_pid, process_alive};
+use crate::waiting::{WaitingCount, WaitingGate, WaitingPlace};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Records, shared by all backends. More requests than this cannot wait at once; a cap
+/// above it acts as this number (the status page shows both).
+const RECORDS: usize = 8192;
+
+/// Room past a request's budget for the handler run that follows its wait.
+const DEADLINE_SLACK: Duration = Duration::from_secs(60);
+
+/// A record's backend before the request learned which slot counts for it.
+const NO_BACKEND: u32 = u32::MAX;
+
+#[repr(C)]
+struct WaiterRecord {
+    /// 0 when free, else owner pid << 32 | deadline in Unix seconds: one word, so a record
+    /// is claimed, checked and taken over with a single compare-and-swap.
+    owner: AtomicU64,
+    /// The backend slot (see `StatsTable::backend_index`) this request waits for.
+    backend: AtomicU32,
+}
+
+#[repr(C)]
+pub struct WaiterRecords {
+    /// Records are taken lowest index first, so every record ever used lies below this
+    /// mark: scans stop there, and a refusal while the cap is full stays cheap.
+    high_water: AtomicU32,
+    records: [WaiterRecord; RECORDS],
+}
+
+fn owner_word(pid: u32, deadline_secs: u32) -> u64 {
+    (u64::from(pid) << 32) | u64::from(deadline_secs)
+}
+
+fn pid_of(word: u64) -> u32 {
+    (word >> 32) as u32
+}
+
+fn deadline_of(word: u64) -> u32 {
+    word as u32
+}
+
+fn unix_secs_now() -> u32 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or_default()
+}
+
+/// Remembers the last pid checked: a threaded child holds many records, one syscall will do.
+struct LivenessCheck {
+    now_secs: u32,
+    last: Option<(u32, bool)>,
+}
+
+impl LivenessCheck {
+    fn new() -> Self {
+        LivenessCheck { now_secs: unix_secs_now(), last: None }
+    }
+
+    fn is_live(&mut self, word: u64) -> bool {
+        if word == 0 || deadline_of(word) < self.now_secs {
+            return false;
+        }
+        let pid = pid_of(word);
+        match self.last {
+            Some((known, alive)) if known == pid => alive,
+            _ => {
+                let alive = process_alive(pid);
+                self.last = Some((pid, alive));
+                alive
+            }
+        }
+    }
+}
+
+impl WaiterRecords {
+    pub const CAPACITY: usize = RECORDS;
+
+    /// Takes a record for a request that may wait `budget`, if fewer than `limit` requests
+    /// wait server-wide (this one included).
+    pub fn try_enter(&self, limit: u32, budget: Duration, backend: Option<usize>) -> Option<WaiterPlace<'_>> {
+        if self.live_count() >= limit as usize {
+            return None; // the common refusal during an outage: nothing written
+        }
+        let deadline = unix_secs_now().saturating_add((budget + DEADLINE_SLACK).as_secs() as u32);
+        let place = self.claim(owner_word(own_pid(), deadline))?;
+        place.set_backend(backend);
+        if self.live_count() > limit as usize {
+            return None; // `place` is dropped: the record is free again.
+        }
+        Some(place)
+    }
+
+    fn used(&self) -> &[WaiterRecord] {
+        let high_water = (self.high_water.load(Ordering::SeqCst) as usize).min(RECORDS);
+        &self.records[..high_water]
+    }
+
+    /// A free record, else one whose owner is gone, else a never used one: each of the
+    /// three is one bounded pass, no waiting on anyone.
+    fn claim(&self, word: u64) -> Option<WaiterPlace<'_>> {
+        let take = |index: usize, current: u64| {
+            let record = &self.records[index];
+            // `then`, not `then_some`: a place made for a lost race would free the winner's
+            // record when dropped (threads of one child write the same word).
+            let won = record.owner.compare_exchange(current, word, Ordering::SeqCst, Ordering::SeqCst).is_ok();
+            won.then(|| WaiterPlace { records: self, index, word })
+        };
+        let used = self.used();
+        let free = used.iter().position(|r| r.owner.load(Ordering::SeqCst) == 0);
+        if let Some(place) = free.and_then(|index| take(index, 0)) {
+            return Some(place);
+        }
+        let mut liveness = LivenessCheck::new();
+        let reclaimed = used.iter().enumerate().find_map(|(index, record)| {
+            let current = record.owner.load(Ordering::SeqCst);
+            (!liveness.is_live(current)).then(|| take(index, current)).flatten()
+        });
+        reclaimed.or_else(|| self.claim_unused(word))
+    }
+
+    fn claim_unused(&self, word: u64) -> Option<WaiterPlace<'_>> {
+        loop {
+            let index = self
+                .high_water
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |mark| (mark < RECORDS as u32).then_some(mark + 1))
+                .ok()? as usize;
+            let record = &self.records[index];
+            if record.owner.compare_exchange(0, word, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                return Some(WaiterPlace { records: self, index, word });
+            }
+        }
+    }
+
+    /// Requests waiting now; records of dead owners are freed on the way.
+    pub fn live_count(&self) -> usize {
+        let mut liveness = LivenessCheck::new();
+        self.used().iter().filter(|record| record.count_or_free(&mut liveness)).count()
+    }
+
+    /// Live waiters per backend slot, indexed by slot (`slots` entries).
+    pub fn live_per_backend(&self, slots: usize) -> Vec<u64> {
+        let mut per_backend = vec![0; slots];
+        let mut liveness = LivenessCheck::new();
+        for record in self.used() {
+            if record.count_or_free(&mut liveness) {
+                if let Some(count) = per_backend.get_mut(record.backend.load(Ordering::Relaxed) as usize) {
+                    *count += 1;
+                }
+            }
+        }
+        per_backend
+    }
+}
+
+impl WaiterRecord {
+    fn count_or_free(&self, liveness: &mut LivenessCheck) -> bool {
+        let word = self.owner.load(Ordering::SeqCst);
+        if word == 0 {
+            return false;
+        }
+        if liveness.is_live(word) {
+            return true;
+        }
+        // Fails harmlessly when someone took the record over meanwhile.
+        let _ = self.owner.compare_exchange(word, 0, Ordering::SeqCst, Ordering::Relaxed);
+        false
+    }
+}
+
+/// One waiting request's record, given back when dropped.
+pub struct WaiterPlace<'a> {
+    records: &'a WaiterRecords,
+    index: usize,
+    word: u64,
+}
+
+impl WaiterPlace<'_> {
+    /// Names the backend slot the request waits for, once it is known.
+    pub fn set_backend(&self, backend: Option<usize>) {
+        let slot = backend.map_or(NO_BACKEND, |index| index as u32);
+        self.records.records[self.index].backend.store(slot, Ordering::Relaxed);
+    }
+}
+
+impl Drop for WaiterPlace<'_> {
+    fn drop(&mut self) {
+        let record = &self.records.records[self.index];
+        // Only if still ours: a record kept past its deadline may have been taken over.
+        let _ = record.owner.compare_exchange(self.word, 0, Ordering::SeqCst, Ordering::Relaxed);
+    }
+}
+
+/// The server-wide gate one request uses: its budget, and how to learn its backend's slot
+/// (looked up only if the request has to wait, keeping the happy path free of it).
+pub struct ServerWideGate<'t, F: Fn() -> Option<usize>> {
+    pub records: &'t WaiterRecords,
+    pub budget: Duration,
+    pub backend_slot: F,
+    /// This child's own count and its limit, for MPMs with threads: the event MPM serves the
+    /// connections a child accepted only with that child's threads, and it accepts in bursts
+    /// when only one or two are idle (measured: static content fell to 66 % of its rate with
+    /// all threads but one allowed to wait, against 146-215 % with a quarter kept free). So
+    /// each child keeps a quarter of its threads free whatever the server-wide cap allows.
+    /// None under prefork, where every child has one thread.
+    pub per_child: Option<(&'t WaitingCount, u32)>,
+}
+
+/// A place in both counts; dropping it gives both back.
+pub struct GatePlace<'a> {
+    _in_child: Option<WaitingPlace<'a>>,
+    _record: WaiterPlace<'a>,
+}
+
+impl<F: Fn() -> Option<usize>> WaitingGate for ServerWideGate<'_, F> {
+    type Place<'a>
+        = GatePlace<'a>
+    where
+        Self: 'a;
+
+    fn try_enter(&self, limit: u32) -> Option<GatePlace<'_>> {
+        let in_child = match self.per_child {
+            Some((count, child_limit)) => Some(count.try_enter(child_limit)?),
+            None => None,
+        };
+        let record = self.records.try_enter(limit, self.budget, (self.backend_slot)())?;
+        Some(GatePlace { _in_child: in_child, _record: record })
+    }
+}
+
+/// How many requests of one child may wait: three quarters of its threads, so the child keeps
+/// serving (see `ServerWideGate::per_child`); no limit of its own with one thread per child.
+pub fn per_child_limit(threads_per_child: u32) -> Option<u32> {
+    (threads_per_child > 1).then(|| (threads_per_child * 3 / 4).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::liveness::pid_of_a_dead_process;
+    use crate::stats::StatsTable;
+
+    fn records() -> &'static WaiterRecords {
+        StatsTable::new_shared().expect("mmap").waiters()
+    }
+
+    const BUDGET: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn refuses_past_the_limit_and_frees_on_drop() {
+        let records = records();
+        let first = records.try_enter(2, BUDGET, Some(0)).expect("first place");
+        let second = records.try_enter(2, BUDGET, Some(1)).expect("second place");
+        assert!(records.try_enter(2, BUDGET, None).is_none());
+        assert_eq!(records.live_count(), 2, "a refused request leaves no record");
+        assert_eq!(&records.live_per_backend(3), &[1, 1, 0]);
+        drop(first);
+        assert!(records.try_enter(2, BUDGET, None).is_some());
+        drop(second);
+        assert_eq!(records.live_count(), 0);
+    }
+
+    #[test]
+    fn records_given_back_are_used_again_before_new_ones() {
+        let records = records();
+        for _ in 0..100 {
+            drop(records.try_enter(1, BUDGET, None).expect("a place"));
+        }
+        assert_eq!(records.used().len(), 1);
+    }
+
+    /// The records a child killed while its requests waited leaves behind.
+    fn records_of_a_dead_child(records: &WaiterRecords, count: usize) {
+        let dead = owner_word(pid_of_a_dead_process(), unix_secs_now() + 3600);
+        records.high_water.fetch_max(count as u32, Ordering::SeqCst);
+        for record in records.records.iter().take(count) {
+            record.owner.store(dead, Ordering::SeqCst);
+            record.backend.store(0, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn waiters_of_a_dead_process_are_not_counted() {
+        let records = records();
+        records_of_a_dead_child(records, 3);
+        let _live = records.try_enter(10, BUDGET, Some(0)).expect("a place");
+        assert_eq!(records.live_count(), 1);
+        assert_eq!(records.live_per_backend(1), vec![1]);
+    }
+
+    #[test]
+    fn places_of_a_dead_process_are_given_to_new_waiters() {
+        let records = records();
+        records_of_a_dead_child(records, 2);
+        let places: Vec<_> = (0..2).map(|_| records.try_enter(2, BUDGET, None).expect("a place")).collect();
+        assert!(records.try_enter(2, BUDGET, None).is_none(), "the cap counts the live ones");
+        drop(places);
+    }
+
+    #[test]
+    fn records_of_a_dead_process_are_reused_when_all_are_taken() {
+        let records = records();
+        records_of_a_dead_child(records, RECORDS);
+        let place = records.try_enter(1, BUDGET, None).expect("a dead owner's record");
+        assert_eq!(records.live_count(), 1);
+        drop(place);
+    }
+
+    #[test]
+    fn a_record_past_its_deadline_is_not_counted() {
+        let records = records();
+        // A live pid (its own) that reused a dead child's pid: only the deadline tells.
+        records.high_water.store(1, Ordering::SeqCst);
+        records.records[0].owner.store(owner_word(own_pid(), unix_secs_now() - 1), Ordering::SeqCst);
+        assert_eq!(records.live_count(), 0);
+    }
+
+    #[test]
+    fn a_waiter_in_a_child_that_is_killed_disappears() {
+        let records = records();
+        let (mut ready, mut signal) = (0u8, 0);
+        let mut fds = [0; 2];
+        // SAFETY: a pipe for the child to say it holds its place.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child takes a place in the shared mapping, reports, and sleeps.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let place = records.try_enter(5, BUDGET, Some(0));
+            // SAFETY: writes one byte to the pipe made above, then sleeps until killed.
+            unsafe {
+                libc::write(fds[1], [u8::from(place.is_some())].as_ptr().cast(), 1);
+                libc::pause();
+                libc::_exit(0)
+            }
+        }
+        // SAFETY: reads the child's byte from the pipe made above.
+        unsafe { libc::read(fds[0], (&mut ready as *mut u8).cast(), 1) };
+        assert_eq!(ready, 1, "the child got a place");
+        assert_eq!(records.live_count(), 1);
+        // SAFETY: kills and reaps the child this test forked.
+        unsafe {
+            libc::kill(child, libc::SIGKILL);
+            libc::waitpid(child, &mut signal, 0);
+        }
+        assert_eq!(records.live_count(), 0);
+        assert!(records.try_enter(1, BUDGET, None).is_some());
+    }
+
+    #[test]
+    fn a_threaded_child_keeps_a_quarter_of_its_threads_free_whatever_the_server_wide_cap() {
+        let in_child = WaitingCount::new();
+        let gate = ServerWideGate {
+            records: records(),
+            budget: BUDGET,
+            backend_slot: || Some(0),
+            per_child: per_child_limit(4).map(|limit| (&in_child, limit)),
+        };
+        let places: Vec<_> = (0..3).map(|_| gate.try_enter(100).expect("a place")).collect();
+        assert!(gate.try_enter(100).is_none(), "a quarter of the child's threads stays free");
+        assert_eq!(gate.records.live_count(), 3, "a refusal by the child's count leaves no record");
+        drop(places);
+        assert_eq!((in_child.current(), gate.records.live_count()), (0, 0));
+        assert_eq!(per_child_limit(1), None, "prefork: only the server-wide cap");
+    }
+
+    #[test]
+    fn concurrent_entries_never_exceed_the_limit() {
+        let records = records();
+        // Admitted requests only: a refused one holds a record for an instant while it counts.
+        let (admitted, peak) = (std::sync::Arc::new(AtomicU32::new(0)), std::sync::Arc::new(AtomicU32::new(0)));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (admitted, peak) = (admitted.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..2000 {
+                        if let Some(place) = records.try_enter(3, BUDGET, None) {
+                            peak.fetch_max(admitted.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                            std::thread::yield_now();
+                            admitted.fetch_sub(1, Ordering::SeqCst);
+                            drop(place);
+                        }
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert!(peak.load(Ordering::SeqCst) <= 3, "{peak:?}");
+        assert_eq!(records.live_count(), 0);
+    }
+}
