@@ -1,9 +1,11 @@
 //! fcgi-resilient-bench: each front end, the same php-fpm pool and the same closed-loop load,
-//! through three PHP-FPM events (restart, restart with a 2 s gap, graceful reload), plus a
-//! happy-path throughput run. Prints a table and writes results.csv and timeline.csv.
+//! through four PHP-FPM events (restart, restart through `fcgi-resilient-helper stop`, restart
+//! with a 2 s gap, graceful reload), plus a happy-path throughput run. Prints a table and
+//! writes results.csv and timeline.csv.
 //!
 //! Usage: fcgi-resilient-bench [--clients 32] [--seconds 8] [--happy-seconds 5]
-//!        [--front-ends apache-stock,apache+module,...] [--module PATH] [--out DIR] [--happy-only]
+//!        [--front-ends apache-stock,apache+module,...] [--events restart,helper-restart,...]
+//!        [--module PATH] [--helper PATH] [--out DIR] [--happy-only]
 
 mod servers;
 
@@ -11,26 +13,43 @@ use harness::load::{self, percentile, LoadSpec, Record};
 use harness::{free_port, PhpFpm};
 use servers::{start_front_end, FrontEnd, Site};
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Event {
     Restart,
+    /// `fcgi-resilient-helper stop` (socket aside, drain, SIGTERM), then start.
+    HelperRestart,
     RestartWithGap,
     Reload,
 }
 
 impl Event {
-    const ALL: [Event; 3] = [Event::Restart, Event::RestartWithGap, Event::Reload];
+    const ALL: [Event; 4] = [Event::Restart, Event::HelperRestart, Event::RestartWithGap, Event::Reload];
     fn name(self) -> &'static str {
         match self {
             Event::Restart => "restart",
+            Event::HelperRestart => "helper-restart",
             Event::RestartWithGap => "restart+2s-gap",
             Event::Reload => "reload(USR2)",
         }
     }
+
+    /// The table's name, or a short one that needs no quoting on a command line.
+    fn from_name(name: &str) -> Option<Event> {
+        let short = match name {
+            "gap" => "restart+2s-gap",
+            "reload" => "reload(USR2)",
+            other => other,
+        };
+        Self::ALL.into_iter().find(|e| e.name() == short)
+    }
 }
+
+/// How long the helper may drain; far above this load's requests, so a timeout shows a fault.
+const HELPER_DRAIN_TIMEOUT: &str = "10s";
 
 const EVENT_AT: Duration = Duration::from_secs(2);
 const GAP: Duration = Duration::from_secs(2);
@@ -41,7 +60,9 @@ struct Options {
     event_run: Duration,
     happy_run: Duration,
     front_ends: Vec<FrontEnd>,
+    events: Vec<Event>,
     module: PathBuf,
+    helper: PathBuf,
     out: PathBuf,
     /// Keep the run's directory (configs and logs) for a look afterwards.
     keep: bool,
@@ -57,7 +78,9 @@ fn parse_options() -> Result<Options, String> {
         event_run: Duration::from_secs(8),
         happy_run: Duration::from_secs(5),
         front_ends: FrontEnd::ALL.to_vec(),
+        events: Event::ALL.to_vec(),
         module: root.join("target/release/libmod_fcgi_resilient.so"),
+        helper: root.join("target/release/fcgi-resilient-helper"),
         out: root.join("target/bench"),
         keep: false,
         happy_only: false,
@@ -80,7 +103,14 @@ fn parse_options() -> Result<Options, String> {
                     .map(|name| FrontEnd::from_name(name).ok_or(format!("unknown front end {name}")))
                     .collect::<Result<_, _>>()?
             }
+            "--events" => {
+                options.events = value()?
+                    .split(',')
+                    .map(|name| Event::from_name(name).ok_or(format!("unknown event {name}")))
+                    .collect::<Result<_, _>>()?
+            }
             "--module" => options.module = PathBuf::from(value()?),
+            "--helper" => options.helper = PathBuf::from(value()?),
             "--out" => options.out = PathBuf::from(value()?),
             "--log-level" => options.apache_log_level = value()?,
             "--keep" => options.keep = true,
@@ -91,6 +121,12 @@ fn parse_options() -> Result<Options, String> {
     }
     if options.event_run <= EVENT_AT + GAP {
         return Err(format!("--seconds must be more than {}", (EVENT_AT + GAP).as_secs()));
+    }
+    if options.events.contains(&Event::HelperRestart) && !options.helper.is_file() {
+        return Err(format!(
+            "no helper at {} (cargo build --release -p fcgi-resilient-helper)",
+            options.helper.display()
+        ));
     }
     Ok(options)
 }
@@ -107,13 +143,15 @@ struct Row {
     /// For events with downtime: p99, over the requests in flight when php-fpm accepted
     /// again, of how long after that moment they were answered.
     added_after_backend_up: Option<Duration>,
+    /// For the restart through the helper: the drain time the helper reported.
+    helper_drain: Option<Duration>,
 }
 
 fn main() {
     let options = match parse_options() {
         Ok(options) => options,
         Err(message) => {
-            eprintln!("{message}\nusage: fcgi-resilient-bench [--clients N] [--seconds N] [--happy-seconds N] [--front-ends a,b] [--module PATH] [--out DIR] [--log-level LEVEL] [--keep] [--happy-only]");
+            eprintln!("{message}\nusage: fcgi-resilient-bench [--clients N] [--seconds N] [--happy-seconds N] [--front-ends a,b] [--events a,b] [--module PATH] [--helper PATH] [--out DIR] [--log-level LEVEL] [--keep] [--happy-only]");
             std::process::exit(2);
         }
     };
@@ -155,21 +193,23 @@ fn run_all(options: &Options) -> Vec<Row> {
         let port = free_port();
         let daemon = start_front_end(front_end, &site(port));
         let spec = |duration| load_spec(port, options.clients, duration);
-        for event in Event::ALL {
+        for &event in &options.events {
             fpm.wait_accepting();
             let epoch = Instant::now();
-            let records = std::thread::scope(|scope| {
+            let (records, applied) = std::thread::scope(|scope| {
                 let load = scope.spawn(|| load::run(&spec(options.event_run), epoch));
                 std::thread::sleep(EVENT_AT);
-                let backend_up = apply(event, &mut fpm).map(|up| up.duration_since(epoch));
-                (load.join().expect("load threads"), backend_up)
+                let applied = apply(event, &mut fpm, &options.helper);
+                (load.join().expect("load threads"), applied)
             });
-            let (records, backend_up) = records;
+            let backend_up = applied.backend_up.map(|up| up.duration_since(epoch));
             append_timeline(&mut timeline, front_end, event, &records);
             if let Some(up) = backend_up {
                 report_wait_after_backend_up(front_end, event, &records, up);
             }
-            rows.push(summarise(front_end, event.name(), &records, options.event_run, backend_up));
+            let mut row = summarise(front_end, event.name(), &records, options.event_run, backend_up);
+            row.helper_drain = applied.helper_drain;
+            rows.push(row);
             eprintln!(
                 "{} {}: {} requests, {} failed",
                 front_end.name(),
@@ -255,23 +295,57 @@ fn measure_happy_paths<'a>(options: &Options, site: &dyn Fn(u16) -> Site<'a>) ->
     rows
 }
 
-/// Returns when php-fpm accepted again, for events that took it down.
-fn apply(event: Event, fpm: &mut PhpFpm) -> Option<Instant> {
+#[derive(Default)]
+struct Applied {
+    /// When php-fpm accepted again, for events that took it down.
+    backend_up: Option<Instant>,
+    helper_drain: Option<Duration>,
+}
+
+fn apply(event: Event, fpm: &mut PhpFpm, helper: &Path) -> Applied {
     match event {
         Event::Restart => {
             fpm.stop();
-            Some(fpm.start())
+            Applied { backend_up: Some(fpm.start()), helper_drain: None }
+        }
+        Event::HelperRestart => {
+            let helper_drain = stop_through_helper(fpm, helper);
+            fpm.stop(); // reaps the master the helper stopped
+            Applied { backend_up: Some(fpm.start()), helper_drain }
         }
         Event::RestartWithGap => {
             fpm.stop();
             std::thread::sleep(GAP);
-            Some(fpm.start())
+            Applied { backend_up: Some(fpm.start()), helper_drain: None }
         }
         Event::Reload => {
             fpm.reload();
-            None
+            Applied::default()
         }
     }
+}
+
+/// Runs `fcgi-resilient-helper stop` on the pool as a systemd unit's ExecStop would; returns
+/// the drain time it reported. A failed stop leaves php-fpm running, and the restart that
+/// follows would then be a plain SIGTERM: the run would measure the wrong event, so it ends.
+fn stop_through_helper(fpm: &PhpFpm, helper: &Path) -> Option<Duration> {
+    let pid = fpm.pid().expect("php-fpm started").to_string();
+    let started = Instant::now();
+    let output = Command::new(helper)
+        .args(["stop", "--pid", &pid, "--timeout", HELPER_DRAIN_TIMEOUT, "--fpm-config"])
+        .arg(fpm.config_file())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", helper.display()));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "fcgi-resilient-helper stop failed ({}):\n{stderr}", output.status);
+    eprintln!("helper stop took {} ms: {}", ms(started.elapsed()), stderr.trim());
+    reported_drain(&stderr)
+}
+
+/// The helper's "drained N connection(s) in S.SSs" line, as a duration.
+fn reported_drain(stderr: &str) -> Option<Duration> {
+    let seconds = stderr.split("connection(s) in ").nth(1)?.split('s').next()?;
+    seconds.parse().ok().map(Duration::from_secs_f64)
 }
 
 fn summarise(
@@ -300,6 +374,7 @@ fn summarise(
         max: latencies.last().copied().unwrap_or_default(),
         requests_per_second: served_per_second(records, run),
         added_after_backend_up,
+        helper_drain: None,
     }
 }
 
@@ -354,7 +429,7 @@ fn throughput_ratio(rows: &[Row], row: &Row) -> Option<f64> {
     (row.event == "happy path").then(|| row.requests_per_second / stock.requests_per_second)
 }
 
-const COLUMNS: [(&str, &str, usize); 10] = [
+const COLUMNS: [(&str, &str, usize); 11] = [
     ("front end", "front_end", 26),
     ("event", "event", 15),
     ("requests", "requests", 8),
@@ -365,10 +440,11 @@ const COLUMNS: [(&str, &str, usize); 10] = [
     ("req/s", "requests_per_second", 9),
     ("ratio", "throughput_ratio_to_stock", 7),
     ("added p99 ms", "added_p99_ms_after_backend_up", 12),
+    ("drain ms", "helper_drain_ms", 8),
 ];
 
 /// One row's values, in the order of COLUMNS; None where the event has no such figure.
-fn cells(rows: &[Row], row: &Row) -> [Option<String>; 10] {
+fn cells(rows: &[Row], row: &Row) -> [Option<String>; 11] {
     [
         Some(row.front_end.name().to_string()),
         Some(row.event.to_string()),
@@ -380,6 +456,7 @@ fn cells(rows: &[Row], row: &Row) -> [Option<String>; 10] {
         Some(format!("{:.0}", row.requests_per_second)),
         throughput_ratio(rows, row).map(|r| format!("{r:.3}")),
         row.added_after_backend_up.map(ms),
+        row.helper_drain.map(ms),
     ]
 }
 
