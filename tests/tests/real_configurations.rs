@@ -89,6 +89,12 @@ fn a_quiet_log_level_does_not_turn_retrying_off_or_make_silenced_lines_appear() 
 }
 
 #[test]
+fn at_the_default_log_level_the_same_gap_fails_only_what_php_fpm_cut() {
+    let (records, failed_after_stop, apache) = two_second_gap_with("warn", "");
+    assert_eq!(failed_after_stop, 0, "{}", describe(&records, &apache));
+}
+
+#[test]
 fn a_quiet_log_level_inside_a_location_does_not_turn_retrying_off() {
     let location = "<Location \"/\">\n    LogLevel proxy_fcgi:crit proxy:crit\n</Location>";
     let (records, failed_after_stop, apache) = two_second_gap_with("warn proxy:crit", location);
