@@ -8,10 +8,11 @@ use std::ffi::{c_int, CStr, CString};
 use std::marker::PhantomData;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-/// A live request, borrowed for the duration of one hook call.
+/// A live request, borrowed for the duration of one hook call by the thread serving it.
+#[derive(Clone, Copy)]
 pub struct Request<'r> {
     raw: *mut sys::request_rec,
-    _lives_for: PhantomData<&'r mut sys::request_rec>,
+    _lives_for: PhantomData<&'r sys::request_rec>,
 }
 
 /// What the response looks like before mod_proxy_fcgi runs; any change afterwards means it

@@ -87,6 +87,7 @@ unsafe fn serve(call: SchemeCall) -> c_int {
         retry_dropped: policy.retry_idempotent,
     };
     let mut backend = HttpdBackend::new(call, request, worker);
+    // Only a request that meets a backend known to be down pays for naming it.
     let start = if KNOWN_DOWN.any() && KNOWN_DOWN.contains(&backend.address_text()) {
         Start::WaitForBackend
     } else {
@@ -95,11 +96,11 @@ unsafe fn serve(call: SchemeCall) -> c_int {
     let seed = crate::backoff::seed_from_environment;
     let outcome = match status_handler::shared_table() {
         Some(table) => {
-            let address = backend.address_text();
             let gate = ServerWideGate {
                 records: table.waiters(),
                 budget: policy.budget,
-                backend_slot: || table.backend_index(&address),
+                // Called only when the request starts to wait: the happy path names nothing.
+                backend_slot: || table.backend_index(&backend_address(&worker, &request, call.url).to_string()),
                 per_child: per_child_limit(hooks::threads_per_child()).map(|limit| (&WAITING, limit)),
             };
             retry::serve(&mut backend, start, &limits, &gate, seed)
@@ -173,12 +174,7 @@ impl<'r> HttpdBackend<'r> {
 
     fn prober(&mut self) -> &mut Prober {
         let (worker, request, url) = (&self.worker, &self.request, self.call.url);
-        self.prober.get_or_insert_with(|| {
-            // SAFETY: mod_proxy passes a NUL-terminated URL, live for the whole handler call.
-            let url = unsafe { CStr::from_ptr(url) }.to_string_lossy();
-            let address = backend_address(worker, request, &url);
-            Prober::new(address.unwrap_or(BackendAddress::Unix(Default::default())))
-        })
+        self.prober.get_or_insert_with(|| Prober::new(backend_address(worker, request, url)))
     }
 
     fn address_text(&mut self) -> String {
@@ -428,13 +424,16 @@ fn give_up_message(
 }
 
 /// Where mod_proxy_fcgi will connect: the worker's Unix socket, the one the request's
-/// `proxy:unix:` handler named (r->notes "uds_path"), else the host and port of the URL.
-fn backend_address(worker: &Worker, request: &Request, url: &str) -> Option<BackendAddress> {
+/// `proxy:unix:` handler named (r->notes "uds_path"), else the host and port of `url`, the
+/// NUL-terminated URL mod_proxy passed the handler.
+fn backend_address(worker: &Worker, request: &Request, url: *const c_char) -> BackendAddress {
     if let Some(path) = worker.unix_socket() {
-        return Some(BackendAddress::Unix(path.into()));
+        return BackendAddress::Unix(path.into());
     }
     if let Some(path) = request.note(c"uds_path") {
-        return Some(BackendAddress::Unix(String::from_utf8_lossy(path).into_owned().into()));
+        return BackendAddress::Unix(String::from_utf8_lossy(path).into_owned().into());
     }
-    BackendAddress::from_fcgi_url(url)
+    // SAFETY: mod_proxy passes a NUL-terminated URL, live for the whole handler call.
+    let url = unsafe { CStr::from_ptr(url) }.to_string_lossy();
+    BackendAddress::from_fcgi_url(&url).unwrap_or(BackendAddress::Unix(Default::default()))
 }
