@@ -24,14 +24,36 @@ fn default_apache_configs() -> Vec<PathBuf> {
         .collect()
 }
 
-/// /var/run is usually a symlink to /run: compare what the paths resolve to when
-/// the directories exist, the text otherwise.
-fn same_socket(a: &Path, b: &Path) -> bool {
-    if a == b {
-        return true;
+/// The socket path with its directory resolved, when the directory exists.
+fn resolved_socket(path: &Path) -> Option<PathBuf> {
+    Some(std::fs::canonicalize(path.parent()?).ok()?.join(path.file_name()?))
+}
+
+/// The pools' Unix sockets, each resolved once: a shared host has hundreds of pools and as
+/// many sites, and resolving both paths of every pair took seconds.
+struct UnixSockets {
+    resolved: Vec<Option<PathBuf>>,
+}
+
+impl UnixSockets {
+    fn new(pools: &[PoolListen]) -> Self {
+        let resolve = |p: &PoolListen| match &p.listen {
+            Listen::Unix(path) => resolved_socket(path),
+            Listen::Tcp { .. } => None,
+        };
+        UnixSockets { resolved: pools.iter().map(resolve).collect() }
     }
-    let canon = |p: &Path| -> Option<PathBuf> { Some(std::fs::canonicalize(p.parent()?).ok()?.join(p.file_name()?)) };
-    matches!((canon(a), canon(b)), (Some(x), Some(y)) if x == y)
+
+    /// The pool listening on `sock`: by the text first; then, since /var/run is usually a
+    /// symlink to /run, by what the paths resolve to when the directories exist.
+    fn find<'p, 'a>(&self, pools: &'p [PoolListen<'a>], sock: &Path) -> Option<&'p PoolListen<'a>> {
+        let by_text = pools.iter().find(|p| matches!(&p.listen, Listen::Unix(l) if l == sock));
+        by_text.or_else(|| {
+            let wanted = resolved_socket(sock)?;
+            let index = self.resolved.iter().position(|r| r.as_ref() == Some(&wanted))?;
+            pools.get(index)
+        })
+    }
 }
 
 fn is_local(host: &str) -> bool {
@@ -46,12 +68,33 @@ fn tcp_matches(pool_host: &Option<String>, pool_port: u16, host: &str, port: u16
         }
 }
 
-fn describe_pools(pools: &[PoolListen]) -> String {
+/// How many pools a "no pool listens there" line names: with hundreds of pools the whole
+/// list made one line of tens of thousands of characters.
+const POOLS_NAMED: usize = 3;
+
+/// Where the pools listen, the likeliest meant first (see `likeness`), at most
+/// `POOLS_NAMED` of them.
+fn describe_pools(pools: &[PoolListen], wanted: &str) -> String {
     if pools.is_empty() {
         return "no pool listens anywhere".to_string();
     }
-    let list: Vec<String> = pools.iter().map(|p| format!("{} ({})", p.listen, p.setting.loc())).collect();
-    format!("pools listen on {}", list.join(", "))
+    let mut ranked: Vec<&PoolListen> = pools.iter().collect();
+    // Stable: among equally likely pools, the config's order.
+    ranked.sort_by_key(|p| std::cmp::Reverse(likeness(&p.listen.to_string(), wanted)));
+    let list: Vec<String> =
+        ranked.iter().take(POOLS_NAMED).map(|p| format!("{} ({})", p.listen, p.setting.loc())).collect();
+    match pools.len().saturating_sub(POOLS_NAMED) {
+        0 => format!("pools listen on {}", list.join(", ")),
+        rest => format!("pools listen on {} and {rest} other place(s)", list.join(", ")),
+    }
+}
+
+/// Characters two addresses share at the start and at the end: /run/php/php8.2-fpm.sock
+/// is the likely meaning of /run/php/php8.1-fpm.sock, site0049.sock of php8.1-site0049.sock.
+fn likeness(a: &str, b: &str) -> usize {
+    let prefix = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let suffix = a.bytes().rev().zip(b.bytes().rev()).take_while(|(x, y)| x == y).count();
+    (prefix + suffix).min(a.len().min(b.len()))
 }
 
 fn apache_identity(cfg: &apache_config::ApacheConfig, problems: &mut Vec<String>) -> Option<Identity> {
@@ -264,6 +307,7 @@ pub fn run(o: &CheckOpts) -> i32 {
             }
         }
     }
+    let unix_sockets = UnixSockets::new(&pools);
     let mut checked = 0;
     for file in &apache_files {
         let opts = apache_config::LoadOptions { server_root: o.server_root.clone(), envvars: o.envvars.clone() };
@@ -295,12 +339,12 @@ pub fn run(o: &CheckOpts) -> i32 {
             let what = &b.directive.name;
             match &b.addr {
                 Addr::Unix(sock) => {
-                    let found = pools.iter().find(|p| matches!(&p.listen, Listen::Unix(l) if same_socket(l, sock)));
+                    let found = unix_sockets.find(&pools, sock);
                     match (found, &id) {
                         (None, _) => problems.push(format!(
                             "{here}: {what} points at {} but no PHP-FPM pool listens there; {}",
                             sock.display(),
-                            describe_pools(&pools)
+                            describe_pools(&pools, &sock.display().to_string())
                         )),
                         (Some(pl), Some(id)) => {
                             check_unix(&b, sock, pl, id, &mut problems);
@@ -320,7 +364,7 @@ pub fn run(o: &CheckOpts) -> i32 {
                     match found {
                         None => problems.push(format!(
                             "{here}: {what} points at {host}:{port} but no PHP-FPM pool listens there; {}",
-                            describe_pools(&pools)
+                            describe_pools(&pools, &format!("{host}:{port}"))
                         )),
                         Some(pl) => {
                             check_backlog(pl.pool, &mut warnings);
@@ -382,6 +426,50 @@ mod tests {
     fn ids(user: &str) -> (u32, u32) {
         let u = users::user(user).unwrap();
         (u.uid.as_raw(), u.gid.as_raw())
+    }
+
+    fn unix_pool(path: &str) -> Pool {
+        pool(&[("listen", path)])
+    }
+
+    fn listening_pools<'a>(pools: &'a [Pool]) -> Vec<PoolListen<'a>> {
+        pools
+            .iter()
+            .map(|pool| {
+                let (listen, setting) = pool.listen().unwrap();
+                PoolListen { pool, listen: listen.unwrap(), setting }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_socket_names_the_likeliest_pools_not_all_of_them() {
+        let pools: Vec<Pool> = (0..500).map(|i| unix_pool(&format!("/run/php/site{i:04}.sock"))).collect();
+        let listening = listening_pools(&pools);
+        let text = describe_pools(&listening, "/run/php/php8.1-site0042.sock");
+        assert!(text.starts_with("pools listen on /run/php/site0042.sock (/p.conf:2), "), "{text}");
+        assert!(text.ends_with(" and 497 other place(s)"), "{text}");
+        let few: Vec<Pool> = ["/run/php/php8.2-fpm.sock", "/run/php/other.sock"].map(unix_pool).into();
+        let text = describe_pools(&listening_pools(&few), "/run/php/php8.1-fpm.sock");
+        assert_eq!(text, "pools listen on /run/php/php8.2-fpm.sock (/p.conf:2), /run/php/other.sock (/p.conf:2)");
+    }
+
+    #[test]
+    fn sockets_are_found_by_text_and_through_a_symlinked_directory() {
+        let dir = std::env::temp_dir().join(format!("fcgi-resilient-check-sockets-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("run/php")).unwrap();
+        std::os::unix::fs::symlink(dir.join("run"), dir.join("var-run")).unwrap();
+        let pools: Vec<Pool> =
+            ["a.sock", "b.sock"].map(|n| unix_pool(&dir.join("run/php").join(n).to_string_lossy())).into();
+        let listening = listening_pools(&pools);
+        let sockets = UnixSockets::new(&listening);
+        let found = |path: PathBuf| sockets.find(&listening, &path).map(|p| p.listen.to_string());
+        let b = dir.join("run/php/b.sock").display().to_string();
+        assert_eq!(found(dir.join("run/php/b.sock")), Some(b.clone()));
+        assert_eq!(found(dir.join("var-run/php/b.sock")), Some(b));
+        assert_eq!(found(dir.join("var-run/php/c.sock")), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

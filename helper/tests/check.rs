@@ -291,3 +291,42 @@ fn check_reports_mismatch_with_file_and_line() {
     ]);
     assert_eq!(ok.code, 0, "{}", ok.stderr);
 }
+
+/// A shared host: 300 pools, one vhost each, and three vhosts still naming an old socket.
+/// Each problem is one line that names the likeliest pool, not all 300 of them.
+#[test]
+fn check_with_hundreds_of_pools_prints_one_short_line_per_problem() {
+    const POOLS: usize = 300;
+    let d = WorkDir::new("check-many");
+    let sockdir = d.join("sock");
+    mkdir(&sockdir, 0o755);
+    let socket = |i: usize| sockdir.join(format!("site{i:04}.sock"));
+    let pools: String =
+        (0..POOLS).map(|i| format!("[site{i:04}]\nlisten = {}\n{GOOD_POOL}", socket(i).display())).collect();
+    let fpm = d.join("php-fpm.conf");
+    std::fs::write(&fpm, pools).unwrap();
+    let stale = [7, 150, 299];
+    let vhosts: String = (0..POOLS)
+        .map(|i| {
+            let target =
+                if stale.contains(&i) { sockdir.join(format!("php8.1-site{i:04}.sock")) } else { socket(i) };
+            format!(
+                "<VirtualHost *:80>\n  <FilesMatch \\.php$>\n    SetHandler \"proxy:unix:{}|fcgi://localhost\"\n  </FilesMatch>\n</VirtualHost>\n",
+                target.display()
+            )
+        })
+        .collect();
+    let apache = d.join("apache2.conf");
+    std::fs::write(&apache, format!("User www-data\nGroup www-data\n{vhosts}")).unwrap();
+    let r = run(&["check", "--apache-config", &apache.to_string_lossy(), "--fpm-config", &fpm.to_string_lossy()]);
+    assert_eq!(r.code, 1);
+    let lines: Vec<&str> = r.stderr.lines().filter(|line| !line.starts_with("warning: ")).collect();
+    assert_eq!(lines.len(), stale.len(), "one line per problem:\n{}", r.stderr);
+    for (line, i) in lines.iter().zip(stale) {
+        assert!(line.len() < 1000, "a problem line of {} characters", line.len());
+        let likeliest = format!("pools listen on {} (", socket(i).display());
+        assert!(line.contains(&likeliest), "{likeliest:?} first in {line}");
+        assert!(line.ends_with(&format!("and {} other place(s)", POOLS - 3)), "{line}");
+    }
+    assert!(r.stdout.contains(&format!("{POOLS} FastCGI backend(s) checked against {POOLS} pool(s): 3 problem(s)")));
+}

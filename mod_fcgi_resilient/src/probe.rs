@@ -6,11 +6,15 @@
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 /// Where a FastCGI backend listens.
@@ -233,22 +237,20 @@ fn wait_for_either(socket_dir: Option<&SocketDirWatch>, client: Option<&ClientWa
     }
     let deadline = std::time::Instant::now() + delay;
     loop {
+        // Before each poll, not only when it says readable: another waiter of this process
+        // may have read the shared instance's events, this socket's among them.
+        if socket_dir.is_some_and(SocketDirWatch::socket_changed) {
+            return WaitEnd::SocketDirectoryChanged;
+        }
         let remaining = deadline.saturating_duration_since(std::time::Instant::now());
         let mut entries: Vec<libc::pollfd> = socket_dir.map(SocketDirWatch::poll_entry).into_iter().collect();
         entries.extend(client.map(ClientWatch::poll_entry));
         if remaining.is_zero() || !poll_entries(&mut entries, remaining) {
             return WaitEnd::DelayPassed;
         }
-        let (dir_entry, client_entry) = match socket_dir {
-            Some(_) => (entries.first(), entries.get(1)),
-            None => (None, entries.first()),
-        };
+        let client_entry = if socket_dir.is_some() { entries.get(1) } else { entries.first() };
         if client_entry.is_some_and(|entry| entry.revents & HUNG_UP != 0) {
             return WaitEnd::ClientGone;
-        }
-        let dir_readable = dir_entry.is_some_and(|entry| entry.revents & libc::POLLIN != 0);
-        if socket_dir.is_some_and(|dir| dir_readable && dir.socket_changed()) {
-            return WaitEnd::SocketDirectoryChanged;
         }
     }
 }
@@ -256,38 +258,121 @@ fn wait_for_either(socket_dir: Option<&SocketDirWatch>, client: Option<&ClientWa
 /// An inotify watch on the socket's directory. PHP-FPM's bind() creates the socket file there
 /// (IN_CREATE), then it chmods and chowns it (IN_ATTRIB) and only then listens: waking on
 /// each step lets the probe follow closely instead of sleeping a whole backoff in between.
+///
+/// The inotify instance is shared by every waiting request of this process whose socket is
+/// in the same directory (see `DirWatch`); this request only looks at its own socket's name.
 struct SocketDirWatch {
-    inotify: Inotify,
-    socket_name: std::ffi::OsString,
+    shared: Arc<DirWatch>,
+    socket_name: OsString,
+    /// The changes of the socket file this request has already seen.
+    seen: AtomicU64,
 }
 
 impl SocketDirWatch {
     fn new(socket_path: &Path) -> Option<Self> {
         let directory = socket_path.parent()?;
         let socket_name = socket_path.file_name()?.to_os_string();
-        // Each waiting request owns one instance; running out of them (EMFILE) only costs the
-        // early wake-up, so failures fall back to sleeping.
+        let shared = DirWatch::for_directory(directory)?;
+        let seen = AtomicU64::new(shared.register(&socket_name));
+        Some(SocketDirWatch { shared, socket_name, seen })
+    }
+
+    fn poll_entry(&self) -> libc::pollfd {
+        libc::pollfd { fd: self.shared.inotify.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 }
+    }
+
+    /// Reads the events pending on the shared instance; true if the backend's socket file
+    /// changed since this request last asked (whichever waiter read that event).
+    fn socket_changed(&self) -> bool {
+        let changes = self.shared.changes_of(&self.socket_name);
+        self.seen.swap(changes, Ordering::Relaxed) != changes
+    }
+}
+
+impl Drop for SocketDirWatch {
+    fn drop(&mut self) {
+        self.shared.unregister(&self.socket_name);
+    }
+}
+
+/// One inotify instance per socket directory and process. Linux caps the instances per user
+/// (fs.inotify.max_user_instances, 128 by default) and every Apache child runs as the same
+/// user: with an instance per waiting request, a restart of hundreds of pools left the
+/// waiters past the cap probing on their backoff. Shared, a child needs one per directory.
+struct DirWatch {
+    directory: PathBuf,
+    inotify: Inotify,
+    /// Per socket name that a request of this process waits for: changes seen, waiters.
+    names: Mutex<HashMap<OsString, Interest>>,
+}
+
+#[derive(Default)]
+struct Interest {
+    changes: u64,
+    waiters: usize,
+}
+
+/// The directory watches of this process, held by the requests waiting; dropped with the last.
+static DIR_WATCHES: Mutex<Vec<Weak<DirWatch>>> = Mutex::new(Vec::new());
+
+/// A panic while a lock was held leaves usable data behind: recover it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl DirWatch {
+    /// The process's watch of `directory`, made on first use. None when no inotify instance
+    /// can be had (the per-user cap): waiting then falls back to its backoff alone.
+    fn for_directory(directory: &Path) -> Option<Arc<DirWatch>> {
+        let mut watches = lock(&DIR_WATCHES);
+        watches.retain(|watch| watch.strong_count() > 0);
+        let known = watches.iter().filter_map(Weak::upgrade).find(|watch| watch.directory == directory);
+        if known.is_some() {
+            return known;
+        }
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
         inotify
             .add_watch(directory, AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ATTRIB)
             .ok()?;
-        Some(SocketDirWatch { inotify, socket_name })
+        let watch =
+            Arc::new(DirWatch { directory: directory.to_path_buf(), inotify, names: Mutex::new(HashMap::new()) });
+        watches.push(Arc::downgrade(&watch));
+        Some(watch)
     }
 
-    fn poll_entry(&self) -> libc::pollfd {
-        libc::pollfd { fd: self.inotify.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 }
+    /// Starts counting the changes of `name`; returns the count so far.
+    fn register(&self, name: &OsStr) -> u64 {
+        let mut names = lock(&self.names);
+        let interest = names.entry(name.to_os_string()).or_default();
+        interest.waiters += 1;
+        interest.changes
     }
 
-    /// Reads every pending event; true if one of them names the backend's socket file.
-    fn socket_changed(&self) -> bool {
-        let mut changed = false;
+    fn unregister(&self, name: &OsStr) {
+        let mut names = lock(&self.names);
+        if let Some(interest) = names.get_mut(name) {
+            interest.waiters -= 1;
+            if interest.waiters == 0 {
+                names.remove(name);
+            }
+        }
+    }
+
+    /// Reads every pending event, counting those that name a watched socket, and returns the
+    /// count of `name`. Under the lock, so that no event is read without being counted.
+    fn changes_of(&self, name: &OsStr) -> u64 {
+        let mut names = lock(&self.names);
         while let Ok(events) = self.inotify.read_events() {
             if events.is_empty() {
                 break;
             }
-            changed |= events.iter().any(|event| event.name.as_deref() == Some(self.socket_name.as_os_str()));
+            for event in &events {
+                if let Some(interest) = event.name.as_deref().and_then(|n| names.get_mut(n)) {
+                    interest.changes += 1;
+                }
+            }
         }
-        changed
+        names.get(name).map_or(0, |interest| interest.changes)
     }
 }
 
@@ -463,6 +548,67 @@ mod tests {
         prober.watch_client(watch);
         drop(client);
         assert_eq!(prober.wait(Duration::from_secs(20)), WaitEnd::ClientGone);
+    }
+
+    #[test]
+    fn waiters_of_one_directory_share_one_inotify_instance() {
+        let dir = temp_dir("shared");
+        let other = temp_dir("shared-other");
+        let a = SocketDirWatch::new(&dir.join("a.sock")).expect("inotify watch");
+        let b = SocketDirWatch::new(&dir.join("b.sock")).expect("inotify watch");
+        let elsewhere = SocketDirWatch::new(&other.join("a.sock")).expect("inotify watch");
+        assert!(Arc::ptr_eq(&a.shared, &b.shared));
+        assert!(!Arc::ptr_eq(&a.shared, &elsewhere.shared));
+    }
+
+    /// More waiting requests than Linux lets one user have inotify instances (128 by
+    /// default; every Apache child runs as the same user): each is still woken by its socket.
+    #[test]
+    fn more_waiters_than_the_instance_cap_all_get_a_watch() {
+        let cap: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(128);
+        let dir = temp_dir("many");
+        let waiters = cap.min(4096) + 10;
+        let watches: Vec<Option<SocketDirWatch>> =
+            (0..waiters).map(|i| SocketDirWatch::new(&dir.join(&format!("site{i}.sock")))).collect();
+        let watching = watches.iter().flatten().count();
+        assert_eq!(watching, waiters, "only {watching} of {waiters} waiters could watch their socket");
+        let last = watches.last().and_then(Option::as_ref).unwrap();
+        let _socket = UnixListener::bind(dir.join(&format!("site{}.sock", waiters - 1))).unwrap();
+        assert!(last.socket_changed());
+        assert!(!watches[0].as_ref().unwrap().socket_changed());
+    }
+
+    #[test]
+    fn a_change_another_waiter_read_still_ends_this_ones_wait() {
+        let dir = temp_dir("read-by-other");
+        let mut a = Prober::new(BackendAddress::Unix(dir.join("a.sock")));
+        let mut b = Prober::new(BackendAddress::Unix(dir.join("b.sock")));
+        a.wait(Duration::from_millis(1)); // sets up the watches
+        b.wait(Duration::from_millis(1));
+        let _a_socket = UnixListener::bind(dir.join("a.sock")).unwrap();
+        assert_eq!(b.wait(Duration::from_millis(20)), WaitEnd::DelayPassed, "b read the events, a's among them");
+        let started = std::time::Instant::now();
+        assert_eq!(a.wait(Duration::from_secs(20)), WaitEnd::SocketDirectoryChanged);
+        assert!(started.elapsed() < Duration::from_secs(10), "a slept its whole delay");
+    }
+
+    #[test]
+    fn concurrent_waiters_wake_for_their_own_socket_only() {
+        let dir = temp_dir("concurrent");
+        let waiter = |name: &str, delay| {
+            let mut prober = Prober::new(BackendAddress::Unix(dir.join(name)));
+            prober.wait(Duration::from_millis(1));
+            std::thread::spawn(move || prober.wait(delay))
+        };
+        let a = waiter("a.sock", Duration::from_secs(20));
+        let b = waiter("b.sock", Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(50));
+        let _a_socket = UnixListener::bind(dir.join("a.sock")).unwrap();
+        assert_eq!(a.join().unwrap(), WaitEnd::SocketDirectoryChanged);
+        assert_eq!(b.join().unwrap(), WaitEnd::DelayPassed);
     }
 
     #[test]

@@ -437,6 +437,33 @@ mod tests {
         assert!(report.first_untracked_unix_ms > 0);
     }
 
+    /// 5,000 pools that all fail: the first 4,096 are listed, every event of the other 904
+    /// is counted as untracked, and the page says since when the table is full. Prints the
+    /// page's size and how long the lookups and the page took (`--nocapture`).
+    #[test]
+    fn five_thousand_pools_fill_the_table_and_the_rest_are_counted() {
+        let table = table();
+        let started = std::time::Instant::now();
+        for index in 0..5_000 {
+            if let Some(slot) = table.backend(&format!("unix:/run/php/site{index:04}.sock")) {
+                slot.connect_failed(2, 1000);
+            }
+        }
+        let lookups = started.elapsed();
+        let started = std::time::Instant::now();
+        let page = crate::status_page::render_auto(&table.report(100));
+        eprintln!(
+            "5,000 pools: lookups {lookups:?} (the last 904 scan all 4,096 slots), ?auto page of {} bytes in {:?}",
+            page.len(),
+            started.elapsed()
+        );
+        assert!(page.lines().any(|l| l == "Backends: 4096"));
+        assert!(page.lines().any(|l| l == "UntrackedEvents: 904"));
+        assert!(page.lines().any(|l| l.starts_with("TableFullSince: ") && l != "TableFullSince: 0"));
+        assert!(page.contains("Backend: unix:/run/php/site4095.sock\n"));
+        assert!(!page.contains("site4096"));
+    }
+
     #[test]
     fn children_count_into_the_same_table() {
         let table = table();

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod http;
 pub mod load;
 pub mod php_fpm;
+pub mod sites;
 pub mod status;
 pub mod workdir;
 

@@ -48,7 +48,11 @@ impl Listen {
 }
 
 pub struct PhpFpm {
+    /// The (first) pool's address.
     pub listen: Listen,
+    /// Every pool's address, in config order: one for [`PhpFpm::new`], many for
+    /// [`PhpFpm::with_pools`].
+    listens: Vec<Listen>,
     config: PathBuf,
     dir: PathBuf,
     daemon: Option<Daemon>,
@@ -59,7 +63,33 @@ impl PhpFpm {
     pub fn new(dir: &Path, docroot: &Path, listen: Listen, children: u32) -> PhpFpm {
         let config = dir.join(format!("php-fpm-{}.conf", std::process::id()));
         std::fs::write(&config, pool_config(dir, docroot, &listen, children)).expect("php-fpm.conf");
-        PhpFpm { listen, config, dir: dir.to_path_buf(), daemon: None }
+        PhpFpm { listens: vec![listen.clone()], listen, config, dir: dir.to_path_buf(), daemon: None }
+    }
+
+    /// One master with a pool per Unix socket in `sockets` (named `[pool0]`, `[pool1]`, ...),
+    /// as a shared host runs one pool per site; each pool has `pm` ("static" or "ondemand")
+    /// with `children` workers.
+    pub fn with_pools(dir: &Path, docroot: &Path, sockets: &[PathBuf], pm: &str, children: u32) -> PhpFpm {
+        let listens: Vec<Listen> = sockets.iter().cloned().map(Listen::Unix).collect();
+        let listen = listens.first().cloned().expect("at least one pool");
+        let config = dir.join(format!("php-fpm-{}.conf", std::process::id()));
+        std::fs::write(&config, pools_config(dir, docroot, &listens, pm, children)).expect("php-fpm.conf");
+        PhpFpm { listen, listens, config, dir: dir.to_path_buf(), daemon: None }
+    }
+
+    pub fn listens(&self) -> &[Listen] {
+        &self.listens
+    }
+
+    /// Waits until every pool accepts; returns the moment the last one did.
+    pub fn wait_all_accepting(&self) -> Instant {
+        let mut last = Instant::now();
+        for listen in &self.listens {
+            last = wait_until("every php-fpm pool accepting", Duration::from_secs(30), || {
+                listen.accepts().then(Instant::now)
+            });
+        }
+        last
     }
 
     /// A pool on `php-fpm.sock` in `dir`.
@@ -141,6 +171,25 @@ impl PhpFpm {
             daemon.signal(libc::SIGUSR2);
         }
     }
+}
+
+fn pools_config(dir: &Path, docroot: &Path, listens: &[Listen], pm: &str, children: u32) -> String {
+    // A master with hundreds of pools holds a socket and pipes per worker: it needs the
+    // open-file limit it inherits to be well above 1024 (`ulimit -n`).
+    let mut text = format!(
+        "[global]\npid = {dir}/php-fpm.pid\nerror_log = {dir}/php-fpm.log\ndaemonize = no\n",
+        dir = dir.display()
+    );
+    for (index, listen) in listens.iter().enumerate() {
+        text += &format!(
+            "\n[pool{index}]\nuser = www-data\ngroup = www-data\nlisten = {listen}\nlisten.owner = www-data\n\
+             listen.group = www-data\nlisten.mode = 0666\nlisten.backlog = 511\npm = {pm}\n\
+             pm.max_children = {children}\nchdir = {docroot}\nping.path = /ping\n",
+            listen = listen.address(),
+            docroot = docroot.display(),
+        );
+    }
+    text
 }
 
 fn pool_config(dir: &Path, docroot: &Path, listen: &Listen, children: u32) -> String {
