@@ -243,10 +243,16 @@ fn wait_for_either(socket_dir: Option<&SocketDirWatch>, client: Option<&ClientWa
             return WaitEnd::SocketDirectoryChanged;
         }
         let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+        if remaining.is_zero() {
+            return WaitEnd::DelayPassed;
+        }
+        // A waiter blocked in poll does not see an event another waiter has already read, so
+        // it polls in short slices and looks at the shared counts in between.
+        let slice = if socket_dir.is_some() { remaining.min(SHARED_WATCH_SLICE) } else { remaining };
         let mut entries: Vec<libc::pollfd> = socket_dir.map(SocketDirWatch::poll_entry).into_iter().collect();
         entries.extend(client.map(ClientWatch::poll_entry));
-        if remaining.is_zero() || !poll_entries(&mut entries, remaining) {
-            return WaitEnd::DelayPassed;
+        if !poll_entries(&mut entries, slice) {
+            continue;
         }
         let client_entry = if socket_dir.is_some() { entries.get(1) } else { entries.first() };
         if client_entry.is_some_and(|entry| entry.revents & HUNG_UP != 0) {
@@ -254,6 +260,10 @@ fn wait_for_either(socket_dir: Option<&SocketDirWatch>, client: Option<&ClientWa
         }
     }
 }
+
+/// The longest a waiter of a shared socket-directory watch may miss a change another waiter
+/// read for it.
+const SHARED_WATCH_SLICE: Duration = Duration::from_millis(10);
 
 /// An inotify watch on the socket's directory. PHP-FPM's bind() creates the socket file there
 /// (IN_CREATE), then it chmods and chowns it (IN_ATTRIB) and only then listens: waking on
