@@ -11,7 +11,8 @@ command -v valgrind >/dev/null || { echo "instructions.sh needs valgrind (apt-ge
 dir=$(mktemp -d /tmp/fcgi-resilient-instructions.XXXXXX)
 # Apache drops to www-data: callgrind writes its output as that user.
 chmod 777 "$dir"; mkdir -m 755 "$dir/www"
-trap 'kill $(cat "$dir"/*.pid 2>/dev/null) 2>/dev/null || true; pkill -f "callgrind.*$dir" || true; sleep 1; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
+fpm_pid=
+trap '[ -n "$fpm_pid" ] && kill "$fpm_pid" 2>/dev/null; pkill -f "callgrind.*$dir" || true; sleep 1; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
 echo '<?php echo "ok\n";' > "$dir/www/index.php"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$dir/fpm.conf" <<CONF
@@ -29,6 +30,7 @@ pm.max_children = 2
 CONF
 fpm=$(ls /usr/sbin/php-fpm* | sort | tail -1)
 setsid "$fpm" -n -y "$dir/fpm.conf" -F >/dev/null 2>&1 &
+fpm_pid=$!
 sleep 1
 count() { # mode requests -> total instructions of one Apache run
     local mode=$1 n=$2 out="$dir/callgrind.$1.$2"
