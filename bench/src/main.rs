@@ -234,13 +234,7 @@ fn run_all(options: &Options) -> Vec<Row> {
 }
 
 fn load_spec(port: u16, clients: usize, duration: Duration) -> LoadSpec {
-    LoadSpec {
-        target: ([127, 0, 0, 1], port).into(),
-        path: "/index.php".into(),
-        clients,
-        duration,
-        timeout: Duration::from_secs(30),
-    }
+    LoadSpec { duration, ..LoadSpec::new(([127, 0, 0, 1], port).into(), "/index.php", clients) }
 }
 
 /// Happy-path throughput, interleaved: all front ends run at once and the load visits them in

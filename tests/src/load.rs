@@ -39,6 +39,13 @@ pub struct LoadSpec {
     pub timeout: Duration,
 }
 
+impl LoadSpec {
+    /// `clients` asking `path` until the load is stopped, each request allowed 30 s.
+    pub fn new(target: SocketAddr, path: &str, clients: usize) -> LoadSpec {
+        LoadSpec { target, path: path.into(), clients, duration: Duration::ZERO, timeout: Duration::from_secs(30) }
+    }
+}
+
 /// The status recorded for a POST answered 2xx with a body other than the one sent.
 pub const BODY_MISMATCH: u16 = 1;
 

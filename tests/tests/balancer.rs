@@ -19,13 +19,7 @@ fn balancer_member_recovers_as_soon_as_the_backend_accepts() {
     let mut config = ApacheConfig::new(&work.docroot(), "proxy:balancer://php").with_server_directives(&members);
     config.modules.extend(["slotmem_shm", "proxy_balancer", "lbmethod_byrequests"]);
     let apache = Apache::start(&work.subdir("apache"), config);
-    let spec = LoadSpec {
-        target: apache.address(),
-        path: "/index.php".into(),
-        clients: 16,
-        duration: Duration::ZERO,
-        timeout: Duration::from_secs(30),
-    };
+    let spec = LoadSpec::new(apache.address(), "/index.php", 16);
     let results = load::around(&[spec], Duration::from_millis(500), Duration::from_millis(500), || {
         fpm.restart_after(Duration::from_millis(300));
     });

@@ -14,10 +14,6 @@ use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 16;
 
-fn get_load(target: std::net::SocketAddr, path: &str, clients: usize) -> LoadSpec {
-    LoadSpec { target, path: path.into(), clients, duration: Duration::ZERO, timeout: Duration::from_secs(30) }
-}
-
 fn describe(records: &[Record], apache: &Apache) -> String {
     format!(
         "{} requests, failures by status {:?}\nerror log:\n{}",
@@ -55,7 +51,7 @@ fn two_second_gap_with(log_level: &str, site_directives: &str) -> (Vec<Record>, 
     let epoch = Instant::now();
     let mut stopped = epoch;
     let results = load::around(
-        &[get_load(apache.address(), "/index.php", CLIENTS)],
+        &[LoadSpec::new(apache.address(), "/index.php", CLIENTS)],
         Duration::from_millis(500),
         Duration::from_millis(500),
         || {
@@ -202,8 +198,10 @@ fn a_balancer_member_that_refuses_fails_over_at_once() {
     let module = members.apache("module", "FcgiResilient On\nFcgiResilientTimeout 3s");
     let stock = members.apache("stock", "FcgiResilient Off");
     let epoch = Instant::now();
-    let spec =
-        |apache: &Apache| LoadSpec { duration: Duration::from_secs(2), ..get_load(apache.address(), "/index.php", 4) };
+    let spec = |apache: &Apache| LoadSpec {
+        duration: Duration::from_secs(2),
+        ..LoadSpec::new(apache.address(), "/index.php", 4)
+    };
     let (with_module, without) = (load::run(&spec(&module), epoch), load::run(&spec(&stock), Instant::now()));
     eprintln!(
         "one member down: module p99 {:?} over {} requests, stock p99 {:?} over {} requests",

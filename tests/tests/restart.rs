@@ -8,13 +8,7 @@ use std::time::{Duration, Instant};
 const CLIENTS: usize = 16;
 
 fn load_on(apache: &Apache) -> LoadSpec {
-    LoadSpec {
-        target: apache.address(),
-        path: "/index.php".into(),
-        clients: CLIENTS,
-        duration: Duration::ZERO,
-        timeout: Duration::from_secs(30),
-    }
+    LoadSpec::new(apache.address(), "/index.php", CLIENTS)
 }
 
 /// SIGTERM makes PHP-FPM cut the requests it is running; those GETs are repeated only with

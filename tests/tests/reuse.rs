@@ -27,13 +27,7 @@ fn restart_with_reused_connections(gap: Duration) {
         ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler()).with_server_directives(&directives);
     config.processes = Processes { start_servers: 2, server_limit: 2, threads_per_child: 24 };
     let apache = Apache::start(&work.subdir("apache"), config);
-    let spec = LoadSpec {
-        target: apache.address(),
-        path: "/index.php".into(),
-        clients: CLIENTS,
-        duration: Duration::ZERO,
-        timeout: Duration::from_secs(30),
-    };
+    let spec = LoadSpec::new(apache.address(), "/index.php", CLIENTS);
     let results = load::around(&[spec], Duration::from_millis(700), Duration::from_millis(700), || {
         fpm.restart_after(gap);
     });

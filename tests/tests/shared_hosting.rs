@@ -28,13 +28,7 @@ fn apache(work: &WorkDir, name: &str, sites: &[Site], directives: &str) -> Apach
 }
 
 fn load_on(apache: &Apache) -> LoadSpec {
-    LoadSpec {
-        target: apache.address(),
-        path: "/index.php".into(),
-        clients: CLIENTS,
-        duration: Duration::ZERO,
-        timeout: Duration::from_secs(30),
-    }
+    LoadSpec::new(apache.address(), "/index.php", CLIENTS)
 }
 
 fn describe(records: &[SiteRecord], apache: &Apache) -> String {

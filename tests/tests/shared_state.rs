@@ -21,13 +21,7 @@ fn prefork(children: u32) -> Processes {
 }
 
 fn spec(apache: &Apache, path: &str, clients: usize) -> LoadSpec {
-    LoadSpec {
-        target: apache.address(),
-        path: path.into(),
-        clients,
-        duration: Duration::ZERO,
-        timeout: Duration::from_secs(30),
-    }
+    LoadSpec::new(apache.address(), path, clients)
 }
 
 /// Successful requests per second that ended between `from` and `to` (since the epoch).

@@ -204,13 +204,7 @@ fn apache_config(variant: Variant, port: u16, world: &World, sites: &[Site], opt
 }
 
 fn spec(port: u16, clients: usize, duration: Duration) -> LoadSpec {
-    LoadSpec {
-        target: ([127, 0, 0, 1], port).into(),
-        path: "/index.php".into(),
-        clients,
-        duration,
-        timeout: Duration::from_secs(30),
-    }
+    LoadSpec { duration, ..LoadSpec::new(([127, 0, 0, 1], port).into(), "/index.php", clients) }
 }
 
 fn hosts(sites: &[Site]) -> Vec<String> {
