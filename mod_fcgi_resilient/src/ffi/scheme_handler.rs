@@ -10,7 +10,7 @@
 use super::log::{self, mark};
 use super::proxy::{self, SchemeCall};
 use super::request::Request;
-use super::worker::{Balancer, Worker};
+use super::worker::Worker;
 use super::{dir_config, guard::guard, hooks, request_body, status_handler, sys};
 use crate::attempt::{self, AttemptEvidence};
 use crate::balancer::{self, OnRefusal};
@@ -187,10 +187,6 @@ impl<'r> HttpdBackend<'r> {
             && self.request.header_in(c"Content-Length").is_none_or(|length| length == b"0")
     }
 
-    fn balancer(&self) -> Option<Balancer> {
-        balancer::is_balancer_member(self.worker.status()).then(|| self.worker.balancer(self.call.conf)).flatten()
-    }
-
     /// For a balancer member that refused: hand the request back to mod_proxy's fail-over
     /// when another member accepts (clearing the stale error state that member may carry),
     /// and wait only when none does.
@@ -199,7 +195,7 @@ impl<'r> HttpdBackend<'r> {
         if !balancer::is_balancer_member(status) {
             return false;
         }
-        let Some(balancer) = self.balancer() else { return false };
+        let Some(balancer) = self.worker.balancer(self.call.conf) else { return false };
         let others = balancer.other_members(&self.worker);
         let statuses: Vec<u32> = others.iter().map(Worker::status).collect();
         let target = balancer::fail_over_target(&statuses, |index| member_accepts(&others[index]));
