@@ -3,42 +3,15 @@
 # for a PHP script through php-fpm, with FcgiResilient Off and On. Identical per-request
 # counts show that the module adds no system call while the backend is healthy.
 set -euo pipefail
-module=${1:?usage: syscalls.sh /path/to/libmod_fcgi_resilient.so}
+module=$(realpath "${1:?usage: syscalls.sh /path/to/libmod_fcgi_resilient.so}")
+source "$(dirname "$0")/php-site.sh"
 dir=$(mktemp -d /tmp/fcgi-resilient-syscalls.XXXXXX)
-chmod 755 "$dir"; mkdir -m 755 "$dir/www"
+chmod 755 "$dir"
 trap 'kill $(cat "$dir"/*.pid 2>/dev/null) 2>/dev/null || true; sleep 1; rm -rf "$dir"' EXIT
-echo '<?php echo "ok\n";' > "$dir/www/index.php"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$dir/fpm.conf" <<CONF
-[global]
-pid = $dir/fpm.pid
-error_log = $dir/fpm.log
-daemonize = no
-[www]
-user = www-data
-group = www-data
-listen = $dir/php.sock
-listen.mode = 0666
-pm = static
-pm.max_children = 2
-CONF
-fpm=$(ls /usr/sbin/php-fpm* | sort | tail -1)
-setsid "$fpm" -n -y "$dir/fpm.conf" -F >/dev/null 2>&1 &
+port=$(free_port)
+start_php_fpm "$dir"
 for mode in Off On; do
-    cat > "$dir/httpd.conf" <<CONF
-ServerRoot $dir
-ServerName localhost
-Listen 127.0.0.1:$port
-PidFile $dir/httpd.pid
-ErrorLog $dir/error.log
-LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
-LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
-LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
-LoadModule proxy_fcgi_module /usr/lib/apache2/modules/mod_proxy_fcgi.so
-LoadModule fcgi_resilient_module $module
-FcgiResilient $mode
-User www-data
-Group www-data
+    write_httpd_conf "$dir" "$port" "$module" "$mode" <<CONF
 StartServers 1
 ServerLimit 1
 ThreadLimit 8
@@ -46,14 +19,6 @@ ThreadsPerChild 8
 MinSpareThreads 1
 MaxSpareThreads 8
 MaxRequestWorkers 8
-DocumentRoot $dir/www
-<Directory $dir/www>
-    AllowOverride None
-    Require all granted
-</Directory>
-<FilesMatch "\.php$">
-    SetHandler "proxy:unix:$dir/php.sock|fcgi://localhost"
-</FilesMatch>
 CONF
     setsid /usr/sbin/apache2 -f "$dir/httpd.conf" -DFOREGROUND >/dev/null 2>&1 &
     sleep 1.5
