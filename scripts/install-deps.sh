@@ -5,7 +5,7 @@
 # licence files, lintian, rpmlint and man-db to check them. Installs only what is missing.
 set -euo pipefail
 
-packages=(apache2 apache2-dev php-fpm libclang-dev clang pkg-config curl rpm ca-certificates
+packages=(apache2 apache2-dev php-fpm libclang-dev clang pkg-config curl nghttp2-client openssl rpm ca-certificates
     python3 jq lintian rpmlint man-db)
 missing=()
 for pkg in "${packages[@]}" "$@"; do

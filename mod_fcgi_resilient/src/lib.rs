@@ -4,7 +4,7 @@
 //! hook and directive registration, logging, a safe `Request` over `request_rec`, `Worker` over
 //! `proxy_worker`). Everything else is plain Rust that unit-tests without Apache: directive
 //! parsing and merging (`settings`, `duration`), the retry policy (`retry`, `backoff`,
-//! `waiting`, `known_down`), what one handler call left behind (`attempt`), when a balancer
+//! `waiting`, `known_down`, `shared_budget`), what one handler call left behind (`attempt`), when a balancer
 //! member should fail over rather than wait (`balancer`), looking at the backend and the client
 //! (`probe`), how a request body read before waiting is kept (`body_spool`), and the shared
 //! counters behind the status page and the server-wide waiting cap (`stats`, `waiters`,
@@ -20,6 +20,7 @@ pub mod liveness;
 pub mod probe;
 pub mod retry;
 pub mod settings;
+pub mod shared_budget;
 pub mod stats;
 pub mod status_page;
 pub mod waiters;

@@ -190,12 +190,24 @@ fn connect_unix(path: &Path) -> Result<(), Errno> {
     connect(fd.as_raw_fd(), &address)
 }
 
-/// The client's connection, watched for the peer closing it: POLLRDHUP (FIN), POLLHUP and
-/// POLLERR (RST). It never asks for POLLIN and never reads, so a request body or a pipelined
-/// request still unread in the socket is left to httpd. A client that half-closes after
-/// sending its request looks gone too; HTTP clients do not do that while awaiting an answer.
+/// How a waiting request learns that its client left.
+///
+/// An HTTP/1.x request watches its connection's socket for the peer closing it: POLLRDHUP
+/// (FIN), POLLHUP and POLLERR (RST). It never asks for POLLIN and never reads, so a request
+/// body or a pipelined request still unread in the socket is left to httpd. A client that
+/// half-closes after sending its request looks gone too; HTTP clients do not do that while
+/// awaiting an answer.
+///
+/// An HTTP/2 stream has no socket of its own (its connection's socket is a placeholder that
+/// polls as hung up at once); the server marks it aborted when the client resets the stream
+/// or closes the connection, and `Flag` reads that mark.
 pub struct ClientWatch {
-    fd: OwnedFd,
+    signal: ClientSignal,
+}
+
+enum ClientSignal {
+    Socket(OwnedFd),
+    Flag(Box<dyn Fn() -> bool>),
 }
 
 const HUNG_UP: i16 = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR;
@@ -203,16 +215,41 @@ const HUNG_UP: i16 = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR;
 impl ClientWatch {
     /// `fd` is a duplicate of the client socket, owned by the watch.
     pub fn new(fd: OwnedFd) -> Self {
-        ClientWatch { fd }
+        ClientWatch { signal: ClientSignal::Socket(fd) }
     }
 
-    fn poll_entry(&self) -> libc::pollfd {
-        libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 }
+    /// `gone` answers, without blocking, whether the client has left.
+    pub fn from_flag(gone: impl Fn() -> bool + 'static) -> Self {
+        ClientWatch { signal: ClientSignal::Flag(Box::new(gone)) }
+    }
+
+    fn poll_entry(&self) -> Option<libc::pollfd> {
+        match &self.signal {
+            ClientSignal::Socket(fd) => Some(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 }),
+            ClientSignal::Flag(_) => None,
+        }
+    }
+
+    /// A flag cannot wake a poll: a wait that watches one looks at it between short slices.
+    fn needs_slices(&self) -> bool {
+        matches!(self.signal, ClientSignal::Flag(_))
+    }
+
+    fn flag_says_gone(&self) -> bool {
+        match &self.signal {
+            ClientSignal::Flag(gone) => gone(),
+            ClientSignal::Socket(_) => false,
+        }
     }
 
     fn has_hung_up(&self, patience: Duration) -> bool {
-        let mut entries = [self.poll_entry()];
-        poll_entries(&mut entries, patience) && entries[0].revents & HUNG_UP != 0
+        match self.poll_entry() {
+            Some(entry) => {
+                let mut entries = [entry];
+                poll_entries(&mut entries, patience) && entries[0].revents & HUNG_UP != 0
+            }
+            None => self.flag_says_gone(),
+        }
     }
 }
 
@@ -235,6 +272,9 @@ fn wait_for_either(socket_dir: Option<&SocketDirWatch>, client: Option<&ClientWa
         std::thread::sleep(delay);
         return WaitEnd::DelayPassed;
     }
+    // A waiter blocked in poll does not see an event another waiter has already read, nor a
+    // flag: it polls in short slices and looks at both in between.
+    let sliced = socket_dir.is_some() || client.is_some_and(ClientWatch::needs_slices);
     let deadline = std::time::Instant::now() + delay;
     loop {
         // Before each poll, not only when it says readable: another waiter of this process
@@ -242,20 +282,26 @@ fn wait_for_either(socket_dir: Option<&SocketDirWatch>, client: Option<&ClientWa
         if socket_dir.is_some_and(SocketDirWatch::socket_changed) {
             return WaitEnd::SocketDirectoryChanged;
         }
+        if client.is_some_and(ClientWatch::flag_says_gone) {
+            return WaitEnd::ClientGone;
+        }
         let remaining = deadline.saturating_duration_since(std::time::Instant::now());
         if remaining.is_zero() {
             return WaitEnd::DelayPassed;
         }
-        // A waiter blocked in poll does not see an event another waiter has already read, so
-        // it polls in short slices and looks at the shared counts in between.
-        let slice = if socket_dir.is_some() { remaining.min(SHARED_WATCH_SLICE) } else { remaining };
+        let slice = if sliced { remaining.min(SHARED_WATCH_SLICE) } else { remaining };
+        let client_entry = client.and_then(ClientWatch::poll_entry);
         let mut entries: Vec<libc::pollfd> = socket_dir.map(SocketDirWatch::poll_entry).into_iter().collect();
-        entries.extend(client.map(ClientWatch::poll_entry));
+        entries.extend(client_entry);
+        if entries.is_empty() {
+            std::thread::sleep(slice);
+            continue;
+        }
         if !poll_entries(&mut entries, slice) {
             continue;
         }
-        let client_entry = if socket_dir.is_some() { entries.get(1) } else { entries.first() };
-        if client_entry.is_some_and(|entry| entry.revents & HUNG_UP != 0) {
+        let client_revents = client_entry.and_then(|_| entries.last()).map_or(0, |entry| entry.revents);
+        if client_revents & HUNG_UP != 0 {
             return WaitEnd::ClientGone;
         }
     }
@@ -560,6 +606,47 @@ mod tests {
         assert_eq!(prober.wait(Duration::from_secs(20)), WaitEnd::ClientGone);
     }
 
+    /// An HTTP/2 stream: no socket, a flag the server sets when the stream is reset.
+    fn flag_watch() -> (Arc<std::sync::atomic::AtomicBool>, ClientWatch) {
+        let aborted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = Arc::clone(&aborted);
+        (aborted, ClientWatch::from_flag(move || seen.load(Ordering::Relaxed)))
+    }
+
+    #[test]
+    fn a_flag_watch_reports_the_client_only_once_the_flag_is_set() {
+        let (aborted, watch) = flag_watch();
+        let mut prober = Prober::new(BackendAddress::Tcp { host: "127.0.0.1".into(), port: 9 });
+        prober.watch_client(watch);
+        assert!(!prober.client_gone());
+        assert_eq!(prober.wait(Duration::from_millis(30)), WaitEnd::DelayPassed);
+        aborted.store(true, Ordering::Relaxed);
+        assert!(prober.client_gone());
+    }
+
+    #[test]
+    fn a_wait_on_a_flag_ends_when_it_is_set() {
+        let dir = temp_dir("flag");
+        let (aborted, watch) = flag_watch();
+        let mut prober = Prober::new(BackendAddress::Unix(dir.join("php.sock")));
+        prober.watch_client(watch);
+        let resetter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            aborted.store(true, Ordering::Relaxed);
+        });
+        assert_eq!(prober.wait(Duration::from_secs(20)), WaitEnd::ClientGone);
+        resetter.join().unwrap();
+    }
+
+    #[test]
+    fn a_flag_wait_without_a_socket_directory_also_ends() {
+        let (aborted, watch) = flag_watch();
+        let mut prober = Prober::new(BackendAddress::Tcp { host: "127.0.0.1".into(), port: 9 });
+        prober.watch_client(watch);
+        aborted.store(true, Ordering::Relaxed);
+        assert_eq!(prober.wait(Duration::from_secs(20)), WaitEnd::ClientGone);
+    }
+
     #[test]
     fn waiters_of_one_directory_share_one_inotify_instance() {
         let dir = temp_dir("shared");
@@ -609,9 +696,16 @@ mod tests {
     fn concurrent_waiters_wake_for_their_own_socket_only() {
         let dir = temp_dir("concurrent");
         let waiter = |name: &str, delay| {
-            let mut prober = Prober::new(BackendAddress::Unix(dir.join(name)));
-            prober.wait(Duration::from_millis(1));
-            std::thread::spawn(move || prober.wait(delay))
+            let path = dir.join(name);
+            let (ready, watching) = std::sync::mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                let mut prober = Prober::new(BackendAddress::Unix(path));
+                prober.wait(Duration::from_millis(1));
+                ready.send(()).unwrap();
+                prober.wait(delay)
+            });
+            watching.recv().unwrap();
+            thread
         };
         let a = waiter("a.sock", Duration::from_secs(20));
         let b = waiter("b.sock", Duration::from_millis(300));

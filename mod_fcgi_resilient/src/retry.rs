@@ -104,7 +104,12 @@ pub fn serve(
 ) -> Outcome {
     let (mut attempts, mut attempt): (u32, Attempt) = match start {
         Start::RunHandler => (1, backend.run_handler()),
-        Start::WaitForBackend => (0, Attempt::NotConnected(SERVICE_UNAVAILABLE)),
+        // Known down is a guess from earlier requests: the backend itself has the last word,
+        // before any cap or client check can end this request without asking it.
+        Start::WaitForBackend => match backend.probe(limits.budget) {
+            ProbeOutcome::Accepting => (1, backend.run_handler()),
+            _ => (0, Attempt::NotConnected(SERVICE_UNAVAILABLE)),
+        },
     };
     let mut dropped = 0;
     let mut place = None;
@@ -124,6 +129,10 @@ pub fn serve(
             Attempt::NotConnected(_) => {}
         }
         if place.is_none() {
+            // An error page for a request that spent its budget waits no more.
+            if backend.elapsed() >= limits.budget {
+                return Outcome::GaveUp { reason: GiveUpReason::BudgetSpent, attempts, last_errno: None };
+            }
             place = waiting.try_enter(limits.max_waiting);
             if place.is_none() {
                 return Outcome::GaveUp { reason: GiveUpReason::TooManyWaiting, attempts, last_errno: None };
@@ -134,8 +143,9 @@ pub fn serve(
         }
         let backoff = backoff.get_or_insert_with(|| Backoff::new(limits.backoff, seed.take().map_or(1, |f| f())));
         // Only a first connect failure may be retried without a pause (the backend may be
-        // back already); otherwise a probe and mod_proxy that disagree would spin.
-        let pause_first = attempts > 1 || dropped > 0;
+        // back already); otherwise a probe and mod_proxy that disagree would spin. A request
+        // that has not run the handler has just probed.
+        let pause_first = attempts != 1 || dropped > 0;
         if let Err((reason, last_errno)) = wait_until_accepting(backend, limits, backoff, pause_first) {
             return Outcome::GaveUp { reason, attempts, last_errno };
         }
@@ -209,6 +219,7 @@ mod tests {
         probes: VecDeque<ProbeOutcome>,
         clock: Duration,
         handler_runs: u32,
+        probes_done: u32,
         waits: Vec<Duration>,
         /// After this many waits, `reason_to_stop` gives this reason.
         stop_after_waits: Option<(usize, GiveUpReason)>,
@@ -221,6 +232,7 @@ mod tests {
                 probes: probes.iter().copied().collect(),
                 clock: Duration::ZERO,
                 handler_runs: 0,
+                probes_done: 0,
                 waits: Vec::new(),
                 stop_after_waits: None,
             }
@@ -233,6 +245,7 @@ mod tests {
             self.attempts.pop_front().expect("handler ran more often than scripted")
         }
         fn probe(&mut self, _patience: Duration) -> ProbeOutcome {
+            self.probes_done += 1;
             self.probes.pop_front().unwrap_or(ProbeOutcome::NotYet { errno: Errno::ECONNREFUSED, recreated: false })
         }
         fn wait(&mut self, delay: Duration) -> WaitEnd {
@@ -316,8 +329,34 @@ mod tests {
     fn a_backend_known_down_that_is_back_costs_no_wait() {
         let mut backend = Scripted::new(&[Attempt::Finished(OK)], &[ProbeOutcome::Accepting]);
         let outcome = serve(&mut backend, Start::WaitForBackend, &limits(), &WaitingCount::new(), || 1);
-        assert_eq!(outcome, Outcome::Served { status: OK, retries: 0, waited: true });
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 0, waited: false });
         assert!(backend.waits.is_empty());
+    }
+
+    /// An HTTP/2 stream's client check once fired at once: requests for a backend known down
+    /// gave up before anything asked the backend, and the child failed them long after it was
+    /// back. The backend is asked first, whatever else would end the request.
+    #[test]
+    fn a_backend_known_down_is_asked_before_anything_ends_the_request() {
+        let mut backend = Scripted::new(&[Attempt::Finished(OK)], &[ProbeOutcome::Accepting]);
+        backend.stop_after_waits = Some((0, GiveUpReason::ClientGone));
+        let outcome = serve(&mut backend, Start::WaitForBackend, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 0, waited: false });
+
+        let full = WaitingCount::new();
+        let _others: Vec<_> = (0..4).map(|_| full.try_enter(4).unwrap()).collect();
+        let mut backend = Scripted::new(&[Attempt::Finished(OK)], &[ProbeOutcome::Accepting]);
+        let outcome = serve(&mut backend, Start::WaitForBackend, &limits(), &full, || 1);
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 0, waited: false }, "the cap did not refuse it");
+    }
+
+    #[test]
+    fn a_backend_known_down_and_still_refusing_is_probed_once_then_paused() {
+        let mut backend = Scripted::new(&[Attempt::Finished(OK)], &[REFUSED, ProbeOutcome::Accepting]);
+        let outcome = serve(&mut backend, Start::WaitForBackend, &limits(), &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 0, waited: true });
+        assert_eq!(backend.probes_done, 2);
+        assert_eq!(backend.waits.len(), 1, "no second probe without a pause in between");
     }
 
     #[test]
@@ -353,6 +392,16 @@ mod tests {
         );
         let outcome = serve(&mut backend, Start::RunHandler, &limits(), &WaitingCount::new(), || 1);
         assert_eq!(outcome, Outcome::Served { status: OK, retries: 1, waited: true });
+    }
+
+    #[test]
+    fn a_request_without_budget_left_tries_once_and_does_not_wait() {
+        let no_budget = RetryLimits { budget: Duration::ZERO, ..limits() };
+        let mut backend = Scripted::new(&[Attempt::NotConnected(UNAVAILABLE)], &[]);
+        let outcome = serve(&mut backend, Start::RunHandler, &no_budget, &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::GaveUp { reason: GiveUpReason::BudgetSpent, attempts: 1, last_errno: None });
+        assert!(backend.waits.is_empty());
+        assert_eq!(backend.probes_done, 0);
     }
 
     #[test]

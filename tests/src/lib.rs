@@ -11,6 +11,8 @@ pub mod load;
 pub mod php_fpm;
 pub mod sites;
 pub mod status;
+pub mod transport;
+pub mod uploads;
 pub mod workdir;
 
 pub use apache::{Apache, ApacheConfig};

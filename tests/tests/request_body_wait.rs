@@ -7,30 +7,16 @@
 
 use harness::apache::ApacheConfig;
 use harness::status::{self, STATUS_LOCATION};
+use harness::uploads::Uploads;
 use harness::{http, load, wait_until, Apache, PhpFpm, WorkDir};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::Duration;
 
 const BODY_SIZE: usize = 1_000_000;
 const BODY_TIMER: &str = "RequestReadTimeout header=20-40,MinRate=500 body=2,MinRate=500";
 /// Twice the body timer.
 const OUTAGE_AFTER_THE_FIRST_WAITS: Duration = Duration::from_secs(4);
-
-/// Notes the length of every body it runs with, then echoes the body.
-const UPLOAD_SCRIPT: &str = "<?php\n\
-    $body = file_get_contents('php://input');\n\
-    file_put_contents(__DIR__ . '/../runs/' . basename($_GET['id']), strlen($body) . \"\\n\", FILE_APPEND);\n\
-    header('Content-Type: application/octet-stream');\n\
-    echo $body;\n";
-
-/// The body lengths PHP ran the script with for request `id`.
-fn runs(dir: &Path, id: &str) -> Vec<usize> {
-    let text = std::fs::read_to_string(dir.join(id)).unwrap_or_default();
-    text.lines().map(|line| line.parse().expect("a length per line")).collect()
-}
 
 /// Sends the head and part of a body, then leaves while the request waits.
 fn send_part_and_leave(target: SocketAddr, path: &str, announced: usize, sent: &[u8], stay: Duration) {
@@ -47,10 +33,7 @@ fn send_part_and_leave(target: SocketAddr, path: &str, announced: usize, sent: &
 #[test]
 fn posts_survive_an_outage_longer_than_the_body_timer_or_never_reach_php() {
     let work = WorkDir::new("body-wait");
-    let runs_dir = work.subdir("runs");
-    std::os::unix::fs::chown(&runs_dir, Some(33), Some(33)).expect("chown runs to www-data");
-    std::fs::set_permissions(&runs_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod runs");
-    std::fs::write(work.docroot().join("upload.php"), UPLOAD_SCRIPT).expect("upload.php");
+    let uploads = Uploads::install(&work);
     let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
     fpm.start();
     let mut config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler()).with_server_directives(&format!(
@@ -90,7 +73,7 @@ fn posts_survive_an_outage_longer_than_the_body_timer_or_never_reach_php() {
     {
         let response = client.join().expect("client thread");
         let response = response.unwrap_or_else(|e| panic!("POST {name}: {e}\n{}", apache.error_log()));
-        let ran_with = runs(&runs_dir, name);
+        let ran_with = uploads.runs(name);
         assert!(
             ran_with.iter().all(|&length| length == BODY_SIZE),
             "POST {name}: PHP ran with bodies of {ran_with:?} bytes, not {BODY_SIZE}; answered {}\n{}",
@@ -108,5 +91,5 @@ fn posts_survive_an_outage_longer_than_the_body_timer_or_never_reach_php() {
     });
     // A request let through after the wait reaches PHP at once; give it that moment.
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(runs(&runs_dir, "leaving"), Vec::<usize>::new(), "PHP ran the request whose client left");
+    assert_eq!(uploads.runs("leaving"), Vec::<usize>::new(), "PHP ran the request whose client left");
 }

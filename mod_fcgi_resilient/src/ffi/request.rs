@@ -61,6 +61,26 @@ impl<'r> Request<'r> {
         unsafe { sys::apr_table_setn(self.rec().notes, name.as_ptr(), value.as_ptr()) };
     }
 
+    /// Sets a note whose value is copied into the request pool.
+    pub fn set_note_text(&self, name: &'static CStr, value: &str) {
+        self.set_pooled(self.rec().notes, name, value);
+    }
+
+    /// The request this one was made for: internal redirects (an ErrorDocument among them)
+    /// lead back through `prev`, subrequests through `main`.
+    pub fn initial(&self) -> Request<'r> {
+        let mut raw = self.raw;
+        loop {
+            // SAFETY: a live request's `prev` and `main` are null or requests that outlive it.
+            let rec = unsafe { &*raw };
+            let earlier = if !rec.prev.is_null() { rec.prev } else { rec.main };
+            if earlier.is_null() {
+                return Request { raw, _lives_for: PhantomData };
+            }
+            raw = earlier;
+        }
+    }
+
     pub fn has_env(&self, name: &CStr) -> bool {
         table_get(self.rec().subprocess_env, name).is_some()
     }
@@ -72,11 +92,16 @@ impl<'r> Request<'r> {
 
     /// Sets a header that goes out with an error response too.
     pub fn set_err_header(&self, name: &'static CStr, value: &str) {
+        self.set_pooled(self.rec().err_headers_out, name, value);
+    }
+
+    fn set_pooled(&self, table: *mut sys::apr_table_t, name: &'static CStr, value: &str) {
         let value = CString::new(value.replace('\0', "")).unwrap_or_default();
-        // SAFETY: the value is copied into the request pool, so the entry outlives this call.
+        // SAFETY: one of this request's tables; the value is copied into the request pool, so
+        // the entry outlives this call.
         unsafe {
             let pooled = sys::apr_pstrdup(self.rec().pool, value.as_ptr());
-            sys::apr_table_setn(self.rec().err_headers_out, name.as_ptr(), pooled);
+            sys::apr_table_setn(table, name.as_ptr(), pooled);
         }
     }
 
@@ -113,8 +138,11 @@ impl<'r> Request<'r> {
         }
     }
 
-    /// A watch on the client's socket, for noticing that it hung up while the request waits.
+    /// A watch for noticing that the client left while the request waits.
     pub fn client_watch(&self) -> Option<ClientWatch> {
+        if !self.connection().master.is_null() {
+            return Some(self.stream_watch());
+        }
         // SAFETY: the connection's socket lives as long as the connection.
         let socket = unsafe { sys::ap_get_conn_socket(self.rec().connection) };
         if socket.is_null() {
@@ -129,6 +157,25 @@ impl<'r> Request<'r> {
         // duplicated here, so the watch owns a descriptor of its own.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         borrowed.try_clone_to_owned().ok().map(|owned: OwnedFd| ClientWatch::new(owned))
+    }
+
+    /// An HTTP/2 stream runs on a secondary connection whose socket is an unconnected
+    /// placeholder (mod_http2's h2_c2), so polling it says nothing about the client. mod_http2
+    /// sets the secondary connection's `aborted` when the client resets the stream or closes
+    /// its connection while the stream's request runs (h2_mplx.c, m_stream_cleanup), and the
+    /// primary's when writing to the client fails.
+    fn stream_watch(&self) -> ClientWatch {
+        let stream = self.rec().connection as *const sys::conn_rec;
+        let primary = self.connection().master as *const sys::conn_rec;
+        ClientWatch::from_flag(move || {
+            // SAFETY: both connections outlive the request whose wait holds this watch (the
+            // primary outlives its secondaries); mod_http2's session thread writes `aborted`
+            // concurrently, so it is read as volatile, one word that is only ever set to 1.
+            unsafe {
+                std::ptr::addr_of!((*stream).aborted).read_volatile() != 0
+                    || std::ptr::addr_of!((*primary).aborted).read_volatile() != 0
+            }
+        })
     }
 
     pub fn log(&self, level: c_int, mark: Mark, message: impl FnOnce() -> String) {

@@ -19,12 +19,13 @@ use crate::known_down::KnownDown;
 use crate::probe::{BackendAddress, ProbeOutcome, Prober, WaitEnd};
 use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits, Start};
 use crate::settings::{default_max_waiting, Policy};
+use crate::shared_budget::{self, DEADLINE_NOTE};
 use crate::stats::{unix_millis_now, BackendSlot};
 use crate::waiters::{per_child_limit, ServerWideGate};
 use crate::waiting::WaitingCount;
 use nix::errno::Errno;
 use std::ffi::{c_char, c_int, CStr};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 const DECLINED: c_int = sys::DECLINED as c_int;
 const SERVICE_UNAVAILABLE: c_int = sys::HTTP_SERVICE_UNAVAILABLE as c_int;
@@ -80,15 +81,17 @@ unsafe fn serve(call: SchemeCall) -> c_int {
     let (request, worker) = unsafe { (Request::from_raw(call.r), Worker::from_raw(call.worker)) };
     forget_retry_after_of_an_earlier_member(&request);
     let policy = settings.resolve(default_max_waiting(hooks::max_request_workers()));
+    let initial = request.initial();
+    let budget = shared_budget::remaining(initial.note(DEADLINE_NOTE), policy.budget, SystemTime::now);
     let limits = RetryLimits {
-        budget: policy.budget,
+        budget,
         backoff: policy.backoff,
         max_waiting: policy.max_waiting,
         retry_dropped: policy.retry_idempotent,
     };
-    let mut backend = HttpdBackend::new(call, request, worker);
+    let mut backend = HttpdBackend::new(call, request, worker, budget);
     // Only a request that meets a backend known to be down pays for naming it.
-    let start = if KNOWN_DOWN.any() && KNOWN_DOWN.contains(&backend.address_text()) {
+    let start = if KNOWN_DOWN.any() && KNOWN_DOWN.contains(&backend.address_text(), Instant::now()) {
         Start::WaitForBackend
     } else {
         Start::RunHandler
@@ -107,6 +110,10 @@ unsafe fn serve(call: SchemeCall) -> c_int {
         }
         None => retry::serve(&mut backend, start, &limits, &WAITING, seed),
     };
+    if !matches!(outcome, Outcome::Served { waited: false, .. }) && initial.note(DEADLINE_NOTE).is_none() {
+        let started_at = SystemTime::now() - backend.started.elapsed();
+        initial.set_note_text(DEADLINE_NOTE, &shared_budget::deadline_note(started_at, backend.budget));
+    }
     backend.conclude(outcome, &policy)
 }
 
@@ -122,6 +129,8 @@ struct HttpdBackend<'r> {
     request: Request<'r>,
     worker: Worker,
     started: Instant,
+    /// FcgiResilientTimeout, or less where an earlier wait of the same request used some.
+    budget: Duration,
     prober: Option<Prober>,
     /// The last probe found the backend accepting: a balancer member left in error state by
     /// the outage must be usable again before the handler runs.
@@ -138,12 +147,13 @@ struct HttpdBackend<'r> {
 }
 
 impl<'r> HttpdBackend<'r> {
-    fn new(call: SchemeCall, request: Request<'r>, worker: Worker) -> Self {
+    fn new(call: SchemeCall, request: Request<'r>, worker: Worker, budget: Duration) -> Self {
         HttpdBackend {
             call,
             request,
             worker,
             started: Instant::now(),
+            budget,
             prober: None,
             backend_accepting: false,
             uncounted_refusal: false,
@@ -259,6 +269,7 @@ impl<'r> HttpdBackend<'r> {
                 SERVICE_UNAVAILABLE
             }
             Outcome::GaveUp { reason, attempts, last_errno } => {
+                let budget = self.budget;
                 if let Some(counters) = self.counters() {
                     counters.gave_up(waited.as_millis() as u64);
                 }
@@ -268,7 +279,7 @@ impl<'r> HttpdBackend<'r> {
                 }
                 let (address, probes) = (self.address_text(), self.probes);
                 self.request.log(log::ERROR, mark!(), || {
-                    give_up_message(reason, &address, (attempts, probes), waited, last_errno, policy)
+                    give_up_message(reason, &address, (attempts, probes), (waited, budget), last_errno, policy)
                 });
                 SERVICE_UNAVAILABLE
             }
@@ -313,7 +324,7 @@ impl Backend for HttpdBackend<'_> {
         }
         let attempt = attempt::classify(&evidence);
         if let Attempt::NotConnected(status) = attempt {
-            KNOWN_DOWN.mark_down(&self.address_text());
+            KNOWN_DOWN.mark_down(&self.address_text(), Instant::now());
             self.uncounted_refusal = true;
             if self.should_fail_over() {
                 return Attempt::Finished(status);
@@ -391,15 +402,23 @@ fn give_up_message(
     reason: GiveUpReason,
     address: &str,
     (attempts, probes): (u32, u32),
-    waited: Duration,
+    (waited, budget): (Duration, Duration),
     last_errno: Option<Errno>,
     policy: &Policy,
 ) -> String {
     let last_error = last_errno.map(|e| format!("{} (errno {})", e.desc(), e as i32)).unwrap_or_else(|| "none".into());
+    let shared = if budget < policy.budget {
+        format!(
+            ", of which earlier waits of the same request (its ErrorDocument, redirect or subrequest) left {} ms",
+            budget.as_millis()
+        )
+    } else {
+        String::new()
+    };
     match reason {
         GiveUpReason::BudgetSpent => format!(
             "gave up on backend {address} after {attempts} attempt{} and {probes} probe{} over {:.2}s \
-             (FcgiResilientTimeout {}); last error: {last_error}",
+             (FcgiResilientTimeout {}{shared}); last error: {last_error}",
             if attempts == 1 { "" } else { "s" },
             if probes == 1 { "" } else { "s" },
             waited.as_secs_f64(),

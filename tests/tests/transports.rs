@@ -1,0 +1,184 @@
+//! Every promise on every transport: HTTP/1.1, HTTP/1.1 over TLS, h2c and h2 over TLS, with
+//! real clients (curl, h2load) against one Apache that serves all four.
+//!
+//! An HTTP/2 stream's request runs on a secondary connection whose socket is a placeholder:
+//! a module that polls it for the client leaving sees a hang-up at once. These tests failed on
+//! such a module: streams were reset at once instead of waiting, and the backend stayed
+//! "known down" in the child long after PHP-FPM was back.
+
+use harness::apache::ApacheConfig;
+use harness::status::{self, STATUS_LOCATION};
+use harness::transport::{self, curl, CurlRequest, Ports, Transport};
+use harness::uploads::Uploads;
+use harness::{load, Apache, PhpFpm, WorkDir};
+use std::path::Path;
+use std::time::Duration;
+
+const BODY_SIZE: usize = 1_000_000;
+
+/// PHP-FPM stopped, Apache with the module On serving every transport.
+struct Outage {
+    work: WorkDir,
+    fpm: PhpFpm,
+    apache: Apache,
+    ports: Ports,
+}
+
+impl Outage {
+    fn begin(name: &str, directives: &str) -> Outage {
+        let work = WorkDir::new(name);
+        let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
+        fpm.start();
+        let config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler())
+            .with_server_directives(&format!("FcgiResilient On\n{directives}\n{STATUS_LOCATION}"));
+        let apache_dir = work.subdir("apache");
+        let (mut config, ports) = transport::serve_every_transport(config, &apache_dir);
+        config.log_level = "info fcgi_resilient:debug".to_string();
+        let apache = Apache::start(&apache_dir, config);
+        fpm.stop();
+        Outage { work, fpm, apache, ports }
+    }
+
+    fn body_file(&self, name: &str, seed: u64) -> (std::path::PathBuf, Vec<u8>) {
+        let body = load::body_pattern(BODY_SIZE, seed);
+        let file = self.work.join(name);
+        std::fs::write(&file, &body).expect("body file");
+        (file, body)
+    }
+}
+
+fn post<'a>(file: &'a Path, expect_continue: bool) -> CurlRequest<'a> {
+    CurlRequest { body_file: Some(file), expect_continue, ..Default::default() }
+}
+
+#[test]
+fn requests_on_every_transport_wait_out_an_outage_and_posts_arrive_once_and_whole() {
+    let mut outage = Outage::begin("transports-wait", "FcgiResilientTimeout 30s");
+    let uploads = Uploads::install(&outage.work);
+    let ports = outage.ports;
+    let mut clients = Vec::new();
+    for (index, transport) in Transport::ALL.into_iter().enumerate() {
+        clients.push((
+            transport,
+            "GET".to_string(),
+            None,
+            std::thread::spawn(move || curl(&ports, transport, "/index.php", &CurlRequest::default())),
+        ));
+        for expect_continue in [false, true] {
+            let id = format!("{}-{}", index, if expect_continue { "expect" } else { "plain" });
+            let (file, body) = outage.body_file(&id, index as u64 * 2 + expect_continue as u64);
+            let path = format!("/upload.php?id={id}");
+            clients.push((
+                transport,
+                format!("POST {id}"),
+                Some((id, body)),
+                std::thread::spawn(move || curl(&ports, transport, &path, &post(&file, expect_continue))),
+            ));
+        }
+    }
+    status::wait_for_total(ports.plain, "TotalWaiting", clients.len() as u64);
+    outage.fpm.start();
+
+    for (transport, what, posted, client) in clients {
+        let answer = client.join().expect("curl thread");
+        let log = outage.apache.error_log();
+        assert!(
+            answer.is_ok_over(transport),
+            "{what} over {}: curl exit {}, status {} over HTTP/{}: {}\n{log}",
+            transport.name(),
+            answer.exit,
+            answer.status,
+            answer.http_version,
+            answer.stderr
+        );
+        match posted {
+            None => assert_eq!(String::from_utf8_lossy(&answer.body), "hello from php-fpm\n"),
+            Some((id, body)) => {
+                assert_eq!(uploads.runs(&id), vec![BODY_SIZE], "{what} over {}: PHP's runs", transport.name());
+                assert!(answer.body == body, "{what} over {} came back different", transport.name());
+            }
+        }
+    }
+}
+
+/// Clients that give up while their request waits — by closing the connection, or over HTTP/2
+/// by closing it with streams open — never have their POST run.
+#[test]
+fn a_post_whose_client_left_is_never_run_on_any_transport() {
+    let mut outage = Outage::begin("transports-gone", "FcgiResilientTimeout 30s");
+    let uploads = Uploads::install(&outage.work);
+    let ports = outage.ports;
+    let (file, _) = outage.body_file("small", 7);
+    let impatient = CurlRequest { max_time: Some(Duration::from_millis(1500)), ..post(&file, false) };
+    for (index, transport) in Transport::ALL.into_iter().enumerate() {
+        let answer = curl(&ports, transport, &format!("/upload.php?id=left-{index}"), &impatient);
+        assert_eq!(answer.exit, 28, "curl over {} should have timed out: {answer:?}", transport.name());
+    }
+    // Every waiting request noticed its client: none is left waiting for PHP-FPM to return.
+    status::wait_for_total(ports.plain, "TotalWaiting", 0);
+    assert_eq!(status::total(ports.plain, "TotalClientGone"), Transport::ALL.len() as u64);
+    outage.fpm.start();
+    let (patient_file, body) = outage.body_file("patient", 8);
+    let answer = curl(&ports, Transport::H2, "/upload.php?id=patient", &post(&patient_file, false));
+    assert!(answer.is_ok_over(Transport::H2) && answer.body == body, "{answer:?}");
+    for (index, transport) in Transport::ALL.into_iter().enumerate() {
+        assert_eq!(uploads.runs(&format!("left-{index}")), Vec::<usize>::new(), "over {}", transport.name());
+    }
+}
+
+/// A child that saw the backend refuse only over HTTP/2 must not keep failing once PHP-FPM is
+/// back: nothing the module remembers may outlive the outage.
+#[test]
+fn after_an_outage_seen_only_over_http2_every_request_is_served() {
+    let mut outage = Outage::begin("transports-after", "FcgiResilientTimeout 30s");
+    let ports = outage.ports;
+    // Streams that meet the refusing backend, on every child, and leave before it returns.
+    let leaving = CurlRequest { max_time: Some(Duration::from_millis(700)), ..Default::default() };
+    let departed: Vec<_> = (0..8)
+        .map(|index| {
+            let transport = Transport::HTTP2[index % 2];
+            let leaving = leaving.clone();
+            std::thread::spawn(move || curl(&ports, transport, "/index.php", &leaving))
+        })
+        .collect();
+    for client in departed {
+        client.join().expect("curl thread");
+    }
+    outage.fpm.start();
+    std::thread::sleep(Duration::from_secs(1));
+    // HTTP/2 first: an HTTP/1.1 request would probe the backend and clear what the child
+    // remembered.
+    for transport in [Transport::H2c, Transport::H2, Transport::Tls, Transport::Http1] {
+        let answers: Vec<_> = (0..20).map(|_| curl(&ports, transport, "/index.php", &CurlRequest::default())).collect();
+        let served = answers.iter().filter(|answer| answer.is_ok_over(transport)).count();
+        let first_failure = answers.iter().find(|answer| !answer.is_ok_over(transport));
+        assert_eq!(
+            served,
+            20,
+            "over {}, 1 s after PHP-FPM was back: {first_failure:?}\n{}",
+            transport.name(),
+            outage.apache.error_log()
+        );
+    }
+}
+
+/// `ErrorDocument 503` pointing at a PHP page: the error page of a request that spent its
+/// budget does not wait a second budget.
+#[test]
+fn an_error_page_shares_the_budget_of_the_request_it_answers() {
+    let outage = Outage::begin("transports-errordoc", "FcgiResilientTimeout 1s\nErrorDocument 503 /error.php");
+    std::fs::write(outage.work.docroot().join("error.php"), "<?php echo 'sorry';\n").expect("error.php");
+    for transport in [Transport::Http1, Transport::H2] {
+        let answer = curl(&outage.ports, transport, "/index.php", &CurlRequest::default());
+        assert_eq!(answer.status, 503, "over {}: {answer:?}", transport.name());
+    }
+    let log = outage.apache.error_log();
+    let give_ups: Vec<&str> = log.lines().filter(|line| line.contains("gave up on backend")).collect();
+    assert_eq!(give_ups.len(), 4, "a request and its error page over each of two transports:\n{log}");
+    let shared = give_ups.iter().filter(|line| line.contains("of which earlier waits of the same request")).count();
+    assert_eq!(shared, 2, "each error page waited in what its request left:\n{log}");
+    assert!(
+        give_ups.iter().filter(|line| line.contains("left 0 ms")).count() == 2,
+        "the requests spent the whole budget, so their error pages had none:\n{log}"
+    );
+}
