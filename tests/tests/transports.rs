@@ -182,3 +182,97 @@ fn an_error_page_shares_the_budget_of_the_request_it_answers() {
         "the requests spent the whole budget, so their error pages had none:\n{log}"
     );
 }
+
+/// PHP-FPM restarted with a 2 s gap under an HTTP/2 load (h2c and h2 over TLS at once, many
+/// streams per connection): with the module every stream is answered 200; without it the
+/// same restart fails requests (the test's premise).
+#[test]
+fn http2_load_through_a_restart_with_a_gap_loses_nothing() {
+    let run = |module: &str| -> Vec<(Transport, transport::H2loadSummary, String)> {
+        let mut outage = Outage::begin(
+            &format!("transports-h2load-{}", module.to_lowercase()),
+            &format!("FcgiResilient {module}\nFcgiResilientRetryIdempotent On\nFcgiResilientTimeout 30s"),
+        );
+        outage.fpm.start();
+        let ports = outage.ports;
+        let loads: Vec<_> = Transport::HTTP2
+            .into_iter()
+            .map(|transport| {
+                (transport, transport::H2load::start(&ports, transport, "/sleep.php", 4, 8, Duration::from_secs(6)))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(1500));
+        outage.fpm.restart_after(Duration::from_secs(2));
+        loads
+            .into_iter()
+            .map(|(transport, load)| {
+                let (summary, text) = load.finish();
+                (transport, summary, text + &outage.apache.error_log())
+            })
+            .collect()
+    };
+    for (transport, summary, text) in run("Off") {
+        assert!(
+            summary.not_ok() > 0,
+            "premise: without the module the restart fails requests over {}: {text}",
+            transport.name()
+        );
+    }
+    for (transport, summary, text) in run("On") {
+        assert!(summary.requests > 0, "{text}");
+        assert_eq!(summary.not_ok(), 0, "over {}: {summary:?}\n{text}", transport.name());
+    }
+}
+
+/// A balancer whose first member's socket is missing: every transport fails over to the
+/// member that accepts, at once, without a 503.
+#[test]
+fn balancer_fail_over_is_the_same_on_every_transport() {
+    let work = WorkDir::new("transports-balancer");
+    let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
+    fpm.start();
+    let members = format!(
+        "FcgiResilient On\n{STATUS_LOCATION}<Proxy balancer://php>\n\
+         BalancerMember \"unix:{missing}|fcgi://member-a\" retry=60\n\
+         BalancerMember \"unix:{socket}|fcgi://member-b\" retry=60\n</Proxy>\n",
+        missing = work.join("missing.sock").display(),
+        socket = work.join("php-fpm.sock").display()
+    );
+    let mut config = ApacheConfig::new(&work.docroot(), "proxy:balancer://php").with_server_directives(&members);
+    config.modules.extend(["slotmem_shm", "proxy_balancer", "lbmethod_byrequests"]);
+    let apache_dir = work.subdir("apache");
+    let (config, ports) = transport::serve_every_transport(config, &apache_dir);
+    let apache = Apache::start(&apache_dir, config);
+    for transport in Transport::ALL {
+        for _ in 0..6 {
+            let answer = curl(&ports, transport, "/index.php", &CurlRequest::default());
+            assert!(answer.is_ok_over(transport), "over {}: {answer:?}\n{}", transport.name(), apache.error_log());
+        }
+    }
+    assert_eq!(status::total(ports.plain, "TotalGaveUp"), 0);
+}
+
+/// FcgiResilientMaxWaiting counts waiting requests of every transport alike: two HTTP/2
+/// streams fill a cap of 2, and a request over any transport gets its 503 at once.
+#[test]
+fn the_waiting_cap_counts_every_transport() {
+    let mut outage = Outage::begin("transports-cap", "FcgiResilientTimeout 60s\nFcgiResilientMaxWaiting 2");
+    let ports = outage.ports;
+    let waiters: Vec<_> = Transport::HTTP2
+        .into_iter()
+        .map(|transport| {
+            (transport, std::thread::spawn(move || curl(&ports, transport, "/index.php", &CurlRequest::default())))
+        })
+        .collect();
+    status::wait_for_total(ports.plain, "TotalWaiting", 2);
+    for transport in Transport::ALL {
+        let answer = curl(&ports, transport, "/index.php", &CurlRequest::default());
+        assert_eq!(answer.status, 503, "over {}: {answer:?}", transport.name());
+    }
+    assert_eq!(status::total(ports.plain, "TotalWaiting"), 2, "the 503s came before the waiters gave up");
+    outage.fpm.start();
+    for (transport, waiter) in waiters {
+        let answer = waiter.join().expect("curl thread");
+        assert!(answer.is_ok_over(transport), "over {}: {answer:?}", transport.name());
+    }
+}
