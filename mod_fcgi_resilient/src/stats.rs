@@ -272,6 +272,8 @@ impl BackendSnapshot {
         self.retries += other.retries;
         self.recovered += other.recovered;
         self.gave_up += other.gave_up;
+        self.client_gone += other.client_gone;
+        self.cut_by_backend += other.cut_by_backend;
         self.waiting += other.waiting;
         self.longest_wait_ms = self.longest_wait_ms.max(other.longest_wait_ms);
         if other.last_failure_unix_ms > self.last_failure_unix_ms {
@@ -516,13 +518,23 @@ mod tests {
     fn a_backend_in_two_slots_is_shown_once() {
         let table = table();
         table.slots[0].state.store(1, Ordering::Release);
-        table.backend("twice").unwrap().retried();
+        let count_every_event = |slot: &BackendSlot| {
+            slot.connect_failed(2, 1000);
+            slot.retried();
+            slot.recovered(10);
+            slot.gave_up(20);
+            slot.client_left(30);
+            slot.cut();
+        };
+        count_every_event(table.backend("twice").unwrap());
         // The slow claimer finishes after all, for the same backend.
         table.slots[0].fill_in(b"twice");
-        table.backend("twice").unwrap().retried();
+        count_every_event(table.backend("twice").unwrap());
         let snapshot = table.snapshot();
         assert_eq!(snapshot.len(), 1);
-        assert_eq!(snapshot[0].retries, 2);
+        let row = &snapshot[0];
+        let counts = [row.connect_failures, row.retries, row.recovered, row.gave_up, row.client_gone, row.cut_by_backend];
+        assert_eq!(counts, [2; 6], "{row:?}");
     }
 
     #[test]
