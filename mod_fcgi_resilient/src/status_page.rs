@@ -139,11 +139,14 @@ pub fn render_server_status_section(report: &TableReport, short: bool) -> String
     }
     let total = |pick: fn(&BackendSnapshot) -> u64| report.backends.iter().map(pick).sum::<u64>();
     section.push_str("<hr />\n<h2>mod_fcgi_resilient</h2>\n<dl>\n");
+    let oldest = match report.waiting {
+        0 => String::new(),
+        _ => format!(" (the longest for {} ms)", report.oldest_waiting_ms),
+    };
     let _ = writeln!(
         section,
-        "<dt>Waiting for a backend now: {} (the longest for {} ms); at most {} unless FcgiResilientMaxWaiting \
-         says otherwise</dt>",
-        report.waiting, report.oldest_waiting_ms, report.default_max_waiting
+        "<dt>Waiting for a backend now: {}{oldest}; at most {} unless FcgiResilientMaxWaiting says otherwise</dt>",
+        report.waiting, report.default_max_waiting
     );
     let _ = writeln!(
         section,
@@ -303,5 +306,7 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("not counted"), "{html}");
+        let idle = render_server_status_section(&TableReport { waiting: 0, oldest_waiting_ms: 0, ..sample() }, false);
+        assert!(idle.contains("Waiting for a backend now: 0; at most 6"), "{idle}");
     }
 }
