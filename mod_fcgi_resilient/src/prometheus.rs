@@ -40,127 +40,100 @@ impl std::fmt::Display for Value {
     }
 }
 
-struct BackendMetric {
+/// One metric family: its name, type and help, and how to read its value from a backend's
+/// row (per-backend families) or from the whole report (server-wide ones).
+struct Family<Source> {
     name: &'static str,
     kind: Kind,
     help: &'static str,
-    value: fn(&BackendSnapshot) -> Value,
+    value: fn(&Source) -> Value,
 }
 
-const BACKEND_METRICS: &[BackendMetric] = &[
-    BackendMetric {
-        name: "fcgi_resilient_connect_failures_total",
-        kind: Kind::Counter,
-        help: "Connections to the backend that failed (refused, or its socket missing).",
-        value: |b| Value::Count(b.connect_failures),
-    },
-    BackendMetric {
-        name: "fcgi_resilient_retries_total",
-        kind: Kind::Counter,
-        help: "Handler runs repeated after the backend refused or dropped a request.",
-        value: |b| Value::Count(b.retries),
-    },
-    BackendMetric {
-        name: "fcgi_resilient_recovered_total",
-        kind: Kind::Counter,
-        help: "Requests served after waiting for the backend.",
-        value: |b| Value::Count(b.recovered),
-    },
-    BackendMetric {
-        name: "fcgi_resilient_gave_up_total",
-        kind: Kind::Counter,
-        help: "Requests answered 503 after all (wait budget spent, or too many waiting).",
-        value: |b| Value::Count(b.gave_up),
-    },
-    BackendMetric {
-        name: "fcgi_resilient_client_gone_total",
-        kind: Kind::Counter,
-        help: "Requests whose client left while they waited.",
-        value: |b| Value::Count(b.client_gone),
-    },
-    BackendMetric {
-        name: "fcgi_resilient_cut_by_backend_total",
-        kind: Kind::Counter,
-        help: "Requests the backend dropped after accepting them (what the module cannot save).",
-        value: |b| Value::Count(b.cut_by_backend),
-    },
-    BackendMetric {
-        name: "fcgi_resilient_waiting_requests",
-        kind: Kind::Gauge,
-        help: "Requests waiting for the backend now.",
-        value: |b| Value::Count(b.waiting),
-    },
-    BackendMetric {
-        name: "fcgi_resilient_oldest_waiting_seconds",
-        kind: Kind::Gauge,
-        help: "How long the request that waits longest for the backend has waited so far; 0 when none waits.",
-        value: |b| Value::Seconds { ms: b.oldest_waiting_ms },
-    },
-    BackendMetric {
-        name: "fcgi_resilient_longest_wait_seconds",
-        kind: Kind::Gauge,
-        help: "Longest wait of a request that has finished waiting, since the table was made.",
-        value: |b| Value::Seconds { ms: b.longest_wait_ms },
-    },
-    BackendMetric {
-        name: "fcgi_resilient_last_failure_timestamp_seconds",
-        kind: Kind::Gauge,
-        help: "When a connection to the backend last failed (Unix time).",
-        value: |b| Value::Seconds { ms: b.last_failure_unix_ms },
-    },
+const fn counter<Source>(name: &'static str, help: &'static str, value: fn(&Source) -> Value) -> Family<Source> {
+    Family { name, kind: Kind::Counter, help, value }
+}
+
+const fn gauge<Source>(name: &'static str, help: &'static str, value: fn(&Source) -> Value) -> Family<Source> {
+    Family { name, kind: Kind::Gauge, help, value }
+}
+
+const BACKEND_METRICS: &[Family<BackendSnapshot>] = &[
+    counter(
+        "fcgi_resilient_connect_failures_total",
+        "Connections to the backend that failed (refused, or its socket missing).",
+        |b| Value::Count(b.connect_failures),
+    ),
+    counter(
+        "fcgi_resilient_retries_total",
+        "Handler runs repeated after the backend refused or dropped a request.",
+        |b| Value::Count(b.retries),
+    ),
+    counter("fcgi_resilient_recovered_total", "Requests served after waiting for the backend.", |b| {
+        Value::Count(b.recovered)
+    }),
+    counter(
+        "fcgi_resilient_gave_up_total",
+        "Requests answered 503 after all (wait budget spent, or too many waiting).",
+        |b| Value::Count(b.gave_up),
+    ),
+    counter("fcgi_resilient_client_gone_total", "Requests whose client left while they waited.", |b| {
+        Value::Count(b.client_gone)
+    }),
+    counter(
+        "fcgi_resilient_cut_by_backend_total",
+        "Requests the backend dropped after accepting them (what the module cannot save).",
+        |b| Value::Count(b.cut_by_backend),
+    ),
+    gauge("fcgi_resilient_waiting_requests", "Requests waiting for the backend now.", |b| Value::Count(b.waiting)),
+    gauge(
+        "fcgi_resilient_oldest_waiting_seconds",
+        "How long the request that waits longest for the backend has waited so far; 0 when none waits.",
+        |b| Value::Seconds { ms: b.oldest_waiting_ms },
+    ),
+    gauge(
+        "fcgi_resilient_longest_wait_seconds",
+        "Longest wait of a request that has finished waiting, since the table was made.",
+        |b| Value::Seconds { ms: b.longest_wait_ms },
+    ),
+    gauge(
+        "fcgi_resilient_last_failure_timestamp_seconds",
+        "When a connection to the backend last failed (Unix time).",
+        |b| Value::Seconds { ms: b.last_failure_unix_ms },
+    ),
 ];
 
-struct ServerMetric {
-    name: &'static str,
-    kind: Kind,
-    help: &'static str,
-    value: fn(&TableReport) -> Value,
-}
-
-const SERVER_METRICS: &[ServerMetric] = &[
-    ServerMetric {
-        name: "fcgi_resilient_server_waiting_requests",
-        kind: Kind::Gauge,
-        help: "Requests waiting for any backend now, server-wide (also backends not in the table).",
-        value: |r| Value::Count(r.waiting),
-    },
-    ServerMetric {
-        name: "fcgi_resilient_server_oldest_waiting_seconds",
-        kind: Kind::Gauge,
-        help: "How long the request that waits longest, server-wide, has waited so far; 0 when none waits.",
-        value: |r| Value::Seconds { ms: r.oldest_waiting_ms },
-    },
-    ServerMetric {
-        name: "fcgi_resilient_waiting_limit",
-        kind: Kind::Gauge,
-        help:
-            "Cap on waiting requests, server-wide, where FcgiResilientMaxWaiting sets none (3/4 of MaxRequestWorkers).",
-        value: |r| Value::Count(u64::from(r.default_max_waiting)),
-    },
-    ServerMetric {
-        name: "fcgi_resilient_waiting_capacity",
-        kind: Kind::Gauge,
-        help: "Most requests that can wait at once, whatever the caps say (waiter records).",
-        value: |r| Value::Count(r.waiting_capacity as u64),
-    },
-    ServerMetric {
-        name: "fcgi_resilient_backends",
-        kind: Kind::Gauge,
-        help: "Backends in the table (those that refused a connection once).",
-        value: |r| Value::Count(r.backends.len() as u64),
-    },
-    ServerMetric {
-        name: "fcgi_resilient_backend_capacity",
-        kind: Kind::Gauge,
-        help: "Backends the table has room for.",
-        value: |r| Value::Count(r.backend_capacity as u64),
-    },
-    ServerMetric {
-        name: "fcgi_resilient_untracked_events_total",
-        kind: Kind::Counter,
-        help: "Events of backends the full table could not count (their requests still waited).",
-        value: |r| Value::Count(r.untracked_events),
-    },
+const SERVER_METRICS: &[Family<TableReport>] = &[
+    gauge(
+        "fcgi_resilient_server_waiting_requests",
+        "Requests waiting for any backend now, server-wide (also backends not in the table).",
+        |r| Value::Count(r.waiting),
+    ),
+    gauge(
+        "fcgi_resilient_server_oldest_waiting_seconds",
+        "How long the request that waits longest, server-wide, has waited so far; 0 when none waits.",
+        |r| Value::Seconds { ms: r.oldest_waiting_ms },
+    ),
+    gauge(
+        "fcgi_resilient_waiting_limit",
+        "Cap on waiting requests, server-wide, where FcgiResilientMaxWaiting sets none (3/4 of MaxRequestWorkers).",
+        |r| Value::Count(u64::from(r.default_max_waiting)),
+    ),
+    gauge(
+        "fcgi_resilient_waiting_capacity",
+        "Most requests that can wait at once, whatever the caps say (waiter records).",
+        |r| Value::Count(r.waiting_capacity as u64),
+    ),
+    gauge("fcgi_resilient_backends", "Backends in the table (those that refused a connection once).", |r| {
+        Value::Count(r.backends.len() as u64)
+    }),
+    gauge("fcgi_resilient_backend_capacity", "Backends the table has room for.", |r| {
+        Value::Count(r.backend_capacity as u64)
+    }),
+    counter(
+        "fcgi_resilient_untracked_events_total",
+        "Events of backends the full table could not count (their requests still waited).",
+        |r| Value::Count(r.untracked_events),
+    ),
 ];
 
 pub fn render_prometheus(report: &TableReport) -> String {
