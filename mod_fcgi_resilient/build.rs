@@ -34,6 +34,9 @@ fn main() {
         .allowlist_function("apr_pool_cleanup_register|apr_pool_cleanup_null|apr_time_now")
         .allowlist_function("apr_pool_userdata_get|apr_pool_userdata_set")
         .allowlist_function("ap_get_conn_socket|apr_os_sock_get")
+        // mod_status's optional status_hook (ffi/server_status.rs); AP_STATUS_SHORT is ?auto.
+        .allowlist_function("apr_optional_hook_add")
+        .allowlist_var("AP_STATUS_SHORT")
         // Reading the rest of a request body before waiting (ffi/request_body.rs).
         .allowlist_function("ap_get_brigade|ap_save_brigade|ap_map_http_request_error")
         .allowlist_function("apr_brigade_(create|length|flatten|split_ex|cleanup|insert_file)")

@@ -10,7 +10,7 @@ done
 if ((${#need[@]})); then
     apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
-cargo build --release -p mod_fcgi_resilient -p fcgi-resilient-helper -p fcgi-resilient-bench
+cargo build --locked --release -p mod_fcgi_resilient -p fcgi-resilient-helper -p fcgi-resilient-bench
 out=target/bench
 args=("$@")
 for ((i = 0; i + 1 < ${#args[@]}; i++)); do

@@ -9,8 +9,10 @@
 #include <ap_slotmem.h>
 #include <ap_provider.h>
 #include <mod_proxy.h>
+#include <mod_status.h>
 #include <apr_strings.h>
 #include <apr_hooks.h>
+#include <apr_optional_hooks.h>
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_shm.h>

@@ -8,7 +8,7 @@
 //! member should fail over rather than wait (`balancer`), looking at the backend and the client
 //! (`probe`), how a request body read before waiting is kept (`body_spool`), and the shared
 //! counters behind the status page and the server-wide waiting cap (`stats`, `waiters`,
-//! `liveness`, `status_page`).
+//! `liveness`, `status_page`, and `prometheus` for the metrics).
 
 pub mod attempt;
 pub mod backoff;
@@ -18,6 +18,7 @@ pub mod duration;
 pub mod known_down;
 pub mod liveness;
 pub mod probe;
+pub mod prometheus;
 pub mod retry;
 pub mod settings;
 pub mod shared_budget;

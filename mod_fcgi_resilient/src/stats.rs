@@ -18,15 +18,15 @@
 //! others show up in that line.
 
 use crate::liveness::{own_pid, process_alive};
-use crate::waiters::WaiterRecords;
+use crate::waiters::{WaiterRecords, WaitingNow};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Bump on any change to the structs of this file or of `waiters`: a graceful restart into
 /// new code then starts a fresh table instead of reading the old one with the new layout.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 const MAGIC: u64 = u64::from_le_bytes(*b"FCGIRSTB");
 /// The name httpd's process pool keeps the table under; it carries the layout version.
-pub const TABLE_KEY: &std::ffi::CStr = c"mod_fcgi_resilient shared counters, layout 2";
+pub const TABLE_KEY: &std::ffi::CStr = c"mod_fcgi_resilient shared counters, layout 3";
 
 pub const BACKEND_SLOTS: usize = 4096;
 const NAME_CAPACITY: usize = 200;
@@ -107,6 +107,8 @@ pub struct BackendSnapshot {
     pub client_gone: u64,
     pub cut_by_backend: u64,
     pub waiting: u64,
+    /// How long the request of this backend that waits longest has waited so far.
+    pub oldest_waiting_ms: u64,
     pub longest_wait_ms: u64,
     pub last_failure_errno: i32,
     pub last_failure_unix_ms: u64,
@@ -121,6 +123,8 @@ pub struct TableReport {
     pub first_untracked_unix_ms: u64,
     /// Requests waiting for a backend now, server-wide (live waiter records).
     pub waiting: u64,
+    /// How long the request that waits longest, server-wide, has waited so far.
+    pub oldest_waiting_ms: u64,
     pub waiting_capacity: usize,
     /// The server-wide cap requests get unless FcgiResilientMaxWaiting sets theirs.
     pub default_max_waiting: u32,
@@ -229,14 +233,18 @@ impl StatsTable {
     /// The counters of every backend. A backend whose claimer was too slow can have two
     /// slots (see `CLAIM_CHECKS`); its rows are added up, so the page shows it once.
     pub fn snapshot(&self) -> Vec<BackendSnapshot> {
-        let waiting = self.waiters.live_per_backend(BACKEND_SLOTS);
+        self.snapshot_with(&self.waiters.live_waiting(BACKEND_SLOTS).per_backend)
+    }
+
+    fn snapshot_with(&self, waiting: &[WaitingNow]) -> Vec<BackendSnapshot> {
         let mut rows: Vec<BackendSnapshot> = Vec::new();
         for (index, slot) in self.used_slots() {
             if slot.state.load(Ordering::Acquire) != READY {
                 continue;
             }
             let mut row = slot.snapshot();
-            row.waiting = waiting[index];
+            row.waiting = waiting[index].requests;
+            row.oldest_waiting_ms = waiting[index].oldest_ms;
             match rows.iter_mut().find(|known| known.backend == row.backend) {
                 Some(known) => known.add(&row),
                 None => rows.push(row),
@@ -250,12 +258,15 @@ impl StatsTable {
     }
 
     pub fn report(&self, default_max_waiting: u32) -> TableReport {
+        // One pass over the waiter records: the total and the rows agree.
+        let waiting = self.waiters.live_waiting(BACKEND_SLOTS);
         TableReport {
-            backends: self.snapshot(),
+            backends: self.snapshot_with(&waiting.per_backend),
             backend_capacity: BACKEND_SLOTS,
             untracked_events: self.untracked_events(),
             first_untracked_unix_ms: self.first_untracked_unix_ms.load(Ordering::Relaxed),
-            waiting: self.waiters.live_count() as u64,
+            waiting: waiting.all.requests,
+            oldest_waiting_ms: waiting.all.oldest_ms,
             waiting_capacity: WaiterRecords::CAPACITY,
             default_max_waiting,
         }
@@ -272,7 +283,10 @@ impl BackendSnapshot {
         self.retries += other.retries;
         self.recovered += other.recovered;
         self.gave_up += other.gave_up;
+        self.client_gone += other.client_gone;
+        self.cut_by_backend += other.cut_by_backend;
         self.waiting += other.waiting;
+        self.oldest_waiting_ms = self.oldest_waiting_ms.max(other.oldest_waiting_ms);
         self.longest_wait_ms = self.longest_wait_ms.max(other.longest_wait_ms);
         if other.last_failure_unix_ms > self.last_failure_unix_ms {
             self.last_failure_errno = other.last_failure_errno;
@@ -375,6 +389,7 @@ impl BackendSlot {
             client_gone: self.client_gone.load(Ordering::Relaxed),
             cut_by_backend: self.cut_by_backend.load(Ordering::Relaxed),
             waiting: 0,
+            oldest_waiting_ms: 0,
             longest_wait_ms: self.longest_wait_ms.load(Ordering::Relaxed),
             last_failure_errno: self.last_failure_errno.load(Ordering::Relaxed),
             last_failure_unix_ms: self.last_failure_unix_ms.load(Ordering::Relaxed),
@@ -516,13 +531,24 @@ mod tests {
     fn a_backend_in_two_slots_is_shown_once() {
         let table = table();
         table.slots[0].state.store(1, Ordering::Release);
-        table.backend("twice").unwrap().retried();
+        let count_every_event = |slot: &BackendSlot| {
+            slot.connect_failed(2, 1000);
+            slot.retried();
+            slot.recovered(10);
+            slot.gave_up(20);
+            slot.client_left(30);
+            slot.cut();
+        };
+        count_every_event(table.backend("twice").unwrap());
         // The slow claimer finishes after all, for the same backend.
         table.slots[0].fill_in(b"twice");
-        table.backend("twice").unwrap().retried();
+        count_every_event(table.backend("twice").unwrap());
         let snapshot = table.snapshot();
         assert_eq!(snapshot.len(), 1);
-        assert_eq!(snapshot[0].retries, 2);
+        let row = &snapshot[0];
+        let counts =
+            [row.connect_failures, row.retries, row.recovered, row.gave_up, row.client_gone, row.cut_by_backend];
+        assert_eq!(counts, [2; 6], "{row:?}");
     }
 
     #[test]

@@ -34,6 +34,9 @@ struct WaiterRecord {
     owner: AtomicU64,
     /// The backend slot (see `StatsTable::backend_index`) this request waits for.
     backend: AtomicU32,
+    /// When the request began to wait (Unix ms), for the age of the longest wait going on:
+    /// a counter of waiting requests cannot tell one long wait from many short ones.
+    waiting_since_unix_ms: AtomicU64,
 }
 
 #[repr(C)]
@@ -58,6 +61,38 @@ fn deadline_of(word: u64) -> u32 {
 
 fn unix_secs_now() -> u32 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or_default()
+}
+
+fn unix_millis_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}
+
+/// The requests waiting now, for one backend or server-wide.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WaitingNow {
+    pub requests: u64,
+    /// How long the request that waits longest has waited so far; 0 when none waits.
+    pub oldest_ms: u64,
+}
+
+impl WaitingNow {
+    fn count(&mut self, waited_ms: u64) {
+        self.requests += 1;
+        self.oldest_ms = self.oldest_ms.max(waited_ms);
+    }
+
+    pub fn add(&mut self, other: &WaitingNow) {
+        self.requests += other.requests;
+        self.oldest_ms = self.oldest_ms.max(other.oldest_ms);
+    }
+}
+
+/// The live waiter records read in one pass: all of them, and per backend slot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveWaiting {
+    /// Also the requests whose backend found no slot in the table.
+    pub all: WaitingNow,
+    pub per_backend: Vec<WaitingNow>,
 }
 
 /// Remembers the last pid checked: a threaded child holds many records, one syscall will do.
@@ -99,6 +134,7 @@ impl WaiterRecords {
         let deadline = unix_secs_now().saturating_add((budget + DEADLINE_SLACK).as_secs() as u32);
         let place = self.claim(owner_word(own_pid(), deadline))?;
         place.set_backend(backend);
+        self.records[place.index].waiting_since_unix_ms.store(unix_millis_now(), Ordering::Relaxed);
         if self.live_count() > limit as usize {
             return None; // `place` is dropped: the record is free again.
         }
@@ -152,18 +188,23 @@ impl WaiterRecords {
         self.used().iter().filter(|record| record.count_or_free(&mut liveness)).count()
     }
 
-    /// Live waiters per backend slot, indexed by slot (`slots` entries).
-    pub fn live_per_backend(&self, slots: usize) -> Vec<u64> {
-        let mut per_backend = vec![0; slots];
+    /// Live waiters, all and per backend slot (indexed by slot, `slots` entries).
+    pub fn live_waiting(&self, slots: usize) -> LiveWaiting {
+        let mut waiting = LiveWaiting { all: WaitingNow::default(), per_backend: vec![WaitingNow::default(); slots] };
         let mut liveness = LivenessCheck::new();
+        let now_ms = unix_millis_now();
         for record in self.used() {
             if record.count_or_free(&mut liveness) {
-                if let Some(count) = per_backend.get_mut(record.backend.load(Ordering::Relaxed) as usize) {
-                    *count += 1;
+                // A record just claimed may still show its previous owner's start, or none.
+                let since = record.waiting_since_unix_ms.load(Ordering::Relaxed);
+                let waited_ms = if since == 0 { 0 } else { now_ms.saturating_sub(since) };
+                waiting.all.count(waited_ms);
+                if let Some(backend) = waiting.per_backend.get_mut(record.backend.load(Ordering::Relaxed) as usize) {
+                    backend.count(waited_ms);
                 }
             }
         }
-        per_backend
+        waiting
     }
 }
 
@@ -267,11 +308,30 @@ mod tests {
         let second = records.try_enter(2, BUDGET, Some(1)).expect("second place");
         assert!(records.try_enter(2, BUDGET, None).is_none());
         assert_eq!(records.live_count(), 2, "a refused request leaves no record");
-        assert_eq!(&records.live_per_backend(3), &[1, 1, 0]);
+        let per_backend: Vec<u64> = records.live_waiting(3).per_backend.iter().map(|w| w.requests).collect();
+        assert_eq!(per_backend, [1, 1, 0]);
         drop(first);
         assert!(records.try_enter(2, BUDGET, None).is_some());
         drop(second);
         assert_eq!(records.live_count(), 0);
+    }
+
+    #[test]
+    fn the_oldest_wait_is_the_earliest_start_of_a_live_waiter() {
+        let records = records();
+        let _early = records.try_enter(5, BUDGET, Some(0)).expect("a place");
+        let _late = records.try_enter(5, BUDGET, Some(1)).expect("a place");
+        let now = unix_millis_now();
+        // Backdated starts, so that no test depends on how long it takes to run.
+        records.records[0].waiting_since_unix_ms.store(now - 40_000, Ordering::Relaxed);
+        records.records[1].waiting_since_unix_ms.store(now - 3_000, Ordering::Relaxed);
+        let waiting = records.live_waiting(3);
+        assert_eq!(waiting.all.requests, 2);
+        assert!(waiting.all.oldest_ms >= 40_000, "{waiting:?}");
+        assert_eq!(waiting.per_backend[0].oldest_ms, waiting.all.oldest_ms, "{waiting:?}");
+        let late = waiting.per_backend[1].oldest_ms;
+        assert!(late >= 3_000 && late < waiting.all.oldest_ms, "{waiting:?}");
+        assert_eq!(waiting.per_backend[2], WaitingNow::default());
     }
 
     #[test]
@@ -299,7 +359,7 @@ mod tests {
         records_of_a_dead_child(records, 3);
         let _live = records.try_enter(10, BUDGET, Some(0)).expect("a place");
         assert_eq!(records.live_count(), 1);
-        assert_eq!(records.live_per_backend(1), vec![1]);
+        assert_eq!(records.live_waiting(1).per_backend[0].requests, 1);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Hook registration and the process-wide hooks: joining mod_proxy's chain at pre_config,
 //! learning the MPM's MaxRequestWorkers and attaching the shared counters at post_config,
-//! and serving the status page.
+//! serving the status page, and adding a section to mod_status's page.
 
 use super::log::{self, mark};
-use super::{guard::guard, proxy, scheme_handler, status_handler, sys};
+use super::{guard::guard, proxy, scheme_handler, server_status, status_handler, sys};
 use std::ffi::c_int;
 use std::ptr::null;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -33,6 +33,7 @@ pub unsafe extern "C" fn register(_pool: *mut sys::apr_pool_t) {
             sys::ap_hook_post_config(Some(post_config), null(), null(), order);
             sys::ap_hook_handler(Some(status_handler::handle), null(), null(), order);
         }
+        server_status::register();
     })
 }
 

@@ -12,6 +12,7 @@ mod proxy;
 mod request;
 mod request_body;
 mod scheme_handler;
+mod server_status;
 mod status_handler;
 mod sys;
 mod worker;

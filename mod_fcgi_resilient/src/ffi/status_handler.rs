@@ -3,9 +3,10 @@
 
 use super::log::{self, mark};
 use super::{guard::guard, hooks, sys};
+use crate::prometheus;
 use crate::settings::default_max_waiting;
-use crate::stats::{StatsTable, TABLE_KEY};
-use crate::status_page::{render_auto, render_html, wants_machine_format};
+use crate::stats::{StatsTable, TableReport, TABLE_KEY};
+use crate::status_page::{render_auto, render_html, PageFormat};
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -18,6 +19,25 @@ static SHARED_TABLE: AtomicPtr<StatsTable> = AtomicPtr::new(std::ptr::null_mut()
 pub fn shared_table() -> Option<&'static StatsTable> {
     // SAFETY: the pointer is null or a mapping that is never unmapped.
     unsafe { SHARED_TABLE.load(Ordering::Acquire).as_ref() }
+}
+
+/// The counters of all children now; empty before post_config made the table.
+pub fn current_report() -> TableReport {
+    let report = shared_table().map(|t| t.report(default_max_waiting(hooks::max_request_workers())));
+    report.unwrap_or_default()
+}
+
+/// Sends `body` to the client, unless the request is a HEAD.
+///
+/// # Safety
+/// `r` must be a live request that a handler (or mod_status's hook) is answering.
+pub unsafe fn write_body(r: *mut sys::request_rec, body: &str) {
+    // SAFETY: the caller guarantees a live request; ap_rwrite copies `body` before returning.
+    unsafe {
+        if (*r).header_only == 0 {
+            sys::ap_rwrite(body.as_ptr().cast(), body.len() as c_int, r);
+        }
+    }
 }
 
 /// Finds the table made at the first start-up, or makes it: httpd unloads and reloads the
@@ -75,19 +95,16 @@ unsafe fn serve(r: *mut sys::request_rec) -> c_int {
     // SAFETY: a non-null args is the request's NUL-terminated query string.
     let query =
         (!request.args.is_null()).then(|| unsafe { CStr::from_ptr(request.args) }.to_string_lossy().into_owned());
-    let report = shared_table().map(|t| t.report(default_max_waiting(hooks::max_request_workers())));
-    let report = report.unwrap_or_default();
-    let (content_type, body) = if wants_machine_format(query.as_deref()) {
-        (c"text/plain; charset=utf-8", render_auto(&report))
-    } else {
-        (c"text/html; charset=utf-8", render_html(&report))
+    let report = current_report();
+    let (content_type, body) = match PageFormat::from_query(query.as_deref()) {
+        PageFormat::Html => (c"text/html; charset=utf-8", render_html(&report)),
+        PageFormat::Auto => (c"text/plain; charset=utf-8", render_auto(&report)),
+        PageFormat::Prometheus => (prometheus::CONTENT_TYPE, prometheus::render_prometheus(&report)),
     };
-    // SAFETY: static content type; ap_rwrite copies `body` before returning.
+    // SAFETY: a live request; the content type is static.
     unsafe {
         sys::ap_set_content_type(r, content_type.as_ptr());
-        if request.header_only == 0 {
-            sys::ap_rwrite(body.as_ptr().cast(), body.len() as c_int, r);
-        }
+        write_body(r, &body);
     }
     OK
 }
