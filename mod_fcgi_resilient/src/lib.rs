@@ -14,6 +14,7 @@ pub mod attempt;
 pub mod backoff;
 pub mod balancer;
 pub mod body_spool;
+pub mod breaker;
 pub mod duration;
 pub mod known_down;
 pub mod liveness;

@@ -84,6 +84,16 @@ const BACKEND_METRICS: &[Family<BackendSnapshot>] = &[
         "Requests the backend dropped after accepting them (what the module cannot save).",
         |b| Value::Count(b.cut_by_backend),
     ),
+    counter(
+        "fcgi_resilient_answered_at_once_total",
+        "Requests answered 503 without waiting: the backend had refused for longer than their budget.",
+        |b| Value::Count(b.answered_at_once),
+    ),
+    gauge(
+        "fcgi_resilient_refusing_seconds",
+        "How long the backend has refused without a break; 0 when it is not refusing.",
+        |b| Value::Seconds { ms: refusing_ms(b) },
+    ),
     gauge("fcgi_resilient_waiting_requests", "Requests waiting for the backend now.", |b| Value::Count(b.waiting)),
     gauge(
         "fcgi_resilient_oldest_waiting_seconds",
@@ -159,6 +169,13 @@ fn write_family_header(page: &mut String, name: &str, kind: &Kind, help: &str) {
 
 /// A label value as the format requires: backslash, double quote and line feed escaped. A
 /// backend's address comes from the admin's config and may hold any of them.
+fn refusing_ms(backend: &BackendSnapshot) -> u64 {
+    match backend.refusing_since_unix_ms {
+        0 => 0,
+        since => crate::stats::unix_millis_now().saturating_sub(since),
+    }
+}
+
 pub fn escape_label_value(value: &str) -> String {
     let mut escaped = String::with_capacity(value.len());
     for c in value.chars() {
@@ -190,6 +207,8 @@ mod tests {
             longest_wait_ms: 2_011,
             last_failure_errno: 111,
             last_failure_unix_ms: 1_764_000_000_123,
+            answered_at_once: 6,
+            refusing_since_unix_ms: 0,
         }
     }
 
@@ -228,6 +247,7 @@ mod tests {
             ("gave_up", 1),
             ("client_gone", 4),
             ("cut_by_backend", 5),
+            ("answered_at_once", 6),
         ] {
             let family = format!("fcgi_resilient_{name}_total");
             assert!(has_line(&page, &format!("# TYPE {family} counter")), "{family} in\n{page}");

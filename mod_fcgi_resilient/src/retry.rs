@@ -4,7 +4,7 @@
 
 use crate::backoff::{Backoff, BackoffBounds};
 use crate::probe::{ProbeOutcome, WaitEnd};
-use crate::waiting::WaitingGate;
+use crate::waiting::{Refusal, WaitingGate};
 use nix::errno::Errno;
 use std::time::Duration;
 
@@ -32,6 +32,10 @@ pub trait Backend {
     /// waiting that has nothing to do with the backend (the client left, another balancer
     /// member can serve).
     fn reason_to_stop(&mut self) -> Option<GiveUpReason>;
+    /// Asked when a request is refused and would start to wait: the backend has refused
+    /// without a break for longer than this request's budget (see `breaker`), so waiting
+    /// would only spend the budget and a place others need.
+    fn has_refused_for_a_whole_budget(&mut self) -> bool;
 }
 
 const SERVICE_UNAVAILABLE: i32 = 503;
@@ -62,12 +66,14 @@ pub struct RetryLimits {
 pub enum GiveUpReason {
     BudgetSpent,
     BackendUnusable,
-    TooManyWaiting,
+    TooManyWaiting(Refusal),
     /// The client closed its connection: nobody is left to answer, and running the request
     /// now would be a submission behind the user's back.
     ClientGone,
     /// Another balancer member became usable: mod_proxy fails over to it.
     FailOver,
+    /// The backend has refused for longer than the budget: answered at once.
+    StillRefusing,
 }
 
 /// Where a request starts: by running the handler, or — for a backend already known to be
@@ -112,32 +118,38 @@ pub fn serve(
         },
     };
     let mut dropped = 0;
-    let mut place = None;
+    let mut waited = false;
     let mut seed = Some(seed);
     let mut backoff = None;
     loop {
         match attempt {
             Attempt::Finished(status) => {
-                return Outcome::Served { status, retries: attempts.saturating_sub(1), waited: place.is_some() }
+                return Outcome::Served { status, retries: attempts.saturating_sub(1), waited };
             }
             Attempt::DroppedBeforeResponse(status) => {
                 dropped += 1;
                 if !limits.retry_dropped || dropped > MAX_DROPPED_RETRIES {
-                    return Outcome::Served { status, retries: attempts.saturating_sub(1), waited: place.is_some() };
+                    return Outcome::Served { status, retries: attempts.saturating_sub(1), waited };
                 }
             }
             Attempt::NotConnected(_) => {}
         }
-        if place.is_none() {
-            // An error page for a request that spent its budget waits no more.
-            if backend.elapsed() >= limits.budget {
-                return Outcome::GaveUp { reason: GiveUpReason::BudgetSpent, attempts, last_errno: None };
-            }
-            place = waiting.try_enter(limits.max_waiting);
-            if place.is_none() {
-                return Outcome::GaveUp { reason: GiveUpReason::TooManyWaiting, attempts, last_errno: None };
-            }
+        // An error page for a request that spent its budget waits no more.
+        if backend.elapsed() >= limits.budget {
+            return Outcome::GaveUp { reason: GiveUpReason::BudgetSpent, attempts, last_errno: None };
         }
+        if !waited && backend.has_refused_for_a_whole_budget() {
+            return Outcome::GaveUp { reason: GiveUpReason::StillRefusing, attempts, last_errno: None };
+        }
+        // Held while waiting only: once the backend accepts, the request is served like any
+        // other, and counting it would refuse others while the room has space.
+        let place = match waiting.try_enter(limits.max_waiting) {
+            Ok(place) => place,
+            Err(refusal) => {
+                return Outcome::GaveUp { reason: GiveUpReason::TooManyWaiting(refusal), attempts, last_errno: None }
+            }
+        };
+        waited = true;
         if matches!(attempt, Attempt::DroppedBeforeResponse(_)) {
             backend.wait(PAUSE_AFTER_A_DROP.min(limits.budget.saturating_sub(backend.elapsed())));
         }
@@ -152,6 +164,7 @@ pub fn serve(
         if let Some(reason) = backend.reason_to_stop() {
             return Outcome::GaveUp { reason, attempts, last_errno: None };
         }
+        drop(place);
         attempts += 1;
         attempt = backend.run_handler();
     }
@@ -207,7 +220,7 @@ fn pause(backend: &mut impl Backend, limits: &RetryLimits, backoff: &mut Backoff
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::waiting::WaitingCount;
+    use crate::waiting::{Cap, WaitingCount};
     use std::collections::VecDeque;
 
     const OK: i32 = 0;
@@ -223,6 +236,10 @@ mod tests {
         waits: Vec<Duration>,
         /// After this many waits, `reason_to_stop` gives this reason.
         stop_after_waits: Option<(usize, GiveUpReason)>,
+        refused_for_a_whole_budget: bool,
+        /// Whether a waiting place was held during each handler run (see `HeldPlaces`).
+        held_while_running: Vec<bool>,
+        places: Option<std::rc::Rc<WaitingCount>>,
     }
 
     impl Scripted {
@@ -235,6 +252,9 @@ mod tests {
                 probes_done: 0,
                 waits: Vec::new(),
                 stop_after_waits: None,
+                refused_for_a_whole_budget: false,
+                held_while_running: Vec::new(),
+                places: None,
             }
         }
     }
@@ -242,6 +262,9 @@ mod tests {
     impl Backend for Scripted {
         fn run_handler(&mut self) -> Attempt {
             self.handler_runs += 1;
+            if let Some(places) = &self.places {
+                self.held_while_running.push(places.current() > 0);
+            }
             self.attempts.pop_front().expect("handler ran more often than scripted")
         }
         fn probe(&mut self, _patience: Duration) -> ProbeOutcome {
@@ -258,6 +281,9 @@ mod tests {
         }
         fn reason_to_stop(&mut self) -> Option<GiveUpReason> {
             self.stop_after_waits.filter(|(waits, _)| self.waits.len() >= *waits).map(|(_, reason)| reason)
+        }
+        fn has_refused_for_a_whole_budget(&mut self) -> bool {
+            self.refused_for_a_whole_budget
         }
     }
 
@@ -395,6 +421,42 @@ mod tests {
     }
 
     #[test]
+    fn a_backend_refusing_for_a_whole_budget_is_answered_at_once_after_its_own_attempt() {
+        let mut backend = Scripted::new(&[Attempt::NotConnected(UNAVAILABLE)], &[]);
+        backend.refused_for_a_whole_budget = true;
+        let waiting = WaitingCount::new();
+        let outcome = serve(&mut backend, Start::RunHandler, &limits(), &waiting, || 1);
+        assert_eq!(outcome, Outcome::GaveUp { reason: GiveUpReason::StillRefusing, attempts: 1, last_errno: None });
+        assert!(backend.waits.is_empty());
+        assert_eq!(backend.handler_runs, 1, "the backend was asked before the answer");
+
+        let mut back = Scripted::new(&[Attempt::Finished(OK)], &[]);
+        back.refused_for_a_whole_budget = true;
+        let outcome = serve(&mut back, Start::RunHandler, &limits(), &waiting, || 1);
+        assert_eq!(
+            outcome,
+            Outcome::Served { status: OK, retries: 0, waited: false },
+            "an accepting backend is served"
+        );
+    }
+
+    /// A request that has waited and is being served holds no waiting place: the cap counts
+    /// requests that wait, not requests PHP runs.
+    #[test]
+    fn the_waiting_place_is_given_back_before_the_handler_runs_again() {
+        let waiting = std::rc::Rc::new(WaitingCount::new());
+        let mut backend = Scripted::new(
+            &[Attempt::NotConnected(UNAVAILABLE), Attempt::NotConnected(UNAVAILABLE), Attempt::Finished(OK)],
+            &[REFUSED, ProbeOutcome::Accepting, ProbeOutcome::Accepting],
+        );
+        backend.places = Some(waiting.clone());
+        let outcome = serve(&mut backend, Start::RunHandler, &limits(), &*waiting, || 1);
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 2, waited: true });
+        assert_eq!(backend.held_while_running, vec![false, false, false]);
+        assert_eq!(waiting.current(), 0);
+    }
+
+    #[test]
     fn a_request_without_budget_left_tries_once_and_does_not_wait() {
         let no_budget = RetryLimits { budget: Duration::ZERO, ..limits() };
         let mut backend = Scripted::new(&[Attempt::NotConnected(UNAVAILABLE)], &[]);
@@ -410,7 +472,11 @@ mod tests {
         let _others: Vec<_> = (0..4).map(|_| waiting.try_enter(4).unwrap()).collect();
         let mut backend = Scripted::new(&[Attempt::NotConnected(UNAVAILABLE)], &[]);
         let outcome = serve(&mut backend, Start::RunHandler, &limits(), &waiting, || 1);
-        assert_eq!(outcome, Outcome::GaveUp { reason: GiveUpReason::TooManyWaiting, attempts: 1, last_errno: None });
+        let refusal = Refusal { cap: Cap::ThisChild, waiting: 4, limit: 4 };
+        assert_eq!(
+            outcome,
+            Outcome::GaveUp { reason: GiveUpReason::TooManyWaiting(refusal), attempts: 1, last_errno: None }
+        );
         assert!(backend.waits.is_empty());
     }
 

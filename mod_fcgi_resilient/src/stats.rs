@@ -17,16 +17,17 @@
 //! when the table is full. With 5,000 pools the first 4,096 that fail are counted, the
 //! others show up in that line.
 
+use crate::breaker::RefusalChain;
 use crate::liveness::{own_pid, process_alive};
 use crate::waiters::{WaiterRecords, WaitingNow};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Bump on any change to the structs of this file or of `waiters`: a graceful restart into
 /// new code then starts a fresh table instead of reading the old one with the new layout.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 const MAGIC: u64 = u64::from_le_bytes(*b"FCGIRSTB");
 /// The name httpd's process pool keeps the table under; it carries the layout version.
-pub const TABLE_KEY: &std::ffi::CStr = c"mod_fcgi_resilient shared counters, layout 3";
+pub const TABLE_KEY: &std::ffi::CStr = c"mod_fcgi_resilient shared counters, layout 4";
 
 pub const BACKEND_SLOTS: usize = 4096;
 const NAME_CAPACITY: usize = 200;
@@ -84,6 +85,10 @@ pub struct BackendSlot {
     longest_wait_ms: AtomicU64,
     last_failure_errno: AtomicI32,
     last_failure_unix_ms: AtomicU64,
+    /// Requests answered 503 at once because the backend had refused for longer than their
+    /// budget (see `breaker`).
+    answered_at_once: AtomicU64,
+    refusals: RefusalChain,
 }
 
 #[repr(C)]
@@ -112,6 +117,9 @@ pub struct BackendSnapshot {
     pub longest_wait_ms: u64,
     pub last_failure_errno: i32,
     pub last_failure_unix_ms: u64,
+    pub answered_at_once: u64,
+    /// When the backend began refusing without a break, if it still does; 0 otherwise.
+    pub refusing_since_unix_ms: u64,
 }
 
 /// Everything the status page shows, read at one moment.
@@ -288,6 +296,11 @@ impl BackendSnapshot {
         self.waiting += other.waiting;
         self.oldest_waiting_ms = self.oldest_waiting_ms.max(other.oldest_waiting_ms);
         self.longest_wait_ms = self.longest_wait_ms.max(other.longest_wait_ms);
+        self.answered_at_once += other.answered_at_once;
+        self.refusing_since_unix_ms = match (self.refusing_since_unix_ms, other.refusing_since_unix_ms) {
+            (0, since) | (since, 0) => since,
+            (mine, theirs) => mine.min(theirs),
+        };
         if other.last_failure_unix_ms > self.last_failure_unix_ms {
             self.last_failure_errno = other.last_failure_errno;
             self.last_failure_unix_ms = other.last_failure_unix_ms;
@@ -373,6 +386,16 @@ impl BackendSlot {
         self.longest_wait_ms.fetch_max(waited_ms, Ordering::Relaxed);
     }
 
+    /// Every refusal seen, by a connect or a probe, and every acceptance a probe saw.
+    pub fn refusals(&self) -> &RefusalChain {
+        &self.refusals
+    }
+
+    /// A request answered 503 at once: its backend had refused for longer than its budget.
+    pub fn answered_at_once(&self) {
+        self.answered_at_once.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The backend dropped a request after it had connected (PHP-FPM's stop cuts what it
     /// runs and what waits in its listen queue): what the module could not save.
     pub fn cut(&self) {
@@ -393,6 +416,11 @@ impl BackendSlot {
             longest_wait_ms: self.longest_wait_ms.load(Ordering::Relaxed),
             last_failure_errno: self.last_failure_errno.load(Ordering::Relaxed),
             last_failure_unix_ms: self.last_failure_unix_ms.load(Ordering::Relaxed),
+            answered_at_once: self.answered_at_once.load(Ordering::Relaxed),
+            refusing_since_unix_ms: match self.refusals.refusing_for(unix_millis_now()) {
+                Some(_) => self.refusals.since_ms(),
+                None => 0,
+            },
         }
     }
 }

@@ -42,6 +42,7 @@ pub fn server_totals(report: &TableReport) -> Vec<(&'static str, u64)> {
         ("TotalGaveUp", total(|b| b.gave_up)),
         ("TotalClientGone", total(|b| b.client_gone)),
         ("TotalCutByBackend", total(|b| b.cut_by_backend)),
+        ("TotalAnsweredAtOnce", total(|b| b.answered_at_once)),
         // All waiting requests, also those of a backend the table had no room for.
         ("TotalWaiting", report.waiting),
         ("OldestWaitingMs", report.oldest_waiting_ms),
@@ -65,6 +66,8 @@ pub fn render_auto(report: &TableReport) -> String {
         let _ = writeln!(page, "GaveUp: {}", backend.gave_up);
         let _ = writeln!(page, "ClientGone: {}", backend.client_gone);
         let _ = writeln!(page, "CutByBackend: {}", backend.cut_by_backend);
+        let _ = writeln!(page, "AnsweredAtOnce: {}", backend.answered_at_once);
+        let _ = writeln!(page, "RefusingSince: {}", backend.refusing_since_unix_ms / 1000);
         let _ = writeln!(page, "Waiting: {}", backend.waiting);
         let _ = writeln!(page, "OldestWaitingMs: {}", backend.oldest_waiting_ms);
         let _ = writeln!(page, "LongestWaitMs: {}", backend.longest_wait_ms);
@@ -227,6 +230,8 @@ mod tests {
             longest_wait_ms: 2011,
             last_failure_errno: 2,
             last_failure_unix_ms: 1_764_000_000_000,
+            answered_at_once: 6,
+            refusing_since_unix_ms: 1_764_000_100_000,
         }]
     }
 
@@ -249,6 +254,9 @@ mod tests {
             "DefaultMaxWaiting: 6",
             "UntrackedEvents: 0",
             "OldestWaitingMs: 1500",
+            "TotalAnsweredAtOnce: 6",
+            "AnsweredAtOnce: 6",
+            "RefusingSince: 1764000100",
         ] {
             assert!(page.lines().any(|l| l == line), "missing {line:?} in\n{page}");
         }

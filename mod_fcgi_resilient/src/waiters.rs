@@ -13,7 +13,7 @@
 //! refuse, which errs on the side of keeping workers free).
 
 use crate::liveness::{own_pid, process_alive};
-use crate::waiting::{WaitingCount, WaitingGate, WaitingPlace};
+use crate::waiting::{Cap, Refusal, WaitingCount, WaitingGate, WaitingPlace};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -126,19 +126,41 @@ impl WaiterRecords {
     pub const CAPACITY: usize = RECORDS;
 
     /// Takes a record for a request that may wait `budget`, if fewer than `limit` requests
-    /// wait server-wide (this one included).
-    pub fn try_enter(&self, limit: u32, budget: Duration, backend: Option<usize>) -> Option<WaiterPlace<'_>> {
-        if self.live_count() >= limit as usize {
-            return None; // the common refusal during an outage: nothing written
+    /// wait server-wide (this one included) and its backend may have one more of them.
+    pub fn try_enter(&self, limit: u32, budget: Duration, backend: Option<usize>) -> Result<WaiterPlace<'_>, Refusal> {
+        let refused = |cap, waiting: usize| Refusal { cap, waiting: waiting as u32, limit };
+        let (waiting, of_backend) = self.live_counts(backend);
+        if waiting >= limit as usize {
+            return Err(refused(Cap::ServerWide, waiting)); // the common refusal during an outage: nothing written
+        }
+        if !backend_may_wait(waiting as u32, of_backend as u32, limit) {
+            return Err(refused(Cap::BackendShare, of_backend));
         }
         let deadline = unix_secs_now().saturating_add((budget + DEADLINE_SLACK).as_secs() as u32);
-        let place = self.claim(owner_word(own_pid(), deadline))?;
+        let place = self.claim(owner_word(own_pid(), deadline)).ok_or(refused(Cap::ServerWide, RECORDS))?;
         place.set_backend(backend);
         self.records[place.index].waiting_since_unix_ms.store(unix_millis_now(), Ordering::Relaxed);
-        if self.live_count() > limit as usize {
-            return None; // `place` is dropped: the record is free again.
+        let waiting = self.live_count();
+        if waiting > limit as usize {
+            return Err(refused(Cap::ServerWide, waiting - 1)); // `place` is dropped: the record is free again.
         }
-        Some(place)
+        Ok(place)
+    }
+
+    /// Live records, all and those of `backend`, in one pass.
+    fn live_counts(&self, backend: Option<usize>) -> (usize, usize) {
+        let mut liveness = LivenessCheck::new();
+        let backend = backend.map_or(NO_BACKEND, |index| index as u32);
+        let mut counts = (0, 0);
+        for record in self.used() {
+            if record.count_or_free(&mut liveness) {
+                counts.0 += 1;
+                if backend != NO_BACKEND && record.backend.load(Ordering::Relaxed) == backend {
+                    counts.1 += 1;
+                }
+            }
+        }
+        counts
     }
 
     fn used(&self) -> &[WaiterRecord] {
@@ -223,6 +245,18 @@ impl WaiterRecord {
     }
 }
 
+/// Whether one more request of a backend may wait, with `waiting` requests waiting
+/// server-wide and `of_backend` of them for this backend, under a cap of `limit`.
+///
+/// One backend may fill the waiting room alone up to three quarters; past half of it, it may
+/// take more only while that last quarter is untouched, so a pool that is down for good (a
+/// misconfigured site on a shared host) cannot take the room the other pools need through
+/// their own restarts. The breaker (`breaker`) then answers that pool at once once it has
+/// refused for a whole budget.
+pub fn backend_may_wait(waiting: u32, of_backend: u32, limit: u32) -> bool {
+    waiting < limit && (of_backend < limit / 2 || waiting < limit - limit / 4)
+}
+
 /// One waiting request's record, given back when dropped.
 pub struct WaiterPlace<'a> {
     records: &'a WaiterRecords,
@@ -273,13 +307,17 @@ impl<F: Fn() -> Option<usize>> WaitingGate for ServerWideGate<'_, F> {
     where
         Self: 'a;
 
-    fn try_enter(&self, limit: u32) -> Option<GatePlace<'_>> {
+    fn try_enter(&self, limit: u32) -> Result<GatePlace<'_>, Refusal> {
         let in_child = match self.per_child {
-            Some((count, child_limit)) => Some(count.try_enter(child_limit)?),
+            Some((count, child_limit)) => Some(count.try_enter(child_limit).ok_or(Refusal {
+                cap: Cap::ChildThreads,
+                waiting: count.current(),
+                limit: child_limit,
+            })?),
             None => None,
         };
         let record = self.records.try_enter(limit, self.budget, (self.backend_slot)())?;
-        Some(GatePlace { _in_child: in_child, _record: record })
+        Ok(GatePlace { _in_child: in_child, _record: record })
     }
 }
 
@@ -306,12 +344,12 @@ mod tests {
         let records = records();
         let first = records.try_enter(2, BUDGET, Some(0)).expect("first place");
         let second = records.try_enter(2, BUDGET, Some(1)).expect("second place");
-        assert!(records.try_enter(2, BUDGET, None).is_none());
+        assert!(records.try_enter(2, BUDGET, None).is_err());
         assert_eq!(records.live_count(), 2, "a refused request leaves no record");
         let per_backend: Vec<u64> = records.live_waiting(3).per_backend.iter().map(|w| w.requests).collect();
         assert_eq!(per_backend, [1, 1, 0]);
         drop(first);
-        assert!(records.try_enter(2, BUDGET, None).is_some());
+        assert!(records.try_enter(2, BUDGET, None).is_ok());
         drop(second);
         assert_eq!(records.live_count(), 0);
     }
@@ -367,7 +405,7 @@ mod tests {
         let records = records();
         records_of_a_dead_child(records, 2);
         let places: Vec<_> = (0..2).map(|_| records.try_enter(2, BUDGET, None).expect("a place")).collect();
-        assert!(records.try_enter(2, BUDGET, None).is_none(), "the cap counts the live ones");
+        assert!(records.try_enter(2, BUDGET, None).is_err(), "the cap counts the live ones");
         drop(places);
     }
 
@@ -402,7 +440,7 @@ mod tests {
             let place = records.try_enter(5, BUDGET, Some(0));
             // SAFETY: writes one byte to the pipe made above, then sleeps until killed.
             unsafe {
-                libc::write(fds[1], [u8::from(place.is_some())].as_ptr().cast(), 1);
+                libc::write(fds[1], [u8::from(place.is_ok())].as_ptr().cast(), 1);
                 libc::pause();
                 libc::_exit(0)
             }
@@ -417,7 +455,7 @@ mod tests {
             libc::waitpid(child, &mut signal, 0);
         }
         assert_eq!(records.live_count(), 0);
-        assert!(records.try_enter(1, BUDGET, None).is_some());
+        assert!(records.try_enter(1, BUDGET, None).is_ok());
     }
 
     #[test]
@@ -430,11 +468,44 @@ mod tests {
             per_child: per_child_limit(4).map(|limit| (&in_child, limit)),
         };
         let places: Vec<_> = (0..3).map(|_| gate.try_enter(100).expect("a place")).collect();
-        assert!(gate.try_enter(100).is_none(), "a quarter of the child's threads stays free");
+        assert_eq!(
+            gate.try_enter(100).err(),
+            Some(Refusal { cap: Cap::ChildThreads, waiting: 3, limit: 3 }),
+            "a quarter of the child's threads stays free"
+        );
         assert_eq!(gate.records.live_count(), 3, "a refusal by the child's count leaves no record");
         drop(places);
         assert_eq!((in_child.current(), gate.records.live_count()), (0, 0));
         assert_eq!(per_child_limit(1), None, "prefork: only the server-wide cap");
+    }
+
+    #[test]
+    fn one_backend_alone_fills_three_quarters_of_the_room() {
+        assert!(backend_may_wait(0, 0, 8));
+        assert!(backend_may_wait(5, 5, 8), "past half while the last quarter is untouched");
+        assert!(!backend_may_wait(6, 6, 8), "the last quarter is kept for the others");
+        assert!(backend_may_wait(6, 2, 8), "another backend under half its share gets it");
+        assert!(!backend_may_wait(8, 0, 8), "never past the cap");
+        assert!(backend_may_wait(0, 0, 1), "a cap of one still lets one request wait");
+    }
+
+    /// A pool that is down for good holds at most three quarters of the room: a restart of
+    /// another pool still finds places.
+    #[test]
+    fn a_backend_that_fills_the_room_leaves_a_share_to_the_others() {
+        let records = records();
+        let dead: Vec<_> = (0..6).map(|_| records.try_enter(8, BUDGET, Some(0)).expect("a place")).collect();
+        assert_eq!(
+            records.try_enter(8, BUDGET, Some(0)).err(),
+            Some(Refusal { cap: Cap::BackendShare, waiting: 6, limit: 8 })
+        );
+        let healthy: Vec<_> =
+            (0..2).map(|_| records.try_enter(8, BUDGET, Some(1)).expect("the others' share")).collect();
+        assert_eq!(
+            records.try_enter(8, BUDGET, Some(1)).err(),
+            Some(Refusal { cap: Cap::ServerWide, waiting: 8, limit: 8 })
+        );
+        drop((dead, healthy));
     }
 
     #[test]
@@ -447,7 +518,7 @@ mod tests {
                 let (admitted, peak) = (admitted.clone(), peak.clone());
                 std::thread::spawn(move || {
                     for _ in 0..2000 {
-                        if let Some(place) = records.try_enter(3, BUDGET, None) {
+                        if let Ok(place) = records.try_enter(3, BUDGET, None) {
                             peak.fetch_max(admitted.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
                             std::thread::yield_now();
                             admitted.fetch_sub(1, Ordering::SeqCst);

@@ -12,8 +12,31 @@ pub trait WaitingGate {
     where
         Self: 'a;
 
-    /// A place, if fewer than `limit` requests wait (this one included).
-    fn try_enter(&self, limit: u32) -> Option<Self::Place<'_>>;
+    /// A place, if fewer than `limit` requests wait (this one included) and no narrower cap
+    /// refuses; else which cap refused, with its real count.
+    fn try_enter(&self, limit: u32) -> Result<Self::Place<'_>, Refusal>;
+}
+
+/// The caps on waiting requests, so that a refusal can say which one it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    /// FcgiResilientMaxWaiting, counted over all child processes.
+    ServerWide,
+    /// FcgiResilientMaxWaiting counted in this child alone: the shared table could not be made.
+    ThisChild,
+    /// One backend's share of a room filling up (see `waiters::backend_may_wait`).
+    BackendShare,
+    /// Three quarters of this child's threads (see `waiters::per_child_limit`).
+    ChildThreads,
+}
+
+/// A request that may not wait: the cap that refused it, how many requests that cap counted
+/// waiting, and the cap's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub cap: Cap,
+    pub waiting: u32,
+    pub limit: u32,
 }
 
 pub struct WaitingCount {
@@ -45,8 +68,8 @@ impl WaitingCount {
 impl WaitingGate for WaitingCount {
     type Place<'a> = WaitingPlace<'a>;
 
-    fn try_enter(&self, limit: u32) -> Option<WaitingPlace<'_>> {
-        WaitingCount::try_enter(self, limit)
+    fn try_enter(&self, limit: u32) -> Result<WaitingPlace<'_>, Refusal> {
+        WaitingCount::try_enter(self, limit).ok_or(Refusal { cap: Cap::ThisChild, waiting: self.current(), limit })
     }
 }
 

@@ -132,11 +132,14 @@ fn bad(message: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, message.to_string())
 }
 
+/// What reading a response says when the server closed the connection before answering.
+pub const CLOSED_BEFORE_STATUS: &str = "connection closed before the status line";
+
 /// Reads one response; also says whether the connection stays usable.
 fn read_response(reader: &mut impl BufRead, head_only: bool) -> std::io::Result<(bool, Response)> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
-        return Err(bad("connection closed before the status line"));
+        return Err(bad(CLOSED_BEFORE_STATUS));
     }
     let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("no status"))?;
     let headers = read_headers(reader)?;

@@ -2,7 +2,7 @@
 //! when the previous answer is complete, until the run's duration is over. Every request is
 //! recorded (start, latency, status) so failures and latencies can be put on a timeline.
 
-use crate::http::Connection;
+use crate::http::{Connection, CLOSED_BEFORE_STATUS};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -143,11 +143,22 @@ fn one_request(
     seed: u64,
     sender: &Sender,
 ) -> std::io::Result<u16> {
-    let open = match connection.take() {
-        Some(open) if open.is_open() => open,
-        _ => Connection::open(spec.target, spec.timeout)?,
-    };
-    sender(connection.insert(open), spec, seed)
+    if let Some(kept) = connection.take().filter(Connection::is_open) {
+        match sender(connection.insert(kept), spec, seed) {
+            // The event MPM closes idle kept-alive connections when a child's workers are all
+            // busy; HTTP clients (browsers, curl) then resend on a new connection, and so do we.
+            Err(error) if closed_before_an_answer(&error) => {}
+            outcome => return outcome,
+        }
+    }
+    let fresh = Connection::open(spec.target, spec.timeout)?;
+    sender(connection.insert(fresh), spec, seed)
+}
+
+/// The server had closed the connection before this request reached it: nothing was read.
+fn closed_before_an_answer(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
+    matches!(error.kind(), BrokenPipe | ConnectionReset | UnexpectedEof) || error.to_string() == CLOSED_BEFORE_STATUS
 }
 
 fn send_get(connection: &mut Connection, spec: &LoadSpec, _seed: u64) -> std::io::Result<u16> {

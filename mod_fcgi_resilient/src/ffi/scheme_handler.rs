@@ -22,7 +22,7 @@ use crate::settings::{default_max_waiting, Policy};
 use crate::shared_budget::{self, DEADLINE_NOTE};
 use crate::stats::{unix_millis_now, BackendSlot};
 use crate::waiters::{per_child_limit, ServerWideGate};
-use crate::waiting::WaitingCount;
+use crate::waiting::{Cap, Refusal, WaitingCount};
 use nix::errno::Errno;
 use std::ffi::{c_char, c_int, CStr};
 use std::time::{Duration, Instant, SystemTime};
@@ -182,6 +182,13 @@ impl<'r> HttpdBackend<'r> {
         }
     }
 
+    /// Every refusal keeps the backend's chain of refusals going (see `breaker`).
+    fn note_refusal(&mut self) {
+        if let Some(counters) = self.counters() {
+            counters.refusals().refused(unix_millis_now());
+        }
+    }
+
     fn prober(&mut self) -> &mut Prober {
         let (worker, request, url) = (&self.worker, &self.request, self.call.url);
         self.prober.get_or_insert_with(|| Prober::new(backend_address(worker, request, url)))
@@ -261,6 +268,7 @@ impl<'r> HttpdBackend<'r> {
                 status
             }
             Outcome::GaveUp { reason: GiveUpReason::ClientGone, .. } => self.client_gone(waited),
+            Outcome::GaveUp { reason: GiveUpReason::StillRefusing, .. } => self.still_refusing(policy),
             Outcome::GaveUp { reason: GiveUpReason::FailOver, .. } => {
                 let address = self.address_text();
                 self.request.log(log::DEBUG, mark!(), || {
@@ -273,16 +281,40 @@ impl<'r> HttpdBackend<'r> {
                 if let Some(counters) = self.counters() {
                     counters.gave_up(waited.as_millis() as u64);
                 }
-                if policy.retry_after_secs > 0 {
-                    self.request.set_err_header(RETRY_AFTER, &policy.retry_after_secs.to_string());
-                    self.request.set_note(RETRY_AFTER_NOTE, c"1");
-                }
+                self.set_retry_after(policy);
                 let (address, probes) = (self.address_text(), self.probes);
                 self.request.log(log::ERROR, mark!(), || {
                     give_up_message(reason, &address, (attempts, probes), (waited, budget), last_errno, policy)
                 });
                 SERVICE_UNAVAILABLE
             }
+        }
+    }
+
+    /// The breaker is open: 503 with Retry-After at once, one error line per outage.
+    fn still_refusing(mut self, policy: &Policy) -> c_int {
+        let Some(counters) = self.counters() else { return SERVICE_UNAVAILABLE };
+        counters.answered_at_once();
+        self.set_retry_after(policy);
+        let refusals = counters.refusals();
+        let refusing = refusals.refusing_for(unix_millis_now()).unwrap_or_default();
+        let level = if refusals.first_report() { log::ERROR } else { log::DEBUG };
+        let (address, budget) = (self.address_text(), self.budget);
+        self.request.log(level, mark!(), || {
+            format!(
+                "backend {address} has refused every connection for {:.1}s, longer than this request may \
+                 wait ({}); answering 503 at once until it accepts again (counted as AnsweredAtOnce)",
+                refusing.as_secs_f64(),
+                format_duration(budget)
+            )
+        });
+        SERVICE_UNAVAILABLE
+    }
+
+    fn set_retry_after(&self, policy: &Policy) {
+        if policy.retry_after_secs > 0 {
+            self.request.set_err_header(RETRY_AFTER, &policy.retry_after_secs.to_string());
+            self.request.set_note(RETRY_AFTER_NOTE, c"1");
         }
     }
 
@@ -325,6 +357,7 @@ impl Backend for HttpdBackend<'_> {
         let attempt = attempt::classify(&evidence);
         if let Attempt::NotConnected(status) = attempt {
             KNOWN_DOWN.mark_down(&self.address_text(), Instant::now());
+            self.note_refusal();
             self.uncounted_refusal = true;
             if self.should_fail_over() {
                 return Attempt::Finished(status);
@@ -359,8 +392,15 @@ impl Backend for HttpdBackend<'_> {
             _ => {}
         }
         self.backend_accepting = outcome == ProbeOutcome::Accepting;
-        if self.backend_accepting && KNOWN_DOWN.any() {
-            KNOWN_DOWN.mark_up(&address);
+        if self.backend_accepting {
+            if KNOWN_DOWN.any() {
+                KNOWN_DOWN.mark_up(&address);
+            }
+            if let Some(counters) = self.counters() {
+                counters.refusals().accepted();
+            }
+        } else {
+            self.note_refusal();
         }
         let elapsed = self.started.elapsed();
         self.request.log(log::TRACE1, mark!(), || format!("probe at {} us: {outcome:?}", elapsed.as_micros()));
@@ -378,6 +418,11 @@ impl Backend for HttpdBackend<'_> {
 
     fn elapsed(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    fn has_refused_for_a_whole_budget(&mut self) -> bool {
+        let budget = self.budget;
+        self.counters().is_some_and(|counters| counters.refusals().is_open(unix_millis_now(), budget))
     }
 
     fn reason_to_stop(&mut self) -> Option<GiveUpReason> {
@@ -428,13 +473,33 @@ fn give_up_message(
             "backend {address} cannot be reached and waiting will not help: {last_error}; \
              check the socket path and its permissions"
         ),
-        GiveUpReason::TooManyWaiting => format!(
-            "backend {address} is not accepting and {} requests already wait for a backend \
-             server-wide (FcgiResilientMaxWaiting), or three quarters of this child's threads do; \
-             answering 503 at once",
-            policy.max_waiting
+        GiveUpReason::TooManyWaiting(refusal) => {
+            format!("backend {address} is not accepting and {}; answering 503 at once", describe_refusal(refusal))
+        }
+        GiveUpReason::ClientGone | GiveUpReason::FailOver | GiveUpReason::StillRefusing => {
+            format!("stopped waiting for backend {address}")
+        }
+    }
+}
+
+/// Which cap refused a request, with the count it refused at, in the admin's terms.
+fn describe_refusal(Refusal { cap, waiting, limit }: Refusal) -> String {
+    match cap {
+        Cap::ServerWide => format!(
+            "{waiting} requests already wait for a backend server-wide, the most FcgiResilientMaxWaiting {limit} allows"
         ),
-        GiveUpReason::ClientGone | GiveUpReason::FailOver => format!("stopped waiting for backend {address}"),
+        Cap::ThisChild => format!(
+            "{waiting} requests of this child already wait, the most FcgiResilientMaxWaiting {limit} allows \
+             (counted per child: the shared table could not be made)"
+        ),
+        Cap::BackendShare => format!(
+            "it already has {waiting} of the {limit} waiting places (FcgiResilientMaxWaiting) while the room is \
+             three quarters full; the rest is kept for other backends"
+        ),
+        Cap::ChildThreads => format!(
+            "{waiting} requests of this child process already wait, the most its threads allow ({limit}, three \
+             quarters of ThreadsPerChild, so that it keeps serving)"
+        ),
     }
 }
 
