@@ -58,10 +58,11 @@ pub struct Policy {
     pub retry_after_secs: u32,
 }
 
-/// Leaves a quarter of the server's workers (MaxRequestWorkers) free for static files during
-/// a long outage; the cap counts waiting requests of all child processes together.
-pub fn default_max_waiting(max_request_workers: u32) -> u32 {
-    (max_request_workers.saturating_mul(3) / 4).max(1)
+/// Leaves a quarter of the server's threads that a waiting request can hold (MaxRequestWorkers,
+/// plus mod_http2's workers where it is loaded) free for static files during a long outage;
+/// the cap counts waiting requests of all child processes together.
+pub fn default_max_waiting(threads_that_can_wait: u32) -> u32 {
+    (threads_that_can_wait.saturating_mul(3) / 4).max(1)
 }
 
 /// A directive's name and the message Apache shows after "Syntax error on line N of FILE:".

@@ -292,7 +292,15 @@ pub struct ServerWideGate<'t, F: Fn() -> Option<usize>> {
     /// all threads but one allowed to wait, against 146-215 % with a quarter kept free). So
     /// each child keeps a quarter of its threads free whatever the server-wide cap allows.
     /// None under prefork, where every child has one thread.
-    pub per_child: Option<(&'t WaitingCount, u32)>,
+    pub per_child: Option<ThreadCap<'t>>,
+}
+
+/// The waiting requests of one child that hold threads of one kind, and how many may.
+pub struct ThreadCap<'t> {
+    pub waiting: &'t WaitingCount,
+    pub limit: u32,
+    /// MPM threads for HTTP/1.x requests, mod_http2's workers for HTTP/2 streams.
+    pub cap: Cap,
 }
 
 /// A place in both counts; dropping it gives both back.
@@ -308,11 +316,11 @@ impl<F: Fn() -> Option<usize>> WaitingGate for ServerWideGate<'_, F> {
         Self: 'a;
 
     fn try_enter(&self, limit: u32) -> Result<GatePlace<'_>, Refusal> {
-        let in_child = match self.per_child {
-            Some((count, child_limit)) => Some(count.try_enter(child_limit).ok_or(Refusal {
-                cap: Cap::ChildThreads,
-                waiting: count.current(),
-                limit: child_limit,
+        let in_child = match &self.per_child {
+            Some(threads) => Some(threads.waiting.try_enter(threads.limit).ok_or(Refusal {
+                cap: threads.cap,
+                waiting: threads.waiting.current(),
+                limit: threads.limit,
             })?),
             None => None,
         };
@@ -325,6 +333,20 @@ impl<F: Fn() -> Option<usize>> WaitingGate for ServerWideGate<'_, F> {
 /// serving (see `ServerWideGate::per_child`); no limit of its own with one thread per child.
 pub fn per_child_limit(threads_per_child: u32) -> Option<u32> {
     (threads_per_child > 1).then(|| (threads_per_child * 3 / 4).max(1))
+}
+
+/// How many HTTP/2 streams of one child may wait. A stream runs on one of mod_http2's own
+/// workers, not on an MPM thread; mod_http2 starts at most H2MaxWorkers of them per child,
+/// by default one and a half times ThreadsPerChild and at least 4 (h2_config.c,
+/// h2_get_num_workers). Three quarters of those may wait, so the child's other streams keep
+/// being served. A lower H2MaxWorkers is not visible to the module.
+pub fn per_child_stream_limit(threads_per_child: u32) -> u32 {
+    (http2_workers_per_child(threads_per_child) * 3 / 4).max(1)
+}
+
+/// mod_http2's default H2MaxWorkers for a child of `threads_per_child` MPM threads.
+pub fn http2_workers_per_child(threads_per_child: u32) -> u32 {
+    (threads_per_child.saturating_mul(3) / 2).max(4)
 }
 
 #[cfg(test)]
@@ -465,7 +487,7 @@ mod tests {
             records: records(),
             budget: BUDGET,
             backend_slot: || Some(0),
-            per_child: per_child_limit(4).map(|limit| (&in_child, limit)),
+            per_child: per_child_limit(4).map(|limit| ThreadCap { waiting: &in_child, limit, cap: Cap::ChildThreads }),
         };
         let places: Vec<_> = (0..3).map(|_| gate.try_enter(100).expect("a place")).collect();
         assert_eq!(
@@ -477,6 +499,8 @@ mod tests {
         drop(places);
         assert_eq!((in_child.current(), gate.records.live_count()), (0, 0));
         assert_eq!(per_child_limit(1), None, "prefork: only the server-wide cap");
+        assert_eq!(per_child_stream_limit(64), 72, "three quarters of mod_http2's 96 workers");
+        assert_eq!(per_child_stream_limit(1), 3, "mod_http2 starts 4 workers under prefork");
     }
 
     #[test]

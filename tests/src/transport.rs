@@ -5,6 +5,8 @@
 //! nghttp2's h2load for load.
 
 use crate::apache::ApacheConfig;
+use crate::status::STATUS_LOCATION;
+use crate::{Apache, PhpFpm, WorkDir};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -101,6 +103,38 @@ pub fn serve_every_transport(mut config: ApacheConfig, dir: &Path) -> (ApacheCon
         tls: SocketAddr::from(([127, 0, 0, 1], tls_port)),
     };
     (config, ports)
+}
+
+/// PHP-FPM stopped behind an Apache with the module On that serves every transport; the
+/// module's status page is at `STATUS_LOCATION`.
+pub struct Outage {
+    pub work: WorkDir,
+    pub fpm: PhpFpm,
+    pub apache: Apache,
+    pub ports: Ports,
+}
+
+impl Outage {
+    /// `directives` go to the server config after `FcgiResilient On`.
+    pub fn begin(name: &str, directives: &str) -> Outage {
+        Self::begin_with(name, directives, |_| {})
+    }
+
+    /// Like `begin`, with a last word on the rest of Apache's config (e.g. its processes).
+    pub fn begin_with(name: &str, directives: &str, configure: impl FnOnce(&mut ApacheConfig)) -> Outage {
+        let work = WorkDir::new(name);
+        let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
+        fpm.start();
+        let mut config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler())
+            .with_server_directives(&format!("FcgiResilient On\n{directives}\n{STATUS_LOCATION}"));
+        configure(&mut config);
+        let apache_dir = work.subdir("apache");
+        let (mut config, ports) = serve_every_transport(config, &apache_dir);
+        config.log_level = "info fcgi_resilient:debug".to_string();
+        let apache = Apache::start(&apache_dir, config);
+        fpm.stop();
+        Outage { work, fpm, apache, ports }
+    }
 }
 
 fn make_certificate(cert: &Path, key: &Path) {

@@ -4,33 +4,10 @@
 //! waiting streams. mod_http2 marks a stream's secondary connection aborted in both cases.
 
 use bytes::Bytes;
-use harness::apache::ApacheConfig;
-use harness::status::{self, STATUS_LOCATION};
-use harness::transport::{self, Ports};
+use harness::status;
+use harness::transport::{Outage, Ports};
 use harness::uploads::Uploads;
-use harness::{Apache, PhpFpm, WorkDir};
 use std::time::Duration;
-
-struct Outage {
-    work: WorkDir,
-    fpm: PhpFpm,
-    apache: Apache,
-    ports: Ports,
-}
-
-fn begin_outage(name: &str) -> Outage {
-    let work = WorkDir::new(name);
-    let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
-    fpm.start();
-    let config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler())
-        .with_server_directives(&format!("FcgiResilient On\nFcgiResilientTimeout 30s\n{STATUS_LOCATION}"));
-    let apache_dir = work.subdir("apache");
-    let (mut config, ports) = transport::serve_every_transport(config, &apache_dir);
-    config.log_level = "info fcgi_resilient:debug".to_string();
-    let apache = Apache::start(&apache_dir, config);
-    fpm.stop();
-    Outage { work, fpm, apache, ports }
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     // The connection is driven on a worker thread while the test blocks on the status page.
@@ -83,7 +60,7 @@ async fn wait_for_total(ports: &Ports, key: &'static str, value: u64) {
 
 #[test]
 fn a_reset_stream_is_never_run_and_its_neighbour_on_the_connection_is_served() {
-    let mut outage = begin_outage("h2-reset");
+    let mut outage = Outage::begin("h2-reset", "FcgiResilientTimeout 30s");
     let uploads = Uploads::install(&outage.work);
     let ports = outage.ports;
     let (kept_status, kept_body) = runtime().block_on(async {
@@ -105,7 +82,7 @@ fn a_reset_stream_is_never_run_and_its_neighbour_on_the_connection_is_served() {
 
 #[test]
 fn closing_the_connection_ends_every_stream_waiting_on_it() {
-    let mut outage = begin_outage("h2-close");
+    let mut outage = Outage::begin("h2-close", "FcgiResilientTimeout 30s");
     let uploads = Uploads::install(&outage.work);
     let ports = outage.ports;
     runtime().block_on(async {

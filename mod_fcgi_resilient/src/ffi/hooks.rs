@@ -1,9 +1,10 @@
 //! Hook registration and the process-wide hooks: joining mod_proxy's chain at pre_config,
-//! learning the MPM's MaxRequestWorkers and attaching the shared counters at post_config,
+//! learning the MPM's MaxRequestWorkers (and mod_http2's workers) and attaching the shared counters at post_config,
 //! serving the status page, and adding a section to mod_status's page.
 
 use super::log::{self, mark};
 use super::{guard::guard, proxy, scheme_handler, server_status, status_handler, sys};
+use crate::waiters::http2_workers_per_child;
 use std::ffi::c_int;
 use std::ptr::null;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -11,17 +12,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 const OK: c_int = sys::OK as c_int;
 
 /// Event MPM's default MaxRequestWorkers and ThreadsPerChild, until post_config asks the MPM.
-static MAX_REQUEST_WORKERS: AtomicU32 = AtomicU32::new(400);
+static THREADS_THAT_CAN_WAIT: AtomicU32 = AtomicU32::new(400);
 static THREADS_PER_CHILD: AtomicU32 = AtomicU32::new(25);
 
 pub fn threads_per_child() -> u32 {
     THREADS_PER_CHILD.load(Ordering::Relaxed)
 }
 
-/// How many requests the whole server serves at once: the default cap on waiting requests
-/// is a share of it, whatever the MPM (prefork has one thread per child).
-pub fn max_request_workers() -> u32 {
-    MAX_REQUEST_WORKERS.load(Ordering::Relaxed)
+/// How many requests the whole server can have waiting in threads at once — MaxRequestWorkers,
+/// plus mod_http2's workers when it is loaded: the default cap on waiting requests is a share
+/// of it, whatever the MPM (prefork has one thread per child).
+pub fn threads_that_can_wait() -> u32 {
+    THREADS_THAT_CAN_WAIT.load(Ordering::Relaxed)
 }
 
 pub unsafe extern "C" fn register(_pool: *mut sys::apr_pool_t) {
@@ -64,11 +66,17 @@ unsafe extern "C" fn post_config(
         // SAFETY: the server record httpd passes to post_config.
         unsafe { status_handler::attach_shared_table(server) };
         if let Some((daemons, threads)) = query_mpm_limits() {
-            MAX_REQUEST_WORKERS.store(daemons.saturating_mul(threads), Ordering::Relaxed);
+            let h2_workers = if http2_is_loaded() { http2_workers_per_child(threads) } else { 0 };
+            THREADS_THAT_CAN_WAIT.store(daemons.saturating_mul(threads + h2_workers), Ordering::Relaxed);
             THREADS_PER_CHILD.store(threads, Ordering::Relaxed);
         }
         OK
     })
+}
+
+fn http2_is_loaded() -> bool {
+    // SAFETY: looks a module up by its source file name; the name is NUL-terminated.
+    !unsafe { sys::ap_find_linked_module(c"mod_http2.c".as_ptr()) }.is_null()
 }
 
 /// The MPM's daemon limit and threads per child. httpd 2.4 has no AP_MPMQ_MAX_REQUEST_WORKERS:

@@ -138,9 +138,14 @@ impl<'r> Request<'r> {
         }
     }
 
+    /// The request of an HTTP/2 stream, on a secondary connection of mod_http2's.
+    pub fn is_http2_stream(&self) -> bool {
+        !self.connection().master.is_null()
+    }
+
     /// A watch for noticing that the client left while the request waits.
     pub fn client_watch(&self) -> Option<ClientWatch> {
-        if !self.connection().master.is_null() {
+        if self.is_http2_stream() {
             return Some(self.stream_watch());
         }
         // SAFETY: the connection's socket lives as long as the connection.

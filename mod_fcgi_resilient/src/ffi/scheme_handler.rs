@@ -21,7 +21,7 @@ use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits, S
 use crate::settings::{default_max_waiting, Policy};
 use crate::shared_budget::{self, DEADLINE_NOTE};
 use crate::stats::{unix_millis_now, BackendSlot};
-use crate::waiters::{per_child_limit, ServerWideGate};
+use crate::waiters::{per_child_limit, per_child_stream_limit, ServerWideGate, ThreadCap};
 use crate::waiting::{Cap, Refusal, WaitingCount};
 use nix::errno::Errno;
 use std::ffi::{c_char, c_int, CStr};
@@ -49,6 +49,10 @@ const MEMBER_PROBE_PATIENCE: Duration = Duration::from_millis(100);
 /// quarters of its threads may wait (see `per_child_limit`), and the whole cap is per child
 /// only when the server-wide table could not be made.
 static WAITING: WaitingCount = WaitingCount::new();
+
+/// HTTP/2 streams of this child that wait: they hold mod_http2's workers, not MPM threads
+/// (see `per_child_stream_limit`).
+static WAITING_STREAMS: WaitingCount = WaitingCount::new();
 
 /// Backends this child process has seen refuse and not yet seen accept again.
 static KNOWN_DOWN: KnownDown = KnownDown::new();
@@ -80,7 +84,7 @@ unsafe fn serve(call: SchemeCall) -> c_int {
     // SAFETY: the hook's request and worker, live for this call and used by this thread.
     let (request, worker) = unsafe { (Request::from_raw(call.r), Worker::from_raw(call.worker)) };
     forget_retry_after_of_an_earlier_member(&request);
-    let policy = settings.resolve(default_max_waiting(hooks::max_request_workers()));
+    let policy = settings.resolve(default_max_waiting(hooks::threads_that_can_wait()));
     let initial = request.initial();
     let budget = shared_budget::remaining(initial.note(DEADLINE_NOTE), policy.budget, SystemTime::now);
     let limits = RetryLimits {
@@ -104,7 +108,7 @@ unsafe fn serve(call: SchemeCall) -> c_int {
                 budget: policy.budget,
                 // Called only when the request starts to wait: the happy path names nothing.
                 backend_slot: || table.backend_index(&backend_address(&worker, &request, call.url).to_string()),
-                per_child: per_child_limit(hooks::threads_per_child()).map(|limit| (&WAITING, limit)),
+                per_child: thread_cap(&request),
             };
             retry::serve(&mut backend, start, &limits, &gate, seed)
         }
@@ -115,6 +119,16 @@ unsafe fn serve(call: SchemeCall) -> c_int {
         initial.set_note_text(DEADLINE_NOTE, &shared_budget::deadline_note(started_at, backend.budget));
     }
     backend.conclude(outcome, &policy)
+}
+
+/// The per-child count a request waits in: MPM threads, or mod_http2's workers for a stream.
+fn thread_cap(request: &Request) -> Option<ThreadCap<'static>> {
+    let threads_per_child = hooks::threads_per_child();
+    if request.is_http2_stream() {
+        let limit = per_child_stream_limit(threads_per_child);
+        return Some(ThreadCap { waiting: &WAITING_STREAMS, limit, cap: Cap::ChildH2Workers });
+    }
+    per_child_limit(threads_per_child).map(|limit| ThreadCap { waiting: &WAITING, limit, cap: Cap::ChildThreads })
 }
 
 fn forget_retry_after_of_an_earlier_member(request: &Request) {
@@ -495,6 +509,10 @@ fn describe_refusal(Refusal { cap, waiting, limit }: Refusal) -> String {
         Cap::BackendShare => format!(
             "it already has {waiting} of the {limit} waiting places (FcgiResilientMaxWaiting) while the room is \
              three quarters full; the rest is kept for other backends"
+        ),
+        Cap::ChildH2Workers => format!(
+            "{waiting} HTTP/2 streams of this child process already wait, the most its HTTP/2 workers allow \
+             ({limit}, three quarters of mod_http2's default H2MaxWorkers, so that its other streams are served)"
         ),
         Cap::ChildThreads => format!(
             "{waiting} requests of this child process already wait, the most its threads allow ({limit}, three \

@@ -23,7 +23,7 @@ pub fn shared_table() -> Option<&'static StatsTable> {
 
 /// The counters of all children now; empty before post_config made the table.
 pub fn current_report() -> TableReport {
-    let report = shared_table().map(|t| t.report(default_max_waiting(hooks::max_request_workers())));
+    let report = shared_table().map(|t| t.report(default_max_waiting(hooks::threads_that_can_wait())));
     report.unwrap_or_default()
 }
 
