@@ -188,6 +188,9 @@ struct Http2Row {
     /// What h2load says it spoke, so that a row cannot claim h2 for HTTP/1.1.
     protocol: String,
     h2load: H2loadSummary,
+    /// From the event's start (the stop) until php-fpm accepted again: a slow php-fpm start
+    /// on a busy machine makes a restart as long as a gap, and the failures follow it.
+    outage: Option<Duration>,
     row: Row,
 }
 
@@ -321,7 +324,9 @@ fn measure_http2_events<'a>(
                 let epoch = Instant::now();
                 let load = RunningHttp2Load::start(&ports, transport, &spec, &log_file, SystemTime::now());
                 std::thread::sleep(EVENT_AT);
+                let event_began = Instant::now();
                 let applied = apply(event, fpm, &options.helper);
+                let outage = applied.backend_up.map(|up| up.duration_since(event_began));
                 let outcome = load.finish();
                 let backend_up = applied.backend_up.map(|up| up.duration_since(epoch));
                 let mut row = summarise(front_end, event.name(), &outcome.records, options.event_run, backend_up);
@@ -346,7 +351,7 @@ fn measure_http2_events<'a>(
                     event.name(),
                     outcome.output.trim_end()
                 );
-                rows.push(Http2Row { protocol: outcome.protocol, h2load: summary, row });
+                rows.push(Http2Row { protocol: outcome.protocol, h2load: summary, outage, row });
             }
         }
         daemon.stop();
@@ -608,7 +613,7 @@ fn render_csv(rows: &[Row]) -> String {
     csv
 }
 
-const HTTP2_COLUMNS: [(&str, &str, usize); 13] = [
+const HTTP2_COLUMNS: [(&str, &str, usize); 14] = [
     ("front end", "front_end", 26),
     ("protocol", "protocol", 8),
     ("event", "event", 15),
@@ -621,14 +626,15 @@ const HTTP2_COLUMNS: [(&str, &str, usize); 13] = [
     ("max ms", "max_ms", 9),
     ("req/s", "requests_per_second", 9),
     ("added p99 ms", "added_p99_ms_after_backend_up", 12),
+    ("outage ms", "outage_ms", 9),
     ("drain ms", "helper_drain_ms", 8),
 ];
 
 /// One HTTP/2 row's values, in the order of HTTP2_COLUMNS. Requests, failed, errored and 5xx
 /// are h2load's counts; the latencies and req/s come from its per-request log, as the
 /// HTTP/1.1 rows' come from the harness's client.
-fn http2_cells(row: &Http2Row) -> [Option<String>; 13] {
-    let Http2Row { protocol, h2load, row } = row;
+fn http2_cells(row: &Http2Row) -> [Option<String>; 14] {
+    let Http2Row { protocol, h2load, outage, row } = row;
     [
         Some(row.front_end.name().to_string()),
         Some(protocol.clone()),
@@ -642,6 +648,7 @@ fn http2_cells(row: &Http2Row) -> [Option<String>; 13] {
         Some(ms(row.max)),
         Some(format!("{:.0}", row.requests_per_second)),
         row.added_after_backend_up.map(ms),
+        outage.map(ms),
         row.helper_drain.map(ms),
     ]
 }
