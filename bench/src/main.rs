@@ -1,21 +1,27 @@
 //! fcgi-resilient-bench: each front end, the same php-fpm pool and the same closed-loop load,
 //! through four PHP-FPM events (restart, restart through `fcgi-resilient-helper stop`, restart
 //! with a 2 s gap, graceful reload), plus a happy-path throughput run. Prints a table and
-//! writes results.csv and timeline.csv.
+//! writes results.csv and timeline.csv. With `--transports` naming h2c or h2, the same events
+//! again under an HTTP/2 load (h2load), over h2c and over h2 on TLS: a second table,
+//! results-http2.csv and results-http2.txt (with h2load's own output).
 //!
 //! Usage: fcgi-resilient-bench [--clients 32] [--seconds 8] [--happy-seconds 5]
 //!        [--front-ends apache-stock,apache+module,...] [--events restart,helper-restart,...]
+//!        [--transports http1,h2c,h2] [--h2-connections 16] [--h2-streams 8]
 //!        [--module PATH] [--helper PATH] [--out DIR] [--happy-only]
 
+mod http2_load;
 mod servers;
 
 use harness::load::{self, percentile, LoadSpec, Record};
+use harness::transport::{H2loadSummary, Transport};
 use harness::{free_port, PhpFpm};
-use servers::{start_front_end, FrontEnd, Site};
+use http2_load::{Http2LoadSpec, RunningHttp2Load};
+use servers::{start_front_end, start_front_end_with_http2, Certificate, FrontEnd, Site};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Event {
@@ -55,12 +61,27 @@ const EVENT_AT: Duration = Duration::from_secs(2);
 const GAP: Duration = Duration::from_secs(2);
 const HAPPY_ROUNDS: usize = 3;
 
+/// The transports `--transports` takes: HTTP/1.1 through the harness's client, h2c and h2
+/// over TLS through h2load.
+fn transport_from_name(name: &str) -> Option<Transport> {
+    match name {
+        "http1" => Some(Transport::Http1),
+        "h2c" => Some(Transport::H2c),
+        "h2" => Some(Transport::H2),
+        _ => None,
+    }
+}
+
 struct Options {
     clients: usize,
     event_run: Duration,
     happy_run: Duration,
     front_ends: Vec<FrontEnd>,
     events: Vec<Event>,
+    transports: Vec<Transport>,
+    /// The HTTP/2 load: h2load's connections, each with this many concurrent streams.
+    h2_connections: usize,
+    h2_streams: usize,
     module: PathBuf,
     helper: PathBuf,
     out: PathBuf,
@@ -79,6 +100,10 @@ fn parse_options() -> Result<Options, String> {
         happy_run: Duration::from_secs(5),
         front_ends: FrontEnd::ALL.to_vec(),
         events: Event::ALL.to_vec(),
+        transports: vec![Transport::Http1],
+        // As the HTTP/2 measurements of issue 16: 128 streams in flight, on 16 connections.
+        h2_connections: 16,
+        h2_streams: 8,
         module: root.join("target/release/libmod_fcgi_resilient.so"),
         helper: root.join("target/release/fcgi-resilient-helper"),
         out: root.join("target/bench"),
@@ -109,6 +134,16 @@ fn parse_options() -> Result<Options, String> {
                     .map(|name| Event::from_name(name).ok_or(format!("unknown event {name}")))
                     .collect::<Result<_, _>>()?
             }
+            "--transports" => {
+                options.transports = value()?
+                    .split(',')
+                    .map(|name| transport_from_name(name).ok_or(format!("unknown transport {name} (http1, h2c, h2)")))
+                    .collect::<Result<_, _>>()?
+            }
+            "--h2-connections" => {
+                options.h2_connections = value()?.parse().map_err(|_| "--h2-connections takes a number")?
+            }
+            "--h2-streams" => options.h2_streams = value()?.parse().map_err(|_| "--h2-streams takes a number")?,
             "--module" => options.module = PathBuf::from(value()?),
             "--helper" => options.helper = PathBuf::from(value()?),
             "--out" => options.out = PathBuf::from(value()?),
@@ -147,24 +182,48 @@ struct Row {
     helper_drain: Option<Duration>,
 }
 
+/// An event under the HTTP/2 load: the same figures from h2load's per-request log, and
+/// h2load's own counts.
+struct Http2Row {
+    /// What h2load says it spoke, so that a row cannot claim h2 for HTTP/1.1.
+    protocol: String,
+    h2load: H2loadSummary,
+    /// From the event's start (the stop) until php-fpm accepted again: a slow php-fpm start
+    /// on a busy machine makes a restart as long as a gap, and the failures follow it.
+    outage: Option<Duration>,
+    row: Row,
+}
+
 fn main() {
     let options = match parse_options() {
         Ok(options) => options,
         Err(message) => {
-            eprintln!("{message}\nusage: fcgi-resilient-bench [--clients N] [--seconds N] [--happy-seconds N] [--front-ends a,b] [--events a,b] [--module PATH] [--helper PATH] [--out DIR] [--log-level LEVEL] [--keep] [--happy-only]");
+            eprintln!("{message}\nusage: fcgi-resilient-bench [--clients N] [--seconds N] [--happy-seconds N] [--front-ends a,b] [--events a,b] [--transports http1,h2c,h2] [--h2-connections N] [--h2-streams N] [--module PATH] [--helper PATH] [--out DIR] [--log-level LEVEL] [--keep] [--happy-only]");
             std::process::exit(2);
         }
     };
-    let rows = run_all(&options);
-    let table = render_table(&rows);
-    println!("{table}");
+    let (rows, http2_rows, http2_outputs) = run_all(&options);
     std::fs::create_dir_all(&options.out).expect("output directory");
-    std::fs::write(options.out.join("results.csv"), render_csv(&rows)).expect("results.csv");
-    std::fs::write(options.out.join("results.txt"), &table).expect("results.txt");
-    println!("written: {}/results.csv, results.txt, timeline.csv", options.out.display());
+    if options.transports.contains(&Transport::Http1) {
+        let table = render_table(&rows);
+        println!("{table}");
+        std::fs::write(options.out.join("results.csv"), render_csv(&rows)).expect("results.csv");
+        std::fs::write(options.out.join("results.txt"), &table).expect("results.txt");
+        println!("written: {}/results.csv, results.txt, timeline.csv", options.out.display());
+    }
+    if !http2_rows.is_empty() {
+        let table = render_http2_table(&http2_rows);
+        println!("{table}");
+        std::fs::write(options.out.join("results-http2.csv"), render_http2_csv(&http2_rows))
+            .expect("results-http2.csv");
+        std::fs::write(options.out.join("results-http2.txt"), table + "\n" + &http2_outputs)
+            .expect("results-http2.txt");
+        println!("written: {}/results-http2.csv, results-http2.txt", options.out.display());
+    }
 }
 
-fn run_all(options: &Options) -> Vec<Row> {
+/// The HTTP/1.1 rows, the HTTP/2 rows, and h2load's output of each HTTP/2 row.
+fn run_all(options: &Options) -> (Vec<Row>, Vec<Http2Row>, String) {
     let dir = std::env::temp_dir().join(format!("fcgi-resilient-bench-{}", std::process::id()));
     let docroot = dir.join("www");
     std::fs::create_dir_all(&docroot).expect("docroot");
@@ -186,9 +245,10 @@ fn run_all(options: &Options) -> Vec<Row> {
         module: &options.module,
         apache_log_level: &options.apache_log_level,
     };
-    let mut rows = measure_happy_paths(options, &site);
+    let http1 = options.transports.contains(&Transport::Http1);
+    let mut rows = if http1 { measure_happy_paths(options, &site) } else { Vec::new() };
     let mut timeline = String::from("front_end,event,second,requests,failed,p99_ms\n");
-    let event_runs = if options.happy_only { &[][..] } else { &options.front_ends[..] };
+    let event_runs = if options.happy_only || !http1 { &[][..] } else { &options.front_ends[..] };
     for &front_end in event_runs {
         let port = free_port();
         let daemon = start_front_end(front_end, &site(port));
@@ -220,17 +280,83 @@ fn run_all(options: &Options) -> Vec<Row> {
         }
         daemon.stop();
     }
+    let (http2_rows, http2_outputs) =
+        if options.happy_only { Default::default() } else { measure_http2_events(options, &site, &mut fpm, &dir) };
     fpm.stop();
     // Each front end's rows together, its happy path first (the sort is stable).
     rows.sort_by_key(|row| options.front_ends.iter().position(|&f| f == row.front_end));
     std::fs::create_dir_all(&options.out).expect("output directory");
-    std::fs::write(options.out.join("timeline.csv"), timeline).expect("timeline.csv");
+    if http1 {
+        std::fs::write(options.out.join("timeline.csv"), timeline).expect("timeline.csv");
+    }
     if options.keep {
         eprintln!("kept {}", dir.display());
     } else {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    rows
+    (rows, http2_rows, http2_outputs)
+}
+
+/// Each front end, started once with its h2c and TLS listeners, through each event under
+/// h2load over each HTTP/2 transport asked for.
+fn measure_http2_events<'a>(
+    options: &Options,
+    site: &dyn Fn(u16) -> Site<'a>,
+    fpm: &mut PhpFpm,
+    dir: &Path,
+) -> (Vec<Http2Row>, String) {
+    let transports: Vec<Transport> =
+        options.transports.iter().copied().filter(|t| Transport::HTTP2.contains(t)).collect();
+    let mut rows = Vec::new();
+    let mut outputs = String::new();
+    if transports.is_empty() {
+        return (rows, outputs);
+    }
+    let certificate = Certificate::make(dir);
+    let spec =
+        Http2LoadSpec { connections: options.h2_connections, streams: options.h2_streams, duration: options.event_run };
+    for &front_end in &options.front_ends {
+        let (daemon, ports) = start_front_end_with_http2(front_end, &site(free_port()), &certificate);
+        for &transport in &transports {
+            for &event in &options.events {
+                fpm.wait_accepting();
+                let log_file = dir.join(format!("h2load-{}-{}.log", front_end.name(), rows.len()));
+                let epoch = Instant::now();
+                let load = RunningHttp2Load::start(&ports, transport, &spec, &log_file, SystemTime::now());
+                std::thread::sleep(EVENT_AT);
+                let event_began = Instant::now();
+                let applied = apply(event, fpm, &options.helper);
+                let outage = applied.backend_up.map(|up| up.duration_since(event_began));
+                let outcome = load.finish();
+                let backend_up = applied.backend_up.map(|up| up.duration_since(epoch));
+                let mut row = summarise(front_end, event.name(), &outcome.records, options.event_run, backend_up);
+                row.helper_drain = applied.helper_drain;
+                let summary = outcome.summary;
+                eprintln!(
+                    "{} {} ({}) {}: h2load {} requests, {} failed, {} errored; {} logged",
+                    front_end.name(),
+                    transport.name(),
+                    outcome.protocol,
+                    event.name(),
+                    summary.requests,
+                    summary.failed,
+                    summary.errored,
+                    outcome.records.len()
+                );
+                let _ = writeln!(
+                    outputs,
+                    "== {} {} {} ==\n{}",
+                    front_end.name(),
+                    transport.name(),
+                    event.name(),
+                    outcome.output.trim_end()
+                );
+                rows.push(Http2Row { protocol: outcome.protocol, h2load: summary, outage, row });
+            }
+        }
+        daemon.stop();
+    }
+    (rows, outputs)
 }
 
 fn load_spec(port: u16, clients: usize, duration: Duration) -> LoadSpec {
@@ -483,6 +609,79 @@ fn render_csv(rows: &[Row]) -> String {
     let mut csv = COLUMNS.map(|(_, key, _)| key).join(",") + "\n";
     for row in rows {
         let _ = writeln!(csv, "{}", cells(rows, row).map(Option::unwrap_or_default).join(","));
+    }
+    csv
+}
+
+const HTTP2_COLUMNS: [(&str, &str, usize); 14] = [
+    ("front end", "front_end", 26),
+    ("protocol", "protocol", 8),
+    ("event", "event", 15),
+    ("requests", "requests", 8),
+    ("failed", "failed_not_2xx", 7),
+    ("errored", "errored_streams", 7),
+    ("5xx", "status_5xx", 6),
+    ("p50 ms", "p50_ms", 8),
+    ("p99 ms", "p99_ms", 8),
+    ("max ms", "max_ms", 9),
+    ("req/s", "requests_per_second", 9),
+    ("added p99 ms", "added_p99_ms_after_backend_up", 12),
+    ("outage ms", "outage_ms", 9),
+    ("drain ms", "helper_drain_ms", 8),
+];
+
+/// One HTTP/2 row's values, in the order of HTTP2_COLUMNS. Requests, failed, errored and 5xx
+/// are h2load's counts; the latencies and req/s come from its per-request log, as the
+/// HTTP/1.1 rows' come from the harness's client.
+fn http2_cells(row: &Http2Row) -> [Option<String>; 14] {
+    let Http2Row { protocol, h2load, outage, row } = row;
+    [
+        Some(row.front_end.name().to_string()),
+        Some(protocol.clone()),
+        Some(row.event.to_string()),
+        Some(h2load.requests.to_string()),
+        Some(h2load.failed.to_string()),
+        Some(h2load.errored.to_string()),
+        Some(h2load.status_5xx.to_string()),
+        Some(ms(row.p50)),
+        Some(ms(row.p99)),
+        Some(ms(row.max)),
+        Some(format!("{:.0}", row.requests_per_second)),
+        row.added_after_backend_up.map(ms),
+        outage.map(ms),
+        row.helper_drain.map(ms),
+    ]
+}
+
+fn render_http2_table(rows: &[Http2Row]) -> String {
+    let line = |values: Vec<String>| {
+        let padded: Vec<String> = values
+            .iter()
+            .zip(HTTP2_COLUMNS)
+            .enumerate()
+            .map(
+                |(i, (value, (_, _, width)))| {
+                    if i < 3 {
+                        format!("{value:<width$}")
+                    } else {
+                        format!("{value:>width$}")
+                    }
+                },
+            )
+            .collect();
+        padded.join(" ") + "\n"
+    };
+    let mut table = line(HTTP2_COLUMNS.iter().map(|(title, _, _)| title.to_string()).collect());
+    for row in rows {
+        table += &line(http2_cells(row).into_iter().map(|cell| cell.unwrap_or_else(|| "-".into())).collect());
+    }
+    table
+}
+
+fn render_http2_csv(rows: &[Http2Row]) -> String {
+    let mut csv = HTTP2_COLUMNS.map(|(_, key, _)| key).join(",") + "\n";
+    for row in rows {
+        let _ = writeln!(csv, "{}", http2_cells(row).map(Option::unwrap_or_default).join(","));
     }
     csv
 }

@@ -137,7 +137,8 @@ impl Outage {
     }
 }
 
-fn make_certificate(cert: &Path, key: &Path) {
+/// A self-signed certificate for localhost and 127.0.0.1, valid two days, and its key.
+pub fn make_certificate(cert: &Path, key: &Path) {
     let output = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
         .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
