@@ -105,7 +105,7 @@ unsafe fn serve(call: SchemeCall) -> c_int {
         Some(table) => {
             let gate = ServerWideGate {
                 records: table.waiters(),
-                budget: policy.budget,
+                budget,
                 // Called only when the request starts to wait: the happy path names nothing.
                 backend_slot: || table.backend_index(&backend_address(&worker, &request, call.url).to_string()),
                 per_child: thread_cap(&request),
