@@ -299,7 +299,6 @@ pub struct ServerWideGate<'t, F: Fn() -> Option<usize>> {
 pub struct ThreadCap<'t> {
     pub waiting: &'t WaitingCount,
     pub limit: u32,
-    /// MPM threads for HTTP/1.x requests, mod_http2's workers for HTTP/2 streams.
     pub cap: Cap,
 }
 
@@ -335,16 +334,8 @@ pub fn per_child_limit(threads_per_child: u32) -> Option<u32> {
     (threads_per_child > 1).then(|| (threads_per_child * 3 / 4).max(1))
 }
 
-/// How many HTTP/2 streams of one child may wait. A stream runs on one of mod_http2's own
-/// workers, not on an MPM thread; mod_http2 starts at most H2MaxWorkers of them per child,
-/// by default one and a half times ThreadsPerChild and at least 4 (h2_config.c,
-/// h2_get_num_workers). Three quarters of those may wait, so the child's other streams keep
-/// being served. A lower H2MaxWorkers is not visible to the module.
-pub fn per_child_stream_limit(threads_per_child: u32) -> u32 {
-    (http2_workers_per_child(threads_per_child) * 3 / 4).max(1)
-}
-
-/// mod_http2's default H2MaxWorkers for a child of `threads_per_child` MPM threads.
+/// mod_http2's default H2MaxWorkers for a child of `threads_per_child` MPM threads: one and a
+/// half times ThreadsPerChild, at least 4 (h2_config.c, h2_get_num_workers).
 pub fn http2_workers_per_child(threads_per_child: u32) -> u32 {
     (threads_per_child.saturating_mul(3) / 2).max(4)
 }
@@ -499,8 +490,8 @@ mod tests {
         drop(places);
         assert_eq!((in_child.current(), gate.records.live_count()), (0, 0));
         assert_eq!(per_child_limit(1), None, "prefork: only the server-wide cap");
-        assert_eq!(per_child_stream_limit(64), 72, "three quarters of mod_http2's 96 workers");
-        assert_eq!(per_child_stream_limit(1), 3, "mod_http2 starts 4 workers under prefork");
+        assert_eq!(http2_workers_per_child(64), 96);
+        assert_eq!(http2_workers_per_child(1), 4, "mod_http2 starts 4 workers under prefork");
     }
 
     #[test]

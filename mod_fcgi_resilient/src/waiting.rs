@@ -28,8 +28,6 @@ pub enum Cap {
     BackendShare,
     /// Three quarters of this child's threads (see `waiters::per_child_limit`).
     ChildThreads,
-    /// Three quarters of this child's HTTP/2 workers (see `waiters::per_child_stream_limit`).
-    ChildH2Workers,
 }
 
 /// A request that may not wait: the cap that refused it, how many requests that cap counted

@@ -169,7 +169,7 @@ fn an_error_page_shares_the_budget_of_the_request_it_answers() {
 ///
 /// One child of 64 threads and 64 streams: a stream waits in one of mod_http2's workers (96 by
 /// default), not in an MPM thread, so a cap of three quarters of the MPM's threads (48) would
-/// refuse the last 16 — as it did before streams had a count of their own.
+/// refuse the last 16 — as it did when streams counted against the MPM's threads.
 #[test]
 fn http2_load_through_a_restart_with_a_gap_loses_nothing() {
     let run = |module: &str| -> Vec<(Transport, transport::H2loadSummary, String)> {

@@ -21,7 +21,7 @@ use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits, S
 use crate::settings::{default_max_waiting, Policy};
 use crate::shared_budget::{self, DEADLINE_NOTE};
 use crate::stats::{unix_millis_now, BackendSlot};
-use crate::waiters::{per_child_limit, per_child_stream_limit, ServerWideGate, ThreadCap};
+use crate::waiters::{per_child_limit, ServerWideGate, ThreadCap};
 use crate::waiting::{Cap, Refusal, WaitingCount};
 use nix::errno::Errno;
 use std::ffi::{c_char, c_int, CStr};
@@ -49,10 +49,6 @@ const MEMBER_PROBE_PATIENCE: Duration = Duration::from_millis(100);
 /// quarters of its threads may wait (see `per_child_limit`), and the whole cap is per child
 /// only when the server-wide table could not be made.
 static WAITING: WaitingCount = WaitingCount::new();
-
-/// HTTP/2 streams of this child that wait: they hold mod_http2's workers, not MPM threads
-/// (see `per_child_stream_limit`).
-static WAITING_STREAMS: WaitingCount = WaitingCount::new();
 
 /// Backends this child process has seen refuse and not yet seen accept again.
 static KNOWN_DOWN: KnownDown = KnownDown::new();
@@ -121,14 +117,16 @@ unsafe fn serve(call: SchemeCall) -> c_int {
     backend.conclude(outcome, &policy)
 }
 
-/// The per-child count a request waits in: MPM threads, or mod_http2's workers for a stream.
+/// The per-child count a request waits in. An HTTP/2 stream holds one of mod_http2's
+/// workers, not an MPM thread, and a stream that finds every worker of its child busy is
+/// queued by mod_http2, not refused: refusing it here would fail a request the server has room
+/// to hold, so streams count only server-wide.
 fn thread_cap(request: &Request) -> Option<ThreadCap<'static>> {
-    let threads_per_child = hooks::threads_per_child();
     if request.is_http2_stream() {
-        let limit = per_child_stream_limit(threads_per_child);
-        return Some(ThreadCap { waiting: &WAITING_STREAMS, limit, cap: Cap::ChildH2Workers });
+        return None;
     }
-    per_child_limit(threads_per_child).map(|limit| ThreadCap { waiting: &WAITING, limit, cap: Cap::ChildThreads })
+    let limit = per_child_limit(hooks::threads_per_child())?;
+    Some(ThreadCap { waiting: &WAITING, limit, cap: Cap::ChildThreads })
 }
 
 fn forget_retry_after_of_an_earlier_member(request: &Request) {
@@ -509,10 +507,6 @@ fn describe_refusal(Refusal { cap, waiting, limit }: Refusal) -> String {
         Cap::BackendShare => format!(
             "it already has {waiting} of the {limit} waiting places (FcgiResilientMaxWaiting) while the room is \
              three quarters full; the rest is kept for other backends"
-        ),
-        Cap::ChildH2Workers => format!(
-            "{waiting} HTTP/2 streams of this child process already wait, the most its HTTP/2 workers allow \
-             ({limit}, three quarters of mod_http2's default H2MaxWorkers, so that its other streams are served)"
         ),
         Cap::ChildThreads => format!(
             "{waiting} requests of this child process already wait, the most its threads allow ({limit}, three \
