@@ -44,6 +44,11 @@ fn main() {
         .allowlist_var("apr_bucket_type_eos|AP_IOBUFSIZE")
         .allowlist_type("apr_bucket_brigade|apr_bucket|ap_input_mode_t|apr_read_type_e")
         .allowlist_var("apr_hook_debug_current|ap_server_conf")
+        // Waiting without a worker thread (ffi/suspend.rs).
+        .allowlist_function("ap_hook_(suspend_connection|child_stopping)|ap_mpm_register_timed_callback")
+        .allowlist_function("ap_run_handler|ap_die|ap_process_request_after_handler|ap_lingering_close")
+        .allowlist_function("apr_pool_destroy|apr_thread_mutex_(lock|unlock)")
+        .allowlist_var("SUSPENDED")
         .allowlist_var("MODULE_MAGIC_.*|APLOG_.*|HTTP_.*|OK|DECLINED|DONE|RSRC_CONF|ACCESS_CONF|OR_.*")
         .allowlist_var("PROXY_WORKER_.*|APR_HOOK_.*|AP_MPMQ_.*|AP_SQ_.*|M_GET|M_OPTIONS|AP_SLOTMEM_.*")
         .allowlist_var("AP_SLOTMEM_PROVIDER_.*|APR_SUCCESS")

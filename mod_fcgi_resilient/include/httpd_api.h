@@ -5,6 +5,8 @@
 #include <http_log.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <http_connection.h>
+#include <mpm_common.h>
 #include <ap_mpm.h>
 #include <ap_slotmem.h>
 #include <ap_provider.h>

@@ -25,6 +25,7 @@ pub mod settings;
 pub mod shared_budget;
 pub mod stats;
 pub mod status_page;
+pub mod suspended;
 pub mod waiters;
 pub mod waiting;
 

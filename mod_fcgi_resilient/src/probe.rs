@@ -62,6 +62,27 @@ impl BackendAddress {
     }
 }
 
+/// The target of a proxy request as httpd holds it before mod_proxy's handler runs: the part
+/// after `proxy:` of a `SetHandler "proxy:…"` or of `r->filename`, with the Unix socket that
+/// mod_proxy's fixup took out of it (r->notes "uds_path"). Only a direct FastCGI target
+/// counts: `balancer://` and other schemes give None, as does a relative socket path.
+pub fn proxy_fcgi_target(target: &str, uds_path: Option<&str>) -> Option<BackendAddress> {
+    let lowercase_prefix =
+        |text: &str, prefix: &str| text.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix));
+    if lowercase_prefix(target, "unix:") {
+        let (path, rest) = target[5..].split_once('|')?;
+        return (lowercase_prefix(rest, "fcgi://") && path.starts_with('/')).then(|| BackendAddress::Unix(path.into()));
+    }
+    if !lowercase_prefix(target, "fcgi://") {
+        return None;
+    }
+    match uds_path {
+        Some(path) if path.starts_with('/') => Some(BackendAddress::Unix(path.into())),
+        Some(_) => None,
+        None => BackendAddress::from_fcgi_url(target),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitEnd {
     DelayPassed,
@@ -240,6 +261,11 @@ impl ClientWatch {
             ClientSignal::Flag(gone) => gone(),
             ClientSignal::Socket(_) => false,
         }
+    }
+
+    /// Whether the client has left, without waiting.
+    pub fn has_left(&self) -> bool {
+        self.has_hung_up(Duration::ZERO)
     }
 
     fn has_hung_up(&self, patience: Duration) -> bool {
@@ -475,6 +501,27 @@ mod tests {
         );
         assert_eq!(BackendAddress::from_fcgi_url("http://localhost/"), None);
         assert_eq!(BackendAddress::from_fcgi_url("fcgi://:90/"), None);
+    }
+
+    #[test]
+    fn reads_the_fcgi_target_of_a_proxy_request() {
+        assert_eq!(
+            proxy_fcgi_target("unix:/run/php/php8.2-fpm.sock|fcgi://localhost", None),
+            Some(BackendAddress::Unix("/run/php/php8.2-fpm.sock".into()))
+        );
+        assert_eq!(
+            proxy_fcgi_target("fcgi://localhost/var/www/index.php", Some("/run/php/a.sock")),
+            Some(BackendAddress::Unix("/run/php/a.sock".into())),
+            "mod_proxy's fixup moved the socket into r->notes"
+        );
+        assert_eq!(
+            proxy_fcgi_target("fcgi://127.0.0.1:9000/var/www/index.php", None),
+            Some(BackendAddress::Tcp { host: "127.0.0.1".into(), port: 9000 })
+        );
+        assert_eq!(proxy_fcgi_target("balancer://php/index.php", None), None);
+        assert_eq!(proxy_fcgi_target("http://127.0.0.1/", None), None);
+        assert_eq!(proxy_fcgi_target("unix:run/php.sock|fcgi://localhost", None), None, "relative socket path");
+        assert_eq!(proxy_fcgi_target("unix:/run/php.sock|http://localhost", None), None);
     }
 
     #[test]

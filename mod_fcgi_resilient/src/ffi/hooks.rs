@@ -3,13 +3,20 @@
 //! serving the status page, and adding a section to mod_status's page.
 
 use super::log::{self, mark};
-use super::{guard::guard, proxy, scheme_handler, server_status, status_handler, sys};
+use super::{guard::guard, proxy, scheme_handler, server_status, status_handler, suspend, sys};
 use crate::waiters::http2_workers_per_child;
 use std::ffi::c_int;
 use std::ptr::null;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 const OK: c_int = sys::OK as c_int;
+
+struct HookOrder([*const std::ffi::c_char; 2]);
+// SAFETY: immutable pointers to static strings.
+unsafe impl Sync for HookOrder {}
+
+/// Successors are matched against the registering module's name: "run before mod_proxy".
+static BEFORE_MOD_PROXY: HookOrder = HookOrder([c"mod_proxy.c".as_ptr(), std::ptr::null()]);
 
 /// Event MPM's default MaxRequestWorkers and ThreadsPerChild, until post_config asks the MPM.
 static THREADS_THAT_CAN_WAIT: AtomicU32 = AtomicU32::new(400);
@@ -34,6 +41,16 @@ pub unsafe extern "C" fn register(_pool: *mut sys::apr_pool_t) {
             sys::ap_hook_pre_config(Some(pre_config), null(), null(), order);
             sys::ap_hook_post_config(Some(post_config), null(), null(), order);
             sys::ap_hook_handler(Some(status_handler::handle), null(), null(), order);
+            // Before mod_proxy's handler (APR_HOOK_FIRST too), which does its bookkeeping
+            // for a request as soon as it runs.
+            sys::ap_hook_handler(
+                Some(suspend::handle),
+                null(),
+                BEFORE_MOD_PROXY.0.as_ptr(),
+                sys::APR_HOOK_FIRST as c_int,
+            );
+            sys::ap_hook_suspend_connection(Some(suspend::hand_over), null(), null(), order);
+            sys::ap_hook_child_stopping(Some(suspend::child_stopping), null(), null(), order);
         }
         server_status::register();
     })
@@ -65,6 +82,11 @@ unsafe extern "C" fn post_config(
     guard("post_config", OK, || {
         // SAFETY: the server record httpd passes to post_config.
         unsafe { status_handler::attach_shared_table(server) };
+        suspend::learn_mpm();
+        // SAFETY: a plain query of httpd's state.
+        if unsafe { sys::ap_state_query(sys::AP_SQ_MAIN_STATE as c_int) } == sys::AP_SQ_MS_CREATE_CONFIG as c_int {
+            log::for_server(server, sys::APLOG_NOTICE as c_int, mark!(), suspend::mode_line());
+        }
         if let Some((daemons, threads)) = query_mpm_limits() {
             let h2_workers = if http2_is_loaded() { http2_workers_per_child(threads) } else { 0 };
             THREADS_THAT_CAN_WAIT.store(daemons.saturating_mul(threads + h2_workers), Ordering::Relaxed);

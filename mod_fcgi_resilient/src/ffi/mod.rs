@@ -14,5 +14,6 @@ mod request_body;
 mod scheme_handler;
 mod server_status;
 mod status_handler;
+mod suspend;
 mod sys;
 mod worker;

@@ -148,6 +148,11 @@ impl<'r> Request<'r> {
         if self.is_http2_stream() {
             return Some(self.stream_watch());
         }
+        self.client_socket().map(ClientWatch::new)
+    }
+
+    /// A descriptor of the client's socket of its own (a duplicate), for watching it.
+    pub fn client_socket(&self) -> Option<OwnedFd> {
         // SAFETY: the connection's socket lives as long as the connection.
         let socket = unsafe { sys::ap_get_conn_socket(self.rec().connection) };
         if socket.is_null() {
@@ -159,9 +164,32 @@ impl<'r> Request<'r> {
             return None;
         }
         // SAFETY: `fd` is the connection's open socket for at least this call; it is only
-        // duplicated here, so the watch owns a descriptor of its own.
+        // duplicated here, so the caller owns a descriptor of its own.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        borrowed.try_clone_to_owned().ok().map(|owned: OwnedFd| ClientWatch::new(owned))
+        borrowed.try_clone_to_owned().ok()
+    }
+
+    /// The top-level request of an HTTP/1.x connection: neither a subrequest nor an internal
+    /// redirect nor an HTTP/2 stream.
+    pub fn is_initial_http1(&self) -> bool {
+        let rec = self.rec();
+        rec.main.is_null() && rec.prev.is_null() && !self.is_http2_stream() && !self.connection().cs.is_null()
+    }
+
+    /// r->handler and r->filename, where set.
+    pub fn handler_and_filename(&self) -> (Option<&'r [u8]>, Option<&'r [u8]>) {
+        let text = |pointer: *const std::ffi::c_char| {
+            // SAFETY: httpd's NUL-terminated strings in the request pool, or null.
+            (!pointer.is_null()).then(|| unsafe { CStr::from_ptr(pointer) }.to_bytes())
+        };
+        (text(self.rec().handler), text(self.rec().filename))
+    }
+
+    /// The answer will end the connection ("Connection: close"), whatever keep-alive says.
+    pub fn close_connection_after(&self) {
+        // SAFETY: this thread serves the connection; httpd reads keepalive when it writes the
+        // response, on the thread that does.
+        unsafe { (*self.rec().connection).keepalive = sys::ap_conn_keepalive_e_AP_CONN_CLOSE };
     }
 
     /// An HTTP/2 stream runs on a secondary connection whose socket is an unconnected

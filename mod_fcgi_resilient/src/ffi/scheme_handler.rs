@@ -51,7 +51,7 @@ const MEMBER_PROBE_PATIENCE: Duration = Duration::from_millis(100);
 static WAITING: WaitingCount = WaitingCount::new();
 
 /// Backends this child process has seen refuse and not yet seen accept again.
-static KNOWN_DOWN: KnownDown = KnownDown::new();
+pub(super) static KNOWN_DOWN: KnownDown = KnownDown::new();
 
 pub unsafe extern "C" fn handle(
     r: *mut sys::request_rec,
@@ -455,7 +455,7 @@ fn member_accepts(member: &Worker) -> bool {
     member.address().is_some_and(|address| Prober::new(address).probe(MEMBER_PROBE_PATIENCE) == ProbeOutcome::Accepting)
 }
 
-fn give_up_message(
+pub(super) fn give_up_message(
     reason: GiveUpReason,
     address: &str,
     (attempts, probes): (u32, u32),

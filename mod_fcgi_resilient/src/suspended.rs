@@ -1,0 +1,302 @@
+//! Requests that wait without a worker thread (event MPM): one thread per child process keeps
+//! their waits and says, for each, when and how it ends. Free of Apache: `ffi/suspend.rs`
+//! suspends the requests and resumes them on a worker when their wait ends here.
+//!
+//! The requests waiting for one backend share one probe schedule: a thousand suspended
+//! requests cost one connect per backoff step, not a thousand.
+
+use crate::backoff::{Backoff, BackoffBounds};
+use crate::probe::{BackendAddress, ClientWatch, ProbeOutcome, Prober};
+use nix::errno::Errno;
+use std::time::{Duration, Instant};
+
+/// How a suspended request's wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Resolution {
+    /// The backend accepts: run the handler.
+    Accepting,
+    /// The request's budget is spent: 503.
+    BudgetSpent,
+    /// Its client left: nothing is run, nothing answered.
+    ClientGone,
+    /// The child process is stopping (graceful restart or stop) and the backend still refuses:
+    /// answered 503 now rather than kept until the budget ends.
+    Stopping,
+}
+
+/// A wait that ended, and what its backend's probes found while it lasted.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Ended<T> {
+    pub request: T,
+    pub resolution: Resolution,
+    /// Probes of its backend while this request waited.
+    pub probes: u32,
+    /// What the last probe that was refused met.
+    pub last_errno: Option<Errno>,
+}
+
+/// A TCP probe of the waiting thread holds up every other wait: it may take this long at most.
+const PROBE_PATIENCE: Duration = Duration::from_millis(50);
+
+/// A request just handed over is left alone this long: the thread that suspended it is still
+/// returning through httpd's frames, and the request must not be resumed before it is out.
+pub const SETTLE: Duration = Duration::from_millis(2);
+
+pub struct SuspendedWaits<T> {
+    backends: Vec<BackendWaits<T>>,
+    backoff: BackoffBounds,
+}
+
+struct BackendWaits<T> {
+    prober: Prober,
+    backoff: Backoff,
+    next_probe: Instant,
+    probes: u32,
+    last_errno: Option<Errno>,
+    requests: Vec<Suspended<T>>,
+}
+
+struct Suspended<T> {
+    request: T,
+    deadline: Instant,
+    settled_at: Instant,
+    client: Option<ClientWatch>,
+    /// The backend's probe count when this request began to wait.
+    probes_before: u32,
+}
+
+impl<T> SuspendedWaits<T> {
+    pub fn new(backoff: BackoffBounds) -> Self {
+        SuspendedWaits { backends: Vec::new(), backoff }
+    }
+
+    pub fn len(&self) -> usize {
+        self.backends.iter().map(|backend| backend.requests.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.backends.is_empty()
+    }
+
+    /// Keeps `request` waiting for `address` until `deadline`, watching its client.
+    pub fn add(
+        &mut self,
+        address: BackendAddress,
+        request: T,
+        deadline: Instant,
+        client: Option<ClientWatch>,
+        now: Instant,
+    ) {
+        let mut suspended = Suspended { request, deadline, settled_at: now + SETTLE, client, probes_before: 0 };
+        if let Some(backend) = self.backends.iter_mut().find(|backend| *backend.prober.address() == address) {
+            suspended.probes_before = backend.probes;
+            backend.requests.push(suspended);
+            return;
+        }
+        let seed = self.backends.len() as u64 + 1;
+        self.backends.push(BackendWaits {
+            prober: Prober::new(address),
+            backoff: Backoff::new(self.backoff, seed),
+            next_probe: now + SETTLE,
+            probes: 0,
+            last_errno: None,
+            requests: vec![suspended],
+        });
+    }
+
+    /// Ends the waits that are over at `now`, at most `most` of them (the rest next time):
+    /// each resumed request takes a worker thread, and a flood of them would hold back the
+    /// connections the MPM has queued.
+    pub fn tick(&mut self, now: Instant, stopping: bool, most: usize) -> Vec<Ended<T>> {
+        let mut ended = Vec::new();
+        for backend in &mut self.backends {
+            backend.end_waits(now, stopping, most.saturating_sub(ended.len()), &mut ended);
+        }
+        self.backends.retain(|backend| !backend.requests.is_empty());
+        ended
+    }
+}
+
+impl<T> BackendWaits<T> {
+    fn end_waits(&mut self, now: Instant, stopping: bool, most: usize, ended: &mut Vec<Ended<T>>) {
+        let mut accepting = None;
+        let mut index = 0;
+        while index < self.requests.len() && ended.len() < most {
+            let request = &self.requests[index];
+            if now < request.settled_at {
+                index += 1;
+                continue;
+            }
+            let resolution = if request.client.as_ref().is_some_and(ClientWatch::has_left) {
+                Some(Resolution::ClientGone)
+            } else if now >= request.deadline {
+                Some(Resolution::BudgetSpent)
+            } else {
+                let accepts = *accepting.get_or_insert_with(|| self.probe_if_due(now, stopping));
+                match (accepts, stopping) {
+                    (true, _) => Some(Resolution::Accepting),
+                    (false, true) => Some(Resolution::Stopping),
+                    (false, false) => None,
+                }
+            };
+            match resolution {
+                Some(resolution) => {
+                    let suspended = self.requests.swap_remove(index);
+                    let probes = self.probes - suspended.probes_before;
+                    ended.push(Ended { request: suspended.request, resolution, probes, last_errno: self.last_errno });
+                }
+                None => index += 1,
+            }
+        }
+    }
+
+    /// A stopping child asks at once; otherwise the backoff decides when to ask again.
+    fn probe_if_due(&mut self, now: Instant, stopping: bool) -> bool {
+        if now < self.next_probe && !stopping {
+            return false;
+        }
+        self.probes += 1;
+        match self.prober.probe(PROBE_PATIENCE) {
+            ProbeOutcome::Accepting => {
+                self.backoff.reset();
+                true
+            }
+            ProbeOutcome::NotYet { errno, recreated } => {
+                if recreated {
+                    self.backoff.reset();
+                }
+                self.last_errno = Some(errno);
+                self.next_probe = now + self.backoff.next_delay();
+                false
+            }
+            ProbeOutcome::Unusable { errno } => {
+                self.last_errno = Some(errno);
+                self.next_probe = now + self.backoff.next_delay();
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::{UnixListener, UnixStream};
+    use std::path::PathBuf;
+
+    struct TempDir(PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn temp_dir(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("fcgi-resilient-suspended-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn waits() -> SuspendedWaits<u32> {
+        SuspendedWaits::new(BackoffBounds::new(Duration::from_millis(2), Duration::from_millis(20)).unwrap())
+    }
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    fn resolutions(ended: Vec<Ended<u32>>) -> Vec<(u32, Resolution)> {
+        resolutions_of(&ended)
+    }
+
+    fn resolutions_of(ended: &[Ended<u32>]) -> Vec<(u32, Resolution)> {
+        ended.iter().map(|end| (end.request, end.resolution)).collect()
+    }
+
+    #[test]
+    fn requests_wait_while_the_backend_refuses_and_all_resume_when_it_accepts() {
+        let dir = temp_dir("accepts");
+        let socket = dir.0.join("php.sock");
+        let mut waits = waits();
+        let now = Instant::now();
+        for request in 0..3 {
+            waits.add(BackendAddress::Unix(socket.clone()), request, now + LONG, None, now);
+        }
+        assert_eq!(waits.len(), 3);
+        assert!(waits.tick(now + SETTLE, false, 100).is_empty(), "no socket yet");
+        let _listener = UnixListener::bind(&socket).unwrap();
+        let later = now + Duration::from_millis(100);
+        let mut ended = resolutions(waits.tick(later, false, 100));
+        ended.sort();
+        assert_eq!(ended, vec![(0, Resolution::Accepting), (1, Resolution::Accepting), (2, Resolution::Accepting)]);
+        assert!(waits.is_empty());
+    }
+
+    #[test]
+    fn a_request_is_not_resumed_before_it_has_settled() {
+        let dir = temp_dir("settle");
+        let socket = dir.0.join("php.sock");
+        let _listener = UnixListener::bind(&socket).unwrap();
+        let mut waits = waits();
+        let now = Instant::now();
+        waits.add(BackendAddress::Unix(socket), 7, now + LONG, None, now);
+        assert!(waits.tick(now, false, 100).is_empty(), "the suspending thread may still be returning");
+        assert_eq!(resolutions(waits.tick(now + SETTLE, false, 100)), vec![(7, Resolution::Accepting)]);
+    }
+
+    #[test]
+    fn a_spent_budget_and_a_departed_client_end_their_own_waits_only() {
+        let dir = temp_dir("ends");
+        let address = BackendAddress::Unix(dir.0.join("php.sock"));
+        let (client, server_side) = UnixStream::pair().unwrap();
+        let mut waits = waits();
+        let now = Instant::now();
+        waits.add(address.clone(), 1, now + Duration::from_millis(10), None, now);
+        waits.add(address.clone(), 2, now + LONG, Some(ClientWatch::new(OwnedFd::from(server_side))), now);
+        waits.add(address, 3, now + LONG, None, now);
+        drop(client);
+        let mut ended = resolutions(waits.tick(now + Duration::from_millis(20), false, 100));
+        ended.sort();
+        assert_eq!(ended, vec![(1, Resolution::BudgetSpent), (2, Resolution::ClientGone)]);
+        assert_eq!(waits.len(), 1, "request 3 still waits");
+    }
+
+    #[test]
+    fn a_stopping_child_answers_its_waits_at_once() {
+        let dir = temp_dir("stopping");
+        let mut waits = waits();
+        let now = Instant::now();
+        waits.add(BackendAddress::Unix(dir.0.join("php.sock")), 1, now + LONG, None, now);
+        let ended = waits.tick(now + SETTLE, true, 100);
+        assert_eq!(resolutions_of(&ended), vec![(1, Resolution::Stopping)]);
+        assert_eq!((ended[0].probes, ended[0].last_errno), (1, Some(Errno::ENOENT)), "asked once, at once");
+    }
+
+    #[test]
+    fn at_most_so_many_resume_at_once() {
+        let dir = temp_dir("most");
+        let socket = dir.0.join("php.sock");
+        let _listener = UnixListener::bind(&socket).unwrap();
+        let mut waits = waits();
+        let now = Instant::now();
+        for request in 0..5 {
+            waits.add(BackendAddress::Unix(socket.clone()), request, now + LONG, None, now);
+        }
+        assert_eq!(waits.tick(now + SETTLE, false, 2).len(), 2);
+        assert_eq!(waits.tick(now + SETTLE, false, 2).len(), 2);
+        assert_eq!(waits.tick(now + SETTLE, false, 2).len(), 1);
+    }
+
+    #[test]
+    fn waits_for_one_backend_share_its_probes() {
+        let dir = temp_dir("shared");
+        let mut waits = waits();
+        let now = Instant::now();
+        for request in 0..100 {
+            waits.add(BackendAddress::Unix(dir.0.join("php.sock")), request, now + LONG, None, now);
+        }
+        waits.add(BackendAddress::Unix(dir.0.join("other.sock")), 100, now + LONG, None, now);
+        assert_eq!(waits.backends.len(), 2);
+    }
+}
