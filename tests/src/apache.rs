@@ -169,6 +169,16 @@ impl Apache {
         SocketAddr::from(([127, 0, 0, 1], self.config.port))
     }
 
+    /// The pids of Apache's child processes now.
+    pub fn children(&self) -> Vec<i32> {
+        let parent = self.daemon.pid();
+        let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+        entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| parent_of(*pid) == Some(parent))
+            .collect()
+    }
+
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
     }
@@ -193,6 +203,12 @@ impl Apache {
         wait_until("apache2 graceful restart", Duration::from_secs(30), || (generations() > before).then_some(()));
         assert!(self.daemon.is_running(), "apache2 exited on graceful restart:\n{}", self.error_log());
     }
+}
+
+/// The parent pid in /proc/PID/stat (the field after the parenthesised command name).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn write_config(dir: &Path, config: &ApacheConfig) -> PathBuf {

@@ -1,35 +1,59 @@
 //! Waiting without a worker thread (event MPM): more waiting requests than Apache has threads
-//! are all served once PHP-FPM is back, static content is served meanwhile, and nothing is
-//! left behind (waiting count, connections) once they are.
+//! are all served once PHP-FPM is back while static content is served meanwhile; a client that
+//! leaves while its request is suspended never has it run; a graceful restart answers the
+//! suspended requests instead of dropping them, and its old children exit; nothing is left
+//! behind (waiting count, connections) once it is over.
+//!
+//! These failed on the module that held a thread per waiting request: with 8 threads, all but
+//! a few of 64 requests were answered 503 at once by the per-child cap.
 
 use harness::apache::{ApacheConfig, Processes};
 use harness::status::{self, STATUS_LOCATION};
-use harness::{http, Apache, PhpFpm, WorkDir};
+use harness::transport::{self, curl, CurlRequest, Transport};
+use harness::uploads::Uploads;
+use harness::{http, load, wait_until, Apache, PhpFpm, WorkDir};
+use std::io::Write;
 use std::time::Duration;
 
 const THREADS: u32 = 8;
 const CLIENTS: usize = 64;
 
-fn outage_with_few_threads(name: &str) -> (WorkDir, PhpFpm, Apache) {
+/// One child of few threads, room for every waiting connection (suspended connections count
+/// toward the event MPM's per-child connection limit: ThreadsPerChild + idle threads x
+/// AsyncRequestWorkerFactor), mod_status, and PHP-FPM stopped.
+fn outage_with_few_threads(name: &str) -> (WorkDir, PhpFpm, ApacheConfig) {
     let work = WorkDir::new(name);
     let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
     fpm.start();
     let mut config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler()).with_server_directives(&format!(
-        "FcgiResilient On\nFcgiResilientTimeout 20s\nFcgiResilientMaxWaiting 1000\n\
-         # Suspended connections count toward the event MPM's per-child connection limit\n\
-         # (ThreadsPerChild + idle threads x AsyncRequestWorkerFactor): room for them all.\n\
-         AsyncRequestWorkerFactor 16\n{STATUS_LOCATION}"
+        "FcgiResilient On\nFcgiResilientTimeout 20s\nFcgiResilientMaxWaiting 1000\nAsyncRequestWorkerFactor 16\n\
+         {STATUS_LOCATION}<Location /server-status>\n    SetHandler server-status\n</Location>\n"
     ));
+    config.modules.push("status");
     config.processes = Processes { start_servers: 1, server_limit: 1, threads_per_child: THREADS };
     config.log_level = "info fcgi_resilient:debug".to_string();
-    let apache = Apache::start(&work.subdir("apache"), config);
     fpm.stop();
-    (work, fpm, apache)
+    (work, fpm, config)
+}
+
+/// mod_status's count of this server's connections (the asking one included).
+fn connections(target: std::net::SocketAddr) -> u64 {
+    let page = http::get(target, "/server-status?auto").expect("server-status").text();
+    page.lines().find_map(|line| line.strip_prefix("ConnsTotal: ")?.trim().parse().ok()).unwrap_or(u64::MAX)
+}
+
+fn assert_nothing_left(target: std::net::SocketAddr, apache: &Apache) {
+    wait_until("no request waiting", Duration::from_secs(30), || {
+        (status::total(target, "TotalWaiting") == 0).then_some(())
+    });
+    wait_until("only the asking connection open", Duration::from_secs(30), || (connections(target) <= 1).then_some(()));
+    assert!(!apache.error_log().contains("exit signal"), "a child crashed\n{}", apache.error_log());
 }
 
 #[test]
 fn more_waiting_requests_than_threads_are_all_served() {
-    let (_work, mut fpm, apache) = outage_with_few_threads("suspended-many");
+    let (work, mut fpm, config) = outage_with_few_threads("suspended-many");
+    let apache = Apache::start(&work.subdir("apache"), config);
     let target = apache.address();
     // The first request of the child meets the refusal in its thread and teaches the child
     // that the backend is down; the others are suspended.
@@ -43,6 +67,110 @@ fn more_waiting_requests_than_threads_are_all_served() {
     let statuses: Vec<u16> = waiting.into_iter().map(|client| client.join().unwrap().map_or(0, |r| r.status)).collect();
     let served = statuses.iter().filter(|status| **status == 200).count();
     assert_eq!(served, CLIENTS, "statuses {statuses:?}\n{}", apache.error_log());
-    assert_eq!(status::total(target, "TotalWaiting"), 0);
-    assert!(!apache.error_log().contains("exit signal"), "{}", apache.error_log());
+    let suspended = apache.error_log().matches("waiting, suspended (no thread held)").count();
+    assert!(suspended >= CLIENTS - THREADS as usize, "only {suspended} of {CLIENTS} were suspended");
+    assert_nothing_left(target, &apache);
+}
+
+/// A POST whose client hangs up while it is suspended never reaches PHP; its neighbour, whose
+/// client stays, is served once with its body whole — over HTTP/1.1 and over TLS.
+#[test]
+fn a_suspended_post_whose_client_left_is_never_run() {
+    let (work, mut fpm, config) = outage_with_few_threads("suspended-gone");
+    let uploads = Uploads::install(&work);
+    let apache_dir = work.subdir("apache");
+    let (config, ports) = transport::serve_every_transport(config, &apache_dir);
+    let apache = Apache::start(&apache_dir, config);
+    let target = ports.plain;
+    // Teaches the child that the backend is down, so the requests below are suspended.
+    let first = std::thread::spawn(move || http::get(target, "/index.php"));
+    status::wait_for_total(target, "TotalWaiting", 1);
+
+    let body = load::body_pattern(100_000, 5);
+    let body_file = work.join("body");
+    std::fs::write(&body_file, &body).expect("body file");
+    let leaving =
+        CurlRequest { body_file: Some(&body_file), max_time: Some(Duration::from_secs(2)), ..Default::default() };
+    for transport in [Transport::Http1, Transport::Tls] {
+        let answer = curl(&ports, transport, &format!("/upload.php?id=left-{}", transport.name().len()), &leaving);
+        assert_eq!(answer.exit, 28, "curl over {} should have given up: {answer:?}", transport.name());
+    }
+    let patient = std::thread::spawn({
+        let body_file = body_file.clone();
+        move || {
+            curl(
+                &ports,
+                Transport::Tls,
+                "/upload.php?id=patient",
+                &CurlRequest { body_file: Some(&body_file), ..Default::default() },
+            )
+        }
+    });
+    wait_until("the clients that left are counted", Duration::from_secs(30), || {
+        (status::total(target, "TotalClientGone") == 2).then_some(())
+    });
+    fpm.start();
+    let answer = patient.join().expect("curl");
+    assert!(answer.is_ok_over(Transport::Tls) && answer.body == body, "{answer:?}\n{}", apache.error_log());
+    assert_eq!(first.join().unwrap().expect("first").status, 200);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(uploads.runs("patient"), vec![body.len()]);
+    for transport in [Transport::Http1, Transport::Tls] {
+        let id = format!("left-{}", transport.name().len());
+        assert_eq!(uploads.runs(&id), Vec::<usize>::new(), "PHP ran the POST whose client left ({})", transport.name());
+    }
+    assert!(apache.error_log().contains("waiting, suspended") || apache.error_log().contains("waits suspended"));
+    assert_nothing_left(target, &apache);
+}
+
+/// `apachectl graceful` while requests are suspended: each gets an answer (503 with
+/// Retry-After, its child is stopping) rather than a dropped connection, the old child exits,
+/// and the new generation serves as soon as PHP-FPM is back.
+#[test]
+fn a_graceful_restart_answers_suspended_requests_and_its_old_child_exits() {
+    let (work, mut fpm, config) = outage_with_few_threads("suspended-graceful");
+    let mut apache = Apache::start(&work.subdir("apache"), config);
+    let target = apache.address();
+    let waiting: Vec<_> = (0..24).map(|_| std::thread::spawn(move || http::get(target, "/index.php"))).collect();
+    status::wait_for_total(target, "TotalWaiting", 24);
+    let children_before = apache.children();
+    apache.graceful();
+    for client in waiting {
+        let response = client.join().unwrap().expect("an answer, not a dropped connection");
+        assert!(
+            response.status == 503 && response.header("Retry-After").is_some(),
+            "{} {:?}\n{}",
+            response.status,
+            response.text(),
+            apache.error_log()
+        );
+    }
+    wait_until("the old generation's child exits", Duration::from_secs(30), || {
+        apache.children().iter().all(|pid| !children_before.contains(pid)).then_some(())
+    });
+    fpm.start();
+    assert_eq!(http::get(target, "/index.php").expect("a response").status, 200);
+    assert_nothing_left(target, &apache);
+}
+
+/// A raw client that sends a request and goes away without reading: the suspended request
+/// is not run and the connection is counted out.
+#[test]
+fn a_client_that_vanishes_leaves_no_connection_behind() {
+    let (work, mut fpm, config) = outage_with_few_threads("suspended-vanish");
+    let apache = Apache::start(&work.subdir("apache"), config);
+    let target = apache.address();
+    let first = std::thread::spawn(move || http::get(target, "/index.php"));
+    status::wait_for_total(target, "TotalWaiting", 1);
+    for _ in 0..10 {
+        let mut stream = std::net::TcpStream::connect(target).expect("connect");
+        stream.write_all(b"GET /index.php HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("request");
+        status::wait_for_total(target, "TotalWaiting", 2);
+        drop(stream);
+        status::wait_for_total(target, "TotalWaiting", 1);
+    }
+    fpm.start();
+    assert_eq!(first.join().unwrap().expect("first").status, 200);
+    assert_eq!(status::total(target, "TotalClientGone"), 10);
+    assert_nothing_left(target, &apache);
 }
