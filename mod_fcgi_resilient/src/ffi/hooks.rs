@@ -4,7 +4,8 @@
 
 use super::log::{self, mark};
 use super::{guard::guard, proxy, scheme_handler, server_status, status_handler, suspend, sys};
-use crate::waiters::http2_workers_per_child;
+use crate::settings;
+use crate::waiters::{http2_workers_per_child, WaiterRecords};
 use std::ffi::c_int;
 use std::ptr::null;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -26,11 +27,17 @@ pub fn threads_per_child() -> u32 {
     THREADS_PER_CHILD.load(Ordering::Relaxed)
 }
 
-/// How many requests the whole server can have waiting in threads at once — MaxRequestWorkers,
-/// plus mod_http2's workers when it is loaded: the default cap on waiting requests is a share
-/// of it, whatever the MPM (prefork has one thread per child).
-pub fn threads_that_can_wait() -> u32 {
-    THREADS_THAT_CAN_WAIT.load(Ordering::Relaxed)
+/// The cap on waiting requests a section gets unless FcgiResilientMaxWaiting sets one. Where
+/// requests wait in a thread, a share of the threads that can wait (MaxRequestWorkers, plus
+/// mod_http2's workers when it is loaded). Under the event MPM most waiting requests hold no
+/// thread (`suspend`); those that do are held to their child's thread limit all the same, so
+/// the server-wide count is bounded by the waiting table alone.
+pub fn default_max_waiting() -> u32 {
+    if suspend::can_suspend() {
+        WaiterRecords::CAPACITY as u32
+    } else {
+        settings::default_max_waiting(THREADS_THAT_CAN_WAIT.load(Ordering::Relaxed))
+    }
 }
 
 pub unsafe extern "C" fn register(_pool: *mut sys::apr_pool_t) {

@@ -18,7 +18,7 @@ use crate::duration::format_duration;
 use crate::known_down::KnownDown;
 use crate::probe::{BackendAddress, ProbeOutcome, Prober, WaitEnd};
 use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits, Start};
-use crate::settings::{default_max_waiting, Policy};
+use crate::settings::Policy;
 use crate::shared_budget::{self, DEADLINE_NOTE};
 use crate::stats::{unix_millis_now, BackendSlot};
 use crate::waiters::{per_child_limit, ServerWideGate, ThreadCap};
@@ -80,7 +80,7 @@ unsafe fn serve(call: SchemeCall) -> c_int {
     // SAFETY: the hook's request and worker, live for this call and used by this thread.
     let (request, worker) = unsafe { (Request::from_raw(call.r), Worker::from_raw(call.worker)) };
     forget_retry_after_of_an_earlier_member(&request);
-    let policy = settings.resolve(default_max_waiting(hooks::threads_that_can_wait()));
+    let policy = settings.resolve(hooks::default_max_waiting());
     let initial = request.initial();
     let budget = shared_budget::remaining(initial.note(DEADLINE_NOTE), policy.budget, SystemTime::now);
     let limits = RetryLimits {

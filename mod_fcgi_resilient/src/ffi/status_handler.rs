@@ -4,7 +4,6 @@
 use super::log::{self, mark};
 use super::{guard::guard, hooks, sys};
 use crate::prometheus;
-use crate::settings::default_max_waiting;
 use crate::stats::{StatsTable, TableReport, TABLE_KEY};
 use crate::status_page::{render_auto, render_html, PageFormat};
 use std::ffi::{c_int, c_void, CStr};
@@ -23,7 +22,7 @@ pub fn shared_table() -> Option<&'static StatsTable> {
 
 /// The counters of all children now; empty before post_config made the table.
 pub fn current_report() -> TableReport {
-    let report = shared_table().map(|t| t.report(default_max_waiting(hooks::threads_that_can_wait())));
+    let report = shared_table().map(|t| t.report(hooks::default_max_waiting()));
     report.unwrap_or_default()
 }
 

@@ -34,7 +34,6 @@ use super::{dir_config, guard::guard, hooks, request_body, status_handler, sys};
 use crate::backoff::BackoffBounds;
 use crate::probe::{proxy_fcgi_target, BackendAddress, ClientWatch, ProbeOutcome, Prober};
 use crate::retry::GiveUpReason;
-use crate::settings::default_max_waiting;
 use crate::settings::Policy;
 use crate::shared_budget::{self, DEADLINE_NOTE};
 use crate::stats::unix_millis_now;
@@ -99,6 +98,10 @@ pub fn learn_mpm() {
     ASYNC_MPM.store(status == sys::APR_SUCCESS as c_int && async_mpm != 0, Ordering::Relaxed);
 }
 
+pub fn can_suspend() -> bool {
+    ASYNC_MPM.load(Ordering::Relaxed)
+}
+
 pub fn mode_line() -> &'static str {
     if ASYNC_MPM.load(Ordering::Relaxed) {
         "waiting requests: HTTP/1.x requests for a backend a child has seen refuse are suspended \
@@ -134,7 +137,7 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     if !settings.is_enabled() {
         return DECLINED;
     }
-    let policy = settings.resolve(default_max_waiting(hooks::threads_that_can_wait()));
+    let policy = settings.resolve(hooks::default_max_waiting());
     let Some(table) = status_handler::shared_table() else { return DECLINED };
     let Some(slot) = table.backend_index(&address_text) else { return DECLINED };
     let counters = table.backend(&address_text);
