@@ -3,7 +3,7 @@
 //! serving the status page, and adding a section to mod_status's page.
 
 use super::log::{self, mark};
-use super::{guard::guard, proxy, scheme_handler, server_status, status_handler, sys};
+use super::{guard::guard, pause_watch, proxy, scheme_handler, server_status, status_handler, sys};
 use std::ffi::c_int;
 use std::ptr::null;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,6 +34,7 @@ pub unsafe extern "C" fn register(_pool: *mut sys::apr_pool_t) {
             sys::ap_hook_handler(Some(status_handler::handle), null(), null(), order);
         }
         server_status::register();
+        pause_watch::register_hooks();
     })
 }
 
@@ -63,6 +64,7 @@ unsafe extern "C" fn post_config(
     guard("post_config", OK, || {
         // SAFETY: the server record httpd passes to post_config.
         unsafe { status_handler::attach_shared_table(server) };
+        pause_watch::prepare_directory(server);
         if let Some((daemons, threads)) = query_mpm_limits() {
             MAX_REQUEST_WORKERS.store(daemons.saturating_mul(threads), Ordering::Relaxed);
             THREADS_PER_CHILD.store(threads, Ordering::Relaxed);
