@@ -126,6 +126,35 @@ pub fn probe(t: &Target, ping: Option<&str>, expect: &str, io_timeout: Duration)
 
 /// Polls until ready or `deadline`; returns the last failure on timeout.
 pub fn wait_until(t: &Target, o: &WaitOpts, start: Instant, deadline: Instant) -> Result<(), String> {
+    poll_until(t, o.timeout, start, deadline, |io_timeout| probe(t, o.ping.as_deref(), &o.expect, io_timeout))
+}
+
+/// A script path no pool serves: PHP-FPM answers it with a complete FastCGI response (404,
+/// "Primary script unknown", or 403 from security.limit_extensions), which proves the pool
+/// runs requests again without needing `ping.path`.
+pub const READY_CHECK_PATH: &str = "/fcgi-resilient-helper-ready-check.php";
+
+/// One FastCGI request for `READY_CHECK_PATH`: Ok once the backend answered it completely,
+/// whatever the status.
+pub fn answers_fastcgi(t: &Target, io_timeout: Duration) -> Result<(), String> {
+    let mut conn = connect(t, io_timeout)?;
+    let request = fastcgi::encode_request(1, &ping_params(READY_CHECK_PATH, t));
+    conn.write_all(&request).map_err(|e| format!("sending a FastCGI request: {e}"))?;
+    let response = fastcgi::read_response(&mut conn, 1)?;
+    match response.end.protocol_status {
+        0 => Ok(()),
+        status => Err(format!("request refused (FastCGI protocol status {status})")),
+    }
+}
+
+/// Calls `attempt` (given the I/O timeout left) every 100 ms until it succeeds or `deadline`.
+pub fn poll_until(
+    t: &Target,
+    timeout: Duration,
+    start: Instant,
+    deadline: Instant,
+    mut attempt: impl FnMut(Duration) -> Result<(), String>,
+) -> Result<(), String> {
     let tty = std::io::stderr().is_terminal();
     let mut last_progress: Option<Instant> = None;
     let mut last_err;
@@ -133,7 +162,7 @@ pub fn wait_until(t: &Target, o: &WaitOpts, start: Instant, deadline: Instant) -
         let now = Instant::now();
         let remaining = deadline.saturating_duration_since(now);
         let io_timeout = remaining.clamp(Duration::from_millis(50), Duration::from_secs(5));
-        match probe(t, o.ping.as_deref(), &o.expect, io_timeout) {
+        match attempt(io_timeout) {
             Ok(()) => {
                 if last_progress.is_some() {
                     eprint!("\r\x1b[K");
@@ -150,11 +179,7 @@ pub fn wait_until(t: &Target, o: &WaitOpts, start: Instant, deadline: Instant) -
             return Err(last_err);
         }
         if tty && last_progress.is_none_or(|p| now.duration_since(p) >= Duration::from_secs(1)) {
-            eprint!(
-                "\r\x1b[Kwaiting for {t} ({}s of {:?}): {last_err}",
-                now.duration_since(start).as_secs(),
-                o.timeout
-            );
+            eprint!("\r\x1b[Kwaiting for {t} ({}s of {:?}): {last_err}", now.duration_since(start).as_secs(), timeout);
             let _ = std::io::stderr().flush();
             last_progress = Some(now);
         }
