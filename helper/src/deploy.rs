@@ -8,7 +8,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::cli::DeployOpts;
-use crate::pause::{remove_pause, resolve, unix_millis_now, wait_until_idle, write_pause};
+use crate::pause::{remove_pause, resolve_or_say, unix_millis_now, wait_until_idle, write_pause};
 use crate::pause_file::PauseRecord;
 use crate::stop;
 use crate::wait::{self, Target};
@@ -33,13 +33,7 @@ impl Drop for Paused<'_> {
 }
 
 pub fn run(o: &DeployOpts) -> i32 {
-    let backend = match resolve(&o.target) {
-        Ok(backend) => backend,
-        Err(e) => {
-            eprintln!("{PREFIX}: {e}");
-            return 1;
-        }
-    };
+    let Some(backend) = resolve_or_say(&o.target, "deploy") else { return 1 };
     let ready_target = match ready_target(&backend) {
         Ok(target) => target,
         Err(e) => {

@@ -55,6 +55,11 @@ pub fn resolve(target: &BackendOpts) -> Result<String, String> {
     ))
 }
 
+/// `resolve`, saying why not on stderr.
+pub fn resolve_or_say(target: &BackendOpts, command: &str) -> Option<String> {
+    resolve(target).map_err(|e| eprintln!("{PREFIX}: {command}: {e}")).ok()
+}
+
 /// The backends Apache's SetHandler/ProxyPass/BalancerMember lines name and the PHP-FPM
 /// pools listen on, by status-page name; and which configs were read.
 fn known_backends(target: &BackendOpts) -> (Vec<String>, Vec<String>) {
@@ -179,13 +184,7 @@ pub fn wait_until_idle(backend: &str, timeout: Duration) -> Result<bool, String>
 }
 
 pub fn run_pause(o: &PauseOpts) -> i32 {
-    let backend = match resolve(&o.target) {
-        Ok(backend) => backend,
-        Err(e) => {
-            eprintln!("{PREFIX}: pause: {e}");
-            return 1;
-        }
-    };
+    let Some(backend) = resolve_or_say(&o.target, "pause") else { return 1 };
     let record =
         PauseRecord { backend: backend.clone(), until_unix_ms: unix_millis_now() + o.pause_for.as_millis() as u64 };
     if let Err(e) = write_pause(&o.target.pause_dir, &record) {

@@ -8,10 +8,11 @@
 
 mod common;
 
-use common::{require_root, run, Run, BIN};
+use common::restart_load::{summary, Load, CLIENTS, LEAD};
+use common::{require_root, restart_load, run, Run, BIN};
 use harness::apache::ApacheConfig;
 use harness::http::Connection;
-use harness::load::{self, LoadSpec, Record, RunningLoad};
+use harness::load::{self, Record};
 use harness::{Apache, Listen, PhpFpm, WorkDir};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -20,9 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const CLIENTS: usize = 16;
-const POST_SIZE: usize = 64 * 1024;
-const LEAD: Duration = Duration::from_millis(600);
 const STATUS_PAGE: &str = "/fcgi-resilient-status";
 
 /// Fields drop in order: Apache and php-fpm stop before their directory goes.
@@ -93,27 +91,10 @@ impl Site {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Load {
-    Get,
-    Post,
-}
-
-/// Runs `CLIENTS` of `kind` against the site, does `event` after LEAD, loads LEAD longer.
+/// Runs the restart load against the site, does `event` in the middle.
 fn around(site: &mut Site, kind: Load, event: impl FnOnce(&mut Site)) -> Vec<Record> {
-    let path = match kind {
-        Load::Get => "/sleep.php",
-        Load::Post => "/slow-echo.php",
-    };
-    let spec = LoadSpec::new(site.apache.address(), path, CLIENTS);
-    let epoch = Instant::now();
-    let running = match kind {
-        Load::Get => RunningLoad::start(&spec, epoch),
-        Load::Post => RunningLoad::start_posts(&spec, epoch, POST_SIZE),
-    };
-    std::thread::sleep(LEAD);
-    event(site);
-    running.stop_after(LEAD)
+    let target = site.apache.address();
+    restart_load::around(target, kind, || event(site))
 }
 
 /// `deploy` with a COMMAND that hands over to the test: it signals that it runs, and ends
@@ -142,15 +123,6 @@ fn through_deploy(site: &mut Site, event: impl FnOnce(&mut PhpFpm)) -> Run {
 
 fn restart(fpm: &mut PhpFpm) {
     fpm.restart_after(Duration::ZERO);
-}
-
-fn summary(kind: Load, how: &str, records: &[Record]) -> String {
-    format!(
-        "{kind:?} load, {CLIENTS} clients, {how}: {} requests, {} failed {:?}",
-        records.len(),
-        load::failed_count(records),
-        load::failures(records)
-    )
 }
 
 /// The same restart plain and through `deploy`, on one site: the plain one must lose

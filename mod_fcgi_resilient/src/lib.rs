@@ -27,6 +27,8 @@ pub mod settings;
 pub mod shared_budget;
 pub mod stats;
 pub mod status_page;
+#[cfg(test)]
+mod test_dir;
 pub mod waiters;
 pub mod waiting;
 

@@ -279,6 +279,7 @@ pub fn render_prometheus(paused: &[PausedBackend]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_dir::TempDir;
     use std::os::unix::fs::PermissionsExt;
 
     fn record(backend: &str, until: u64) -> PauseRecord {
@@ -313,19 +314,8 @@ mod tests {
         assert!(error.contains("'nobody-here'"), "{error}");
     }
 
-    struct TempDir(PathBuf);
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     fn temp_dir(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("fcgi-resilient-pause-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        TempDir::new(&format!("pause-{name}"))
     }
 
     fn write(dir: &Path, pause: &PauseRecord) -> PathBuf {
@@ -338,14 +328,14 @@ mod tests {
     fn a_scan_keeps_what_is_in_force_and_says_why_the_rest_is_ignored() {
         let dir = temp_dir("scan");
         let me = nix_uid();
-        let setting = PauseDirSetting { directory: dir.0.clone(), owners: vec![me] };
-        write(&dir.0, &record("unix:/run/a.sock", 5000));
-        write(&dir.0, &record("127.0.0.1:9000", 3000));
-        write(&dir.0, &record("127.0.0.1:9001", 500)); // over
-        std::fs::write(dir.0.join(".127.0.0.1:9002.pause.tmp.1"), "half written").unwrap();
-        std::fs::write(dir.0.join("127.0.0.1:9003.pause"), record("127.0.0.1:9004", 5000).render()).unwrap();
-        std::fs::write(dir.0.join("garbage.pause"), "hello").unwrap();
-        std::os::unix::fs::symlink(dir.0.join("garbage.pause"), dir.0.join("link.pause")).unwrap();
+        let setting = PauseDirSetting { directory: dir.path().to_path_buf(), owners: vec![me] };
+        write(dir.path(), &record("unix:/run/a.sock", 5000));
+        write(dir.path(), &record("127.0.0.1:9000", 3000));
+        write(dir.path(), &record("127.0.0.1:9001", 500)); // over
+        std::fs::write(dir.join(".127.0.0.1:9002.pause.tmp.1"), "half written").unwrap();
+        std::fs::write(dir.join("127.0.0.1:9003.pause"), record("127.0.0.1:9004", 5000).render()).unwrap();
+        std::fs::write(dir.join("garbage.pause"), "hello").unwrap();
+        std::os::unix::fs::symlink(dir.join("garbage.pause"), dir.join("link.pause")).unwrap();
         let found = scan(&setting, 1000);
         let backends: Vec<&str> = found.pauses.iter().map(|p| p.backend.as_str()).collect();
         assert_eq!(backends, ["127.0.0.1:9000", "unix:/run/a.sock"]);
@@ -358,16 +348,16 @@ mod tests {
         let mut reported = BTreeSet::new();
         assert_eq!(newly_ignored(&found, &mut reported).len(), 3);
         assert!(newly_ignored(&scan(&setting, 1000), &mut reported).is_empty(), "each said once");
-        let missing = PauseDirSetting { directory: dir.0.join("none"), owners: vec![me] };
+        let missing = PauseDirSetting { directory: dir.join("none"), owners: vec![me] };
         assert_eq!(scan(&missing, 1000), Scan::default());
     }
 
     #[test]
     fn a_file_of_another_owner_is_ignored() {
         let dir = temp_dir("owner");
-        write(&dir.0, &record("127.0.0.1:9000", 5000));
+        write(dir.path(), &record("127.0.0.1:9000", 5000));
         let someone_else = nix_uid().wrapping_add(1);
-        let setting = PauseDirSetting { directory: dir.0.clone(), owners: vec![someone_else] };
+        let setting = PauseDirSetting { directory: dir.path().to_path_buf(), owners: vec![someone_else] };
         let found = scan(&setting, 1000);
         assert!(found.pauses.is_empty());
         assert!(found.ignored[0].1.contains(&format!("owned by uid {}", nix_uid())), "{:?}", found.ignored);
@@ -376,10 +366,10 @@ mod tests {
     #[test]
     fn a_directory_others_can_write_is_warned_about() {
         let dir = temp_dir("mode");
-        let setting = PauseDirSetting { directory: dir.0.clone(), owners: vec![nix_uid()] };
-        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let setting = PauseDirSetting { directory: dir.path().to_path_buf(), owners: vec![nix_uid()] };
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(directory_warning(&setting), None);
-        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         assert!(directory_warning(&setting).unwrap().contains("mode 777"));
     }
 
