@@ -343,3 +343,44 @@ fn an_unknown_backend_is_refused_naming_the_known_ones() {
     assert!(r.stderr.contains(&format!("known: {}", site.backend())), "{}", r.stderr);
     assert_eq!(std::fs::read_dir(&site.pause_dir).unwrap().count(), 0);
 }
+
+/// A pause holds requests over HTTP/1.1, TLS, h2c and h2 alike, and `resume` lets all of them
+/// go on; where `FcgiResilient Off` applies, requests are not held at all.
+#[test]
+fn a_pause_holds_every_transport_and_not_where_the_module_is_off() {
+    use harness::transport::{curl, serve_every_transport, CurlRequest, Transport};
+    require_root();
+    let work = WorkDir::new("pause-transports");
+    let mut fpm = PhpFpm::new(work.path(), &work.docroot(), Listen::Tcp(harness::free_port()), 8);
+    fpm.start();
+    let pause_dir = pause_dir_in(&work);
+    let off = work.docroot().join("off");
+    std::fs::create_dir_all(&off).unwrap();
+    std::fs::copy(work.docroot().join("index.php"), off.join("index.php")).unwrap();
+    let mut config = site_config(&work.docroot(), &fpm, &pause_dir);
+    config.site += &format!("<Directory {}>\n    FcgiResilient Off\n</Directory>\n", off.display());
+    let apache_dir = work.subdir("apache");
+    let (config, ports) = serve_every_transport(config, &apache_dir);
+    let apache = Apache::start(&apache_dir, config);
+    let site = Site { apache, fpm, pause_dir, work };
+    let r = site.helper("pause", &["--for", "60s"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let held: Vec<_> = Transport::ALL
+        .into_iter()
+        .map(|transport| {
+            std::thread::spawn(move || (transport, curl(&ports, transport, "/index.php", &CurlRequest::default())))
+        })
+        .collect();
+    harness::wait_until("every transport's request held", Duration::from_secs(20), || {
+        site.status("auto").contains(&format!("Held: {}", Transport::ALL.len())).then_some(())
+    });
+    let not_held = harness::http::get(site.apache.address(), "/off/index.php").expect("request where Off");
+    assert_eq!(not_held.status, 200, "FcgiResilient Off: served during the pause");
+    assert!(held.iter().all(|h| !h.is_finished()), "a request was served while paused");
+    assert_eq!(site.helper("resume", &[]).code, 0);
+    for thread in held {
+        let (transport, answer) = thread.join().expect("curl");
+        assert!(answer.is_ok_over(transport), "{}: {answer:?}", transport.name());
+        assert_eq!(String::from_utf8_lossy(&answer.body), "hello from php-fpm\n");
+    }
+}
