@@ -9,6 +9,7 @@
 
 use crate::pause_file::{self, PauseRecord};
 use crate::prometheus::escape_label_value;
+use crate::status_page::escape_html;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::io::Read;
@@ -225,7 +226,7 @@ pub fn add_to_html(page: String, paused: &[PausedBackend]) -> String {
          <tr><th>Backend</th><th>Until (Unix time)</th><th>Requests held now</th></tr>\n",
     );
     for pause in paused {
-        let backend = pause.backend.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        let backend = escape_html(&pause.backend);
         let _ = writeln!(
             section,
             "<tr><td>{backend}</td><td>{}</td><td>{}</td></tr>",
