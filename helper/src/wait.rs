@@ -98,14 +98,8 @@ pub fn ping_params<'a>(path: &'a str, target: &Target) -> Vec<(&'static str, Str
 
 /// One attempt. Ok(()) means ready.
 pub fn probe(t: &Target, ping: Option<&str>, expect: &str, io_timeout: Duration) -> Result<(), String> {
-    let mut conn = connect(t, io_timeout)?;
-    let Some(path) = ping else { return Ok(()) };
-    let req = fastcgi::encode_request(1, &ping_params(path, t));
-    conn.write_all(&req).map_err(|e| format!("sending the ping request: {e}"))?;
-    let resp = fastcgi::read_response(&mut conn, 1)?;
-    if resp.end.protocol_status != 0 {
-        return Err(format!("request refused (FastCGI protocol status {})", resp.end.protocol_status));
-    }
+    let Some(path) = ping else { return connect(t, io_timeout).map(drop) };
+    let resp = fastcgi_get(t, path, io_timeout)?;
     let status = resp.status();
     let body = String::from_utf8_lossy(resp.body());
     if status == 200 && body.contains(expect) {
@@ -137,12 +131,17 @@ pub const READY_CHECK_PATH: &str = "/fcgi-resilient-helper-ready-check.php";
 /// One FastCGI request for `READY_CHECK_PATH`: Ok once the backend answered it completely,
 /// whatever the status.
 pub fn answers_fastcgi(t: &Target, io_timeout: Duration) -> Result<(), String> {
+    fastcgi_get(t, READY_CHECK_PATH, io_timeout).map(drop)
+}
+
+/// A FastCGI GET for `path` and its whole answer, unless the backend refused the request.
+fn fastcgi_get(t: &Target, path: &str, io_timeout: Duration) -> Result<fastcgi::Response, String> {
     let mut conn = connect(t, io_timeout)?;
-    let request = fastcgi::encode_request(1, &ping_params(READY_CHECK_PATH, t));
-    conn.write_all(&request).map_err(|e| format!("sending a FastCGI request: {e}"))?;
+    let request = fastcgi::encode_request(1, &ping_params(path, t));
+    conn.write_all(&request).map_err(|e| format!("sending the FastCGI request for {path}: {e}"))?;
     let response = fastcgi::read_response(&mut conn, 1)?;
     match response.end.protocol_status {
-        0 => Ok(()),
+        0 => Ok(response),
         status => Err(format!("request refused (FastCGI protocol status {status})")),
     }
 }
