@@ -1,9 +1,10 @@
 //! fcgi-resilient-bench: each front end, the same php-fpm pool and the same closed-loop load,
-//! through four PHP-FPM events (restart, restart through `fcgi-resilient-helper stop`, restart
-//! with a 2 s gap, graceful reload), plus a happy-path throughput run. Prints a table and
-//! writes results.csv and timeline.csv. With `--transports` naming h2c or h2, the same events
-//! again under an HTTP/2 load (h2load), over h2c and over h2 on TLS: a second table,
-//! results-http2.csv and results-http2.txt (with h2load's own output).
+//! through five PHP-FPM events (restart, restart through `fcgi-resilient-helper stop`, restart
+//! through `fcgi-resilient-helper deploy` (module front ends only), restart with a 2 s gap,
+//! graceful reload), plus a happy-path throughput run. Prints a table and writes results.csv
+//! and timeline.csv. With `--transports` naming h2c or h2, the same events again under an
+//! HTTP/2 load (h2load), over h2c and over h2 on TLS: a second table, results-http2.csv and
+//! results-http2.txt (with h2load's own output).
 //!
 //! Usage: fcgi-resilient-bench [--clients 32] [--seconds 8] [--happy-seconds 5]
 //!        [--front-ends apache-stock,apache+module,...] [--events restart,helper-restart,...]
@@ -28,16 +29,20 @@ enum Event {
     Restart,
     /// `fcgi-resilient-helper stop` (socket aside, drain, SIGTERM), then start.
     HelperRestart,
+    /// The restart as the COMMAND of `fcgi-resilient-helper deploy` (pause, drain, restart,
+    /// answer, resume): only where the module reads the pause.
+    Deploy,
     RestartWithGap,
     Reload,
 }
 
 impl Event {
-    const ALL: [Event; 4] = [Event::Restart, Event::HelperRestart, Event::RestartWithGap, Event::Reload];
+    const ALL: [Event; 5] = [Event::Restart, Event::HelperRestart, Event::Deploy, Event::RestartWithGap, Event::Reload];
     fn name(self) -> &'static str {
         match self {
             Event::Restart => "restart",
             Event::HelperRestart => "helper-restart",
+            Event::Deploy => "deploy",
             Event::RestartWithGap => "restart+2s-gap",
             Event::Reload => "reload(USR2)",
         }
@@ -157,7 +162,8 @@ fn parse_options() -> Result<Options, String> {
     if options.event_run <= EVENT_AT + GAP {
         return Err(format!("--seconds must be more than {}", (EVENT_AT + GAP).as_secs()));
     }
-    if options.events.contains(&Event::HelperRestart) && !options.helper.is_file() {
+    let needs_helper = options.events.iter().any(|e| matches!(e, Event::HelperRestart | Event::Deploy));
+    if needs_helper && !options.helper.is_file() {
         return Err(format!(
             "no helper at {} (cargo build --release -p fcgi-resilient-helper)",
             options.helper.display()
@@ -254,12 +260,15 @@ fn run_all(options: &Options) -> (Vec<Row>, Vec<Http2Row>, String) {
         let daemon = start_front_end(front_end, &site(port));
         let spec = |duration| load_spec(port, options.clients, duration);
         for &event in &options.events {
+            if event == Event::Deploy && !front_end.reads_pauses() {
+                continue; // nothing of theirs reads the pause: the deploy would be a plain restart
+            }
             fpm.wait_accepting();
             let epoch = Instant::now();
             let (records, applied) = std::thread::scope(|scope| {
                 let load = scope.spawn(|| load::run(&spec(options.event_run), epoch));
                 std::thread::sleep(EVENT_AT);
-                let applied = apply(event, &mut fpm, &options.helper);
+                let applied = apply(event, &mut fpm, &options.helper, &dir);
                 (load.join().expect("load threads"), applied)
             });
             let backend_up = applied.backend_up.map(|up| up.duration_since(epoch));
@@ -325,7 +334,7 @@ fn measure_http2_events<'a>(
                 let load = RunningHttp2Load::start(&ports, transport, &spec, &log_file, SystemTime::now());
                 std::thread::sleep(EVENT_AT);
                 let event_began = Instant::now();
-                let applied = apply(event, fpm, &options.helper);
+                let applied = apply(event, fpm, &options.helper, dir);
                 let outage = applied.backend_up.map(|up| up.duration_since(event_began));
                 let outcome = load.finish();
                 let backend_up = applied.backend_up.map(|up| up.duration_since(epoch));
@@ -422,7 +431,7 @@ struct Applied {
     helper_drain: Option<Duration>,
 }
 
-fn apply(event: Event, fpm: &mut PhpFpm, helper: &Path) -> Applied {
+fn apply(event: Event, fpm: &mut PhpFpm, helper: &Path, dir: &Path) -> Applied {
     match event {
         Event::Restart => {
             fpm.stop();
@@ -433,6 +442,7 @@ fn apply(event: Event, fpm: &mut PhpFpm, helper: &Path) -> Applied {
             fpm.stop(); // reaps the master the helper stopped
             Applied { backend_up: Some(fpm.start()), helper_drain }
         }
+        Event::Deploy => restart_through_deploy(fpm, helper, dir),
         Event::RestartWithGap => {
             fpm.stop();
             std::thread::sleep(GAP);
@@ -460,6 +470,34 @@ fn stop_through_helper(fpm: &PhpFpm, helper: &Path) -> Option<Duration> {
     assert!(output.status.success(), "fcgi-resilient-helper stop failed ({}):\n{stderr}", output.status);
     eprintln!("helper stop took {} ms: {}", ms(started.elapsed()), stderr.trim());
     reported_drain(&stderr)
+}
+
+/// `fcgi-resilient-helper deploy unix:SOCKET -- COMMAND`, whose COMMAND hands over to the
+/// benchmark for the restart (the benchmark owns php-fpm) and ends when it is done. The
+/// drain column is the helper's "paused and idle after S.SSs".
+fn restart_through_deploy(fpm: &mut PhpFpm, helper: &Path, dir: &Path) -> Applied {
+    let (runs, may_end) = (dir.join("deploy-command-runs"), dir.join("deploy-command-may-end"));
+    let _ = (std::fs::remove_file(&runs), std::fs::remove_file(&may_end));
+    let script = format!("touch {}; while [ ! -e {} ]; do sleep 0.01; done", runs.display(), may_end.display());
+    let backend = format!("unix:{}", dir.join("php-fpm.sock").display());
+    let started = Instant::now();
+    let deploy = Command::new(helper)
+        .args(["deploy", &backend, "--force", "--timeout", HELPER_DRAIN_TIMEOUT, "--pause-dir"])
+        .arg(servers::pause_dir(dir))
+        .args(["--", "sh", "-c", &script])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", helper.display()));
+    harness::wait_until("deploy running its command", Duration::from_secs(30), || runs.exists().then_some(()));
+    fpm.stop();
+    let backend_up = fpm.start();
+    std::fs::write(&may_end, "").expect("end the deploy's command");
+    let output = deploy.wait_with_output().expect("deploy");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "fcgi-resilient-helper deploy failed ({}):\n{stderr}", output.status);
+    eprintln!("helper deploy took {} ms: {}", ms(started.elapsed()), stderr.trim());
+    let idle_after = stderr.split("idle after ").nth(1).and_then(|rest| rest.split('s').next()?.parse().ok());
+    Applied { backend_up: Some(backend_up), helper_drain: idle_after.map(Duration::from_secs_f64) }
 }
 
 /// The helper's "drained N connection(s) in S.SSs" line, as a duration.

@@ -30,6 +30,11 @@ impl FrontEnd {
         FrontEnd::Caddy,
     ];
 
+    /// Whether `fcgi-resilient-helper pause` applies: the module is loaded and On.
+    pub fn reads_pauses(self) -> bool {
+        matches!(self, FrontEnd::ApacheModule | FrontEnd::ApacheModuleIdempotent)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             FrontEnd::ApacheStock => "apache-stock",
@@ -186,7 +191,15 @@ fn apache_config(front_end: FrontEnd, site: &Site) -> ApacheConfig {
         FrontEnd::ApacheModule => config = config.with_server_directives("FcgiResilient On"),
         _ => config = config.with_server_directives("FcgiResilient On\nFcgiResilientRetryIdempotent On"),
     }
+    if front_end.reads_pauses() {
+        config = config.with_server_directives(&format!("FcgiResilientPauseDir {}", pause_dir(site.dir).display()));
+    }
     config
+}
+
+/// Where the benchmark's `deploy` pauses the pool, and the module front ends look.
+pub fn pause_dir(run_dir: &Path) -> std::path::PathBuf {
+    run_dir.join("pause")
 }
 
 /// nginx 1.22 (Debian 12) takes `http2` as a parameter of `listen` (`http2 on;` came with

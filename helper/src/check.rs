@@ -15,7 +15,7 @@ struct PoolListen<'a> {
     setting: Setting,
 }
 
-fn default_apache_configs() -> Vec<PathBuf> {
+pub(crate) fn default_apache_configs() -> Vec<PathBuf> {
     ["/etc/apache2/apache2.conf", "/etc/httpd/conf/httpd.conf"]
         .iter()
         .map(PathBuf::from)

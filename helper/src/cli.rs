@@ -18,6 +18,9 @@ Commands:
   reload-and-wait  gracefully reload PHP-FPM (SIGUSR2) and wait until it answers
   stop             stop PHP-FPM after the requests on its sockets are done (no request cut)
   systemd-dropin   install (or --remove) a drop-in using these for every php*-fpm unit
+  pause            hold a backend's new requests in Apache until the running ones are done
+  resume           let a paused backend's held requests go on at once
+  deploy           pause, wait until idle, run a command, wait until the backend answers, resume
 
 Run `fcgi-resilient-helper COMMAND --help` for a command's options.
 Exit status: 0 ok, 1 problem found (or timeout), 2 usage error.";
@@ -109,6 +112,90 @@ unit's own PHP-FPM config. Then runs `systemctl daemon-reload` when systemd runs
   --helper PATH       the helper's path in the drop-ins (default: this executable)
   --timeout DURATION  the --timeout of the generated commands (default 30s)";
 
+/// The part of the usage every pause command shares.
+macro_rules! backend_options {
+    () => {
+        "\n\n\
+BACKEND: as the module's status page writes it (unix:/run/php/php8.2-fpm.sock,
+127.0.0.1:9000), or /run/php/...sock, fcgi://HOST:PORT, unix:/...sock|fcgi://localhost.
+It must be a backend Apache's config or a PHP-FPM pool names (else the known ones are listed).
+
+  --pause-dir DIR       pause files (default /run/fcgi-resilient/pause; the module's
+                        FcgiResilientPauseDir). Root's: only root may pause
+  --apache-config FILE  where to look the backend up (repeatable; default
+                        /etc/apache2/apache2.conf or /etc/httpd/conf/httpd.conf)
+  --fpm-config FILE     PHP-FPM main config (repeatable; default as for prepare)
+  --force               pause a backend no config names"
+    };
+}
+
+pub const PAUSE_USAGE: &str = concat!(
+    "\
+Usage: fcgi-resilient-helper pause BACKEND [--for DURATION] [--timeout DURATION] [options]
+
+From now on mod_fcgi_resilient holds new requests for BACKEND in Apache (they wait as for a
+refusing backend, within FcgiResilientTimeout); requests already running finish. Returns
+once none is running (connections in /proc/net/unix, /proc/net/tcp), or says how many still
+run at --timeout (exit 1; the pause stays). The pause ends by itself after --for.
+
+  --for DURATION      how long the pause lasts unless resumed (default 60s, at most 1d)
+  --timeout DURATION  longest wait for the running requests (default 30s)",
+    backend_options!()
+);
+
+pub const RESUME_USAGE: &str = "\
+Usage: fcgi-resilient-helper resume BACKEND [--pause-dir DIR]
+
+Ends the pause of BACKEND: the requests held in Apache go on at once.";
+
+pub const DEPLOY_USAGE: &str = concat!(
+    "\
+Usage: fcgi-resilient-helper deploy BACKEND [--timeout DURATION] [--for DURATION]
+                                    [--ping PATH] [--expect TEXT] [options] -- COMMAND [ARGS...]
+
+Pauses BACKEND, waits until no request runs on it, runs COMMAND, waits until BACKEND answers
+a FastCGI request again (with --ping, its ping page; else any answer, e.g. a 404), resumes.
+Resumes on every path: COMMAND failing, a timeout, SIGINT/SIGTERM/SIGHUP (passed on to
+COMMAND). Exit status: COMMAND's; 1 if the backend did not answer or the helper failed.
+
+  --timeout DURATION  bound of each wait (idle, answering; default 30s)
+  --for DURATION      the pause's own end, should the helper be killed (default 3 x --timeout)
+  --ping PATH         the pool's ping.path; --expect TEXT its ping.response (default pong)",
+    backend_options!()
+);
+
+/// A backend to pause or resume, and where to look it up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendOpts {
+    pub backend: String,
+    pub pause_dir: PathBuf,
+    pub apache_configs: Vec<PathBuf>,
+    pub fpm_configs: Vec<PathBuf>,
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PauseOpts {
+    pub target: BackendOpts,
+    pub pause_for: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumeOpts {
+    pub target: BackendOpts,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeployOpts {
+    pub target: BackendOpts,
+    pub timeout: Duration,
+    pub pause_for: Duration,
+    pub ping: Option<String>,
+    pub expect: String,
+    pub command: Vec<String>,
+}
+
 /// Where `stop` finds the master's pid.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PidSource {
@@ -178,6 +265,9 @@ pub enum Command {
     ReloadAndWait(ReloadOpts),
     Stop(StopOpts),
     SystemdDropin(SystemdOpts),
+    Pause(PauseOpts),
+    Resume(ResumeOpts),
+    Deploy(DeployOpts),
 }
 
 /// Splits `--opt=value` and yields (name, inline value) or positionals.
@@ -210,6 +300,9 @@ pub fn parse(argv: Vec<String>) -> Result<Command, String> {
         "reload-and-wait" => parse_reload(&mut args),
         "stop" => parse_stop(&mut args),
         "systemd-dropin" => parse_systemd(&mut args),
+        "pause" => parse_pause(&mut args),
+        "resume" => parse_resume(&mut args),
+        "deploy" => parse_deploy(&mut args),
         other => Err(format!("unknown command `{other}`")),
     }
 }
@@ -392,6 +485,125 @@ fn parse_reload(args: &mut Args) -> Result<Command, String> {
     Ok(Command::ReloadAndWait(o))
 }
 
+/// The longest pause `--for` accepts: a day.
+const LONGEST_PAUSE: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_PAUSE: Duration = Duration::from_secs(60);
+
+fn empty_backend() -> BackendOpts {
+    BackendOpts {
+        backend: String::new(),
+        pause_dir: PathBuf::from(crate::pause_file::DEFAULT_PAUSE_DIR),
+        apache_configs: vec![],
+        fpm_configs: vec![],
+        force: false,
+    }
+}
+
+/// Options every pause command takes, and BACKEND; returns false if `k` is not one of them.
+fn backend_option(o: &mut BackendOpts, a: &str, args: &mut Args, cmd: &str) -> Result<bool, String> {
+    let (k, inline) = split(a);
+    match k.as_str() {
+        "--pause-dir" => o.pause_dir = args.value(&k, inline)?.into(),
+        "--apache-config" => o.apache_configs.push(args.value(&k, inline)?.into()),
+        "--fpm-config" => o.fpm_configs.push(args.value(&k, inline)?.into()),
+        "--force" if inline.is_none() => o.force = true,
+        _ if a.starts_with('-') && a.len() > 1 => return Ok(false),
+        _ if !o.backend.is_empty() => return Err(format!("{cmd}: one BACKEND only (got `{}` and `{a}`)", o.backend)),
+        _ => o.backend = a.to_string(),
+    }
+    Ok(true)
+}
+
+fn pause_length(k: &str, value: &str) -> Result<Duration, String> {
+    let length = duration::parse(value)?;
+    if length.is_zero() || length > LONGEST_PAUSE {
+        return Err(format!("{k}: `{value}` must be longer than 0 and at most 1d"));
+    }
+    Ok(length)
+}
+
+fn require_backend(o: &BackendOpts, cmd: &str) -> Result<(), String> {
+    if o.backend.is_empty() {
+        return Err(format!("{cmd}: missing BACKEND"));
+    }
+    Ok(())
+}
+
+fn parse_pause(args: &mut Args) -> Result<Command, String> {
+    let mut o = PauseOpts { target: empty_backend(), pause_for: DEFAULT_PAUSE, timeout: Duration::from_secs(30) };
+    while let Some(a) = args.items.next() {
+        if backend_option(&mut o.target, &a, args, "pause")? {
+            continue;
+        }
+        let (k, inline) = split(&a);
+        match k.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(PAUSE_USAGE)),
+            "--for" => o.pause_for = pause_length(&k, &args.value(&k, inline)?)?,
+            "--timeout" | "-t" => o.timeout = duration::parse(&args.value(&k, inline)?)?,
+            _ => return Err(format!("pause: unexpected argument `{a}`")),
+        }
+    }
+    require_backend(&o.target, "pause")?;
+    Ok(Command::Pause(o))
+}
+
+fn parse_resume(args: &mut Args) -> Result<Command, String> {
+    let mut o = ResumeOpts { target: empty_backend() };
+    while let Some(a) = args.items.next() {
+        if backend_option(&mut o.target, &a, args, "resume")? {
+            continue;
+        }
+        match split(&a).0.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(RESUME_USAGE)),
+            _ => return Err(format!("resume: unexpected argument `{a}`")),
+        }
+    }
+    require_backend(&o.target, "resume")?;
+    Ok(Command::Resume(o))
+}
+
+fn parse_deploy(args: &mut Args) -> Result<Command, String> {
+    let mut o = DeployOpts {
+        target: empty_backend(),
+        timeout: Duration::from_secs(30),
+        pause_for: Duration::ZERO,
+        ping: None,
+        expect: "pong".to_string(),
+        command: vec![],
+    };
+    while let Some(a) = args.items.next() {
+        if a == "--" {
+            o.command = args.items.by_ref().collect();
+            break;
+        }
+        if backend_option(&mut o.target, &a, args, "deploy")? {
+            continue;
+        }
+        let (k, inline) = split(&a);
+        match k.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(DEPLOY_USAGE)),
+            "--timeout" | "-t" => o.timeout = duration::parse(&args.value(&k, inline)?)?,
+            "--for" => o.pause_for = pause_length(&k, &args.value(&k, inline)?)?,
+            "--ping" => {
+                o.ping = Some(args.value(&k, inline)?)
+                    .filter(|p| p.starts_with('/'))
+                    .map(Some)
+                    .ok_or("--ping path must start with `/`")?
+            }
+            "--expect" => o.expect = args.value(&k, inline)?,
+            _ => return Err(format!("deploy: unexpected argument `{a}`")),
+        }
+    }
+    require_backend(&o.target, "deploy")?;
+    if o.command.is_empty() {
+        return Err("deploy: missing `-- COMMAND [ARGS...]`".to_string());
+    }
+    if o.pause_for.is_zero() {
+        o.pause_for = crate::deploy::default_pause_for(o.timeout).min(LONGEST_PAUSE);
+    }
+    Ok(Command::Deploy(o))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,6 +679,33 @@ mod tests {
         assert!(p(&["stop", "--pid", "7", "--pid-file", "f"]).is_err());
         assert!(p(&["stop", "--pid", "1"]).is_err());
         assert!(p(&["stop", "--pid", "x"]).is_err());
+    }
+
+    #[test]
+    fn pause_resume_and_deploy_options() {
+        let Command::Pause(o) = p(&["pause", "127.0.0.1:9000", "--for", "2s", "--pause-dir=/tmp/p"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!((o.target.backend.as_str(), o.pause_for), ("127.0.0.1:9000", Duration::from_secs(2)));
+        assert_eq!((o.target.pause_dir, o.timeout), (PathBuf::from("/tmp/p"), Duration::from_secs(30)));
+        let Command::Pause(o) = p(&["pause", "/run/php/x.sock"]).unwrap() else { panic!() };
+        assert_eq!(o.pause_for, DEFAULT_PAUSE);
+        assert!(p(&["pause"]).unwrap_err().contains("missing BACKEND"));
+        assert!(p(&["pause", "a:1", "b:2"]).unwrap_err().contains("one BACKEND"));
+        assert!(p(&["pause", "a:1", "--for", "0"]).is_err());
+        assert!(p(&["pause", "a:1", "--for", "2d"]).is_err());
+        assert!(p(&["resume", "a:1", "--for", "2s"]).is_err());
+        let Command::Resume(o) = p(&["resume", "a:1"]).unwrap() else { panic!() };
+        assert_eq!(o.target.backend, "a:1");
+        let Command::Deploy(o) =
+            p(&["deploy", "a:1", "--timeout", "10s", "--", "systemctl", "restart", "--now", "php8.2-fpm"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(o.command, ["systemctl", "restart", "--now", "php8.2-fpm"], "options after -- are COMMAND's");
+        assert_eq!((o.timeout, o.pause_for), (Duration::from_secs(10), Duration::from_secs(30)));
+        assert!(p(&["deploy", "a:1"]).unwrap_err().contains("COMMAND"));
+        assert!(p(&["deploy", "a:1", "--ping", "ping", "--", "true"]).is_err());
     }
 
     #[test]

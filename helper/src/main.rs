@@ -1,19 +1,28 @@
 //! fcgi-resilient-helper: keeps the PHP-FPM side ready for Apache
-//! (socket directories, configuration cross-check, readiness after (re)start).
+//! (socket directories, configuration cross-check, readiness after (re)start, lossless stops,
+//! and pauses that hold requests in Apache during a deploy).
 
 mod apache_config;
 mod check;
 mod cli;
+mod deploy;
 mod duration;
 mod fastcgi;
 mod fpm_config;
 mod fpm_process;
 mod glob;
+mod pause;
+/// The pause file's format, shared with the module: one definition for both (the module
+/// uses the parts the helper does not).
+#[allow(dead_code)]
+#[path = "../../mod_fcgi_resilient/src/pause_file.rs"]
+mod pause_file;
 mod prepare;
 mod reload;
 mod safe_dir;
 mod stop;
 mod systemd;
+mod tcp_sockets;
 mod unix_sockets;
 mod users;
 mod wait;
@@ -37,6 +46,9 @@ fn main() {
         Ok(cli::Command::ReloadAndWait(o)) => reload::run(&o),
         Ok(cli::Command::Stop(o)) => stop::run(&o),
         Ok(cli::Command::SystemdDropin(o)) => systemd::run(&o),
+        Ok(cli::Command::Pause(o)) => pause::run_pause(&o),
+        Ok(cli::Command::Resume(o)) => pause::run_resume(&o),
+        Ok(cli::Command::Deploy(o)) => deploy::run(&o),
         Err(e) => {
             eprintln!("fcgi-resilient-helper: {e}");
             eprintln!("Try `fcgi-resilient-helper --help`.");

@@ -48,13 +48,18 @@ fn restore(asides: &[Aside]) {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// Whether SIGINT, SIGTERM or SIGHUP came since `catch_interrupts`.
+pub(crate) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
 /// Ctrl-C or a kill of the helper while draining must put the sockets back, not leave
-/// PHP-FPM running unreachable.
-fn catch_interrupts() {
+/// PHP-FPM running unreachable (and `deploy` must resume).
+pub(crate) fn catch_interrupts() {
     let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
     for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
@@ -123,7 +128,7 @@ fn take_away(sockets: &[PathBuf]) -> Result<Vec<Aside>, String> {
     Ok(asides)
 }
 
-enum Drained {
+pub(crate) enum Drained {
     /// With the number of connections open when the sockets were moved aside.
     Empty(usize),
     TimedOut(usize),
@@ -134,8 +139,14 @@ fn open_connections(sockets: &[PathBuf]) -> Result<usize, String> {
     Ok(unix_sockets::connections(&unix_sockets::read()?, sockets).values().sum())
 }
 
-/// Polls /proc/net/unix until no connection to `sockets` is left.
-fn drain(sockets: &[PathBuf], timeout: Duration, start: Instant) -> Result<Drained, String> {
+/// Polls `open` (connections counted in /proc/net) until it says none is left, the timeout
+/// passes or the helper is interrupted; `what` names them on the progress line.
+pub(crate) fn drain(
+    what: &str,
+    mut open: impl FnMut() -> Result<usize, String>,
+    timeout: Duration,
+    start: Instant,
+) -> Result<Drained, String> {
     let tty = std::io::stderr().is_terminal();
     let deadline = start + timeout;
     let mut last_progress: Option<Instant> = None;
@@ -146,7 +157,7 @@ fn drain(sockets: &[PathBuf], timeout: Duration, start: Instant) -> Result<Drain
         }
     };
     loop {
-        let open = open_connections(sockets)?;
+        let open = open()?;
         let at_start = *at_start.get_or_insert(open);
         let now = Instant::now();
         if open == 0 || now >= deadline || INTERRUPTED.load(Ordering::SeqCst) {
@@ -159,7 +170,7 @@ fn drain(sockets: &[PathBuf], timeout: Duration, start: Instant) -> Result<Drain
         }
         if tty && last_progress.is_none_or(|p| now.duration_since(p) >= Duration::from_secs(1)) {
             eprint!(
-                "\r\x1b[Kdraining php-fpm ({}s of {:?}): {open} connection(s) open",
+                "\r\x1b[Kdraining {what} ({}s of {:?}): {open} connection(s) open",
                 now.duration_since(start).as_secs(),
                 timeout
             );
@@ -181,7 +192,7 @@ fn drain_and_signal(o: &StopOpts, pid: i32, config: &Path) -> Result<(), String>
     let sockets = pool_sockets(config, o.prefix.as_ref())?;
     let start = Instant::now();
     let asides = take_away(&sockets)?;
-    let drained = match drain(&sockets, o.timeout, start) {
+    let drained = match drain("php-fpm", || open_connections(&sockets), o.timeout, start) {
         Ok(d) => d,
         Err(e) => {
             restore(&asides);

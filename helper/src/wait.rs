@@ -98,14 +98,8 @@ pub fn ping_params<'a>(path: &'a str, target: &Target) -> Vec<(&'static str, Str
 
 /// One attempt. Ok(()) means ready.
 pub fn probe(t: &Target, ping: Option<&str>, expect: &str, io_timeout: Duration) -> Result<(), String> {
-    let mut conn = connect(t, io_timeout)?;
-    let Some(path) = ping else { return Ok(()) };
-    let req = fastcgi::encode_request(1, &ping_params(path, t));
-    conn.write_all(&req).map_err(|e| format!("sending the ping request: {e}"))?;
-    let resp = fastcgi::read_response(&mut conn, 1)?;
-    if resp.end.protocol_status != 0 {
-        return Err(format!("request refused (FastCGI protocol status {})", resp.end.protocol_status));
-    }
+    let Some(path) = ping else { return connect(t, io_timeout).map(drop) };
+    let resp = fastcgi_get(t, path, io_timeout)?;
     let status = resp.status();
     let body = String::from_utf8_lossy(resp.body());
     if status == 200 && body.contains(expect) {
@@ -126,6 +120,40 @@ pub fn probe(t: &Target, ping: Option<&str>, expect: &str, io_timeout: Duration)
 
 /// Polls until ready or `deadline`; returns the last failure on timeout.
 pub fn wait_until(t: &Target, o: &WaitOpts, start: Instant, deadline: Instant) -> Result<(), String> {
+    poll_until(t, o.timeout, start, deadline, |io_timeout| probe(t, o.ping.as_deref(), &o.expect, io_timeout))
+}
+
+/// A script path no pool serves: PHP-FPM answers it with a complete FastCGI response (404,
+/// "Primary script unknown", or 403 from security.limit_extensions), which proves the pool
+/// runs requests again without needing `ping.path`.
+pub const READY_CHECK_PATH: &str = "/fcgi-resilient-helper-ready-check.php";
+
+/// One FastCGI request for `READY_CHECK_PATH`: Ok once the backend answered it completely,
+/// whatever the status.
+pub fn answers_fastcgi(t: &Target, io_timeout: Duration) -> Result<(), String> {
+    fastcgi_get(t, READY_CHECK_PATH, io_timeout).map(drop)
+}
+
+/// A FastCGI GET for `path` and its whole answer, unless the backend refused the request.
+fn fastcgi_get(t: &Target, path: &str, io_timeout: Duration) -> Result<fastcgi::Response, String> {
+    let mut conn = connect(t, io_timeout)?;
+    let request = fastcgi::encode_request(1, &ping_params(path, t));
+    conn.write_all(&request).map_err(|e| format!("sending the FastCGI request for {path}: {e}"))?;
+    let response = fastcgi::read_response(&mut conn, 1)?;
+    match response.end.protocol_status {
+        0 => Ok(response),
+        status => Err(format!("request refused (FastCGI protocol status {status})")),
+    }
+}
+
+/// Calls `attempt` (given the I/O timeout left) every 100 ms until it succeeds or `deadline`.
+pub fn poll_until(
+    t: &Target,
+    timeout: Duration,
+    start: Instant,
+    deadline: Instant,
+    mut attempt: impl FnMut(Duration) -> Result<(), String>,
+) -> Result<(), String> {
     let tty = std::io::stderr().is_terminal();
     let mut last_progress: Option<Instant> = None;
     let mut last_err;
@@ -133,7 +161,7 @@ pub fn wait_until(t: &Target, o: &WaitOpts, start: Instant, deadline: Instant) -
         let now = Instant::now();
         let remaining = deadline.saturating_duration_since(now);
         let io_timeout = remaining.clamp(Duration::from_millis(50), Duration::from_secs(5));
-        match probe(t, o.ping.as_deref(), &o.expect, io_timeout) {
+        match attempt(io_timeout) {
             Ok(()) => {
                 if last_progress.is_some() {
                     eprint!("\r\x1b[K");
@@ -150,11 +178,7 @@ pub fn wait_until(t: &Target, o: &WaitOpts, start: Instant, deadline: Instant) -
             return Err(last_err);
         }
         if tty && last_progress.is_none_or(|p| now.duration_since(p) >= Duration::from_secs(1)) {
-            eprint!(
-                "\r\x1b[Kwaiting for {t} ({}s of {:?}): {last_err}",
-                now.duration_since(start).as_secs(),
-                o.timeout
-            );
+            eprint!("\r\x1b[Kwaiting for {t} ({}s of {:?}): {last_err}", now.duration_since(start).as_secs(), timeout);
             let _ = std::io::stderr().flush();
             last_progress = Some(now);
         }

@@ -4,16 +4,12 @@
 
 mod common;
 
-use common::{require_root, run, Run};
+use common::restart_load::{summary, Load};
+use common::{require_root, restart_load, run, Run};
 use harness::apache::ApacheConfig;
-use harness::load::{self, LoadSpec, Record, RunningLoad};
+use harness::load::{self, Record};
 use harness::{Apache, PhpFpm, WorkDir};
-use std::time::{Duration, Instant};
-
-const CLIENTS: usize = 16;
-const POST_SIZE: usize = 64 * 1024;
-/// Load before and after the event: enough for every client to be busy around it.
-const LEAD: Duration = Duration::from_millis(600);
+use std::time::Duration;
 
 /// Fields drop in order: Apache and php-fpm stop before their directory goes.
 struct Site {
@@ -33,33 +29,10 @@ fn site(name: &str) -> Site {
     Site { apache, fpm, _work: work }
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Load {
-    Get,
-    Post,
-}
-
-/// Runs `clients` of `kind` against the site, does `event` after LEAD, loads LEAD longer.
+/// Runs the restart load against the site, does `event` on its php-fpm in the middle.
 fn around(site: &mut Site, kind: Load, event: impl FnOnce(&mut PhpFpm)) -> Vec<Record> {
-    let path = match kind {
-        Load::Get => "/sleep.php",
-        Load::Post => "/slow-echo.php",
-    };
-    let spec = LoadSpec {
-        target: site.apache.address(),
-        path: path.to_string(),
-        clients: CLIENTS,
-        duration: Duration::ZERO,
-        timeout: Duration::from_secs(30),
-    };
-    let epoch = Instant::now();
-    let running = match kind {
-        Load::Get => RunningLoad::start(&spec, epoch),
-        Load::Post => RunningLoad::start_posts(&spec, epoch, POST_SIZE),
-    };
-    std::thread::sleep(LEAD);
-    event(&mut site.fpm);
-    running.stop_after(LEAD)
+    let target = site.apache.address();
+    restart_load::around(target, kind, || event(&mut site.fpm))
 }
 
 fn helper_stop(fpm: &PhpFpm, timeout: &str) -> Run {
@@ -82,15 +55,6 @@ fn stop_through_helper_and_start(fpm: &mut PhpFpm) {
     assert!(drained > 0, "no connection was open at the stop: the test proved nothing\n{}", r.stderr);
     fpm.stop(); // reaps the exited master
     fpm.start();
-}
-
-fn summary(kind: Load, how: &str, records: &[Record]) -> String {
-    format!(
-        "{kind:?} load, {CLIENTS} clients, {how}: {} requests, {} failed {:?}",
-        records.len(),
-        load::failed_count(records),
-        load::failures(records)
-    )
 }
 
 /// Through the helper nothing fails; with a plain SIGTERM on the same site, something does.

@@ -8,7 +8,8 @@
 //! member should fail over rather than wait (`balancer`), looking at the backend and the client
 //! (`probe`), how a request body read before waiting is kept (`body_spool`), and the shared
 //! counters behind the status page and the server-wide waiting cap (`stats`, `waiters`,
-//! `liveness`, `status_page`, and `prometheus` for the metrics).
+//! `liveness`, `status_page`, and `prometheus` for the metrics), and deliberate pauses of a
+//! backend (`pause`, and `pause_file`, the file format the helper shares).
 
 pub mod attempt;
 pub mod backoff;
@@ -18,6 +19,8 @@ pub mod breaker;
 pub mod duration;
 pub mod known_down;
 pub mod liveness;
+pub mod pause;
+pub mod pause_file;
 pub mod probe;
 pub mod prometheus;
 pub mod retry;
@@ -26,6 +29,8 @@ pub mod shared_budget;
 pub mod stats;
 pub mod status_page;
 pub mod suspended;
+#[cfg(test)]
+mod test_dir;
 pub mod waiters;
 pub mod waiting;
 

@@ -461,28 +461,11 @@ impl DirWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_dir::TempDir;
     use std::os::unix::net::UnixListener;
 
-    /// A fresh directory, removed again when the test ends.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn join(&self, name: &str) -> PathBuf {
-            self.0.join(name)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     fn temp_dir(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("fcgi-resilient-probe-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        TempDir::new(&format!("probe-{name}"))
     }
 
     #[test]

@@ -187,7 +187,7 @@ fn describe_failure(backend: &BackendSnapshot) -> String {
     )
 }
 
-fn escape_html(text: &str) -> String {
+pub fn escape_html(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             '<' => "&lt;".to_string(),

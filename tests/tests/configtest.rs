@@ -22,6 +22,12 @@ fn every_bad_value_fails_configtest_naming_directive_and_value() {
         ("FcgiResilientMaxWaiting lots", &["FcgiResilientMaxWaiting", "lots"]),
         ("FcgiResilientRetryIdempotent yes", &["FcgiResilientRetryIdempotent", "yes"]),
         ("FcgiResilientRetryAfter soon", &["FcgiResilientRetryAfter", "soon"]),
+        ("FcgiResilientPauseDir run/pause", &["FcgiResilientPauseDir", "run/pause"]),
+        ("FcgiResilientPauseDir /run/pause no-such-user-here", &["FcgiResilientPauseDir", "no-such-user-here"]),
+        (
+            "<VirtualHost 127.0.0.1:80>\n    FcgiResilientPauseDir /run/pause\n</VirtualHost>",
+            &["FcgiResilientPauseDir", "<VirtualHost>"],
+        ),
     ];
     for (line, expected) in cases {
         let (passed, output) = configtest(work.path(), &config(&work, line));
@@ -40,7 +46,7 @@ fn good_values_pass_in_every_context() {
     let work = WorkDir::new("configtest-good");
     let directives = format!(
         "FcgiResilient On\nFcgiResilientTimeout 2500ms\nFcgiResilientBackoff 1ms 300ms\nFcgiResilientMaxWaiting 7\n\
-         FcgiResilientRetryIdempotent Off\nFcgiResilientRetryAfter Off\n\
+         FcgiResilientRetryIdempotent Off\nFcgiResilientRetryAfter Off\nFcgiResilientPauseDir /run/x/pause www-data\n\
          <Directory {docroot}>\n    FcgiResilientTimeout 1mi\n</Directory>\n<Location /x>\n    FcgiResilient Off\n</Location>\n",
         docroot = work.docroot().display()
     );

@@ -2,7 +2,7 @@
 //! stores the result in the section's config; errors name the directive and the value, and
 //! httpd prefixes them with the file and line.
 
-use super::{guard::guard, sys};
+use super::{guard::guard, pause_watch, sys};
 use crate::settings::{self, SectionSettings};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr::{null, null_mut};
@@ -44,7 +44,7 @@ const END_OF_TABLE: sys::command_rec = sys::command_rec {
     errmsg: null(),
 };
 
-pub struct CommandTable([sys::command_rec; 7]);
+pub struct CommandTable([sys::command_rec; 8]);
 
 // SAFETY: the table is immutable and only holds pointers to static strings and functions.
 unsafe impl Sync for CommandTable {}
@@ -66,6 +66,7 @@ pub static TABLE: CommandTable = CommandTable([
         c"On|Off: repeat GET/HEAD/OPTIONS without a body when the backend dropped them before responding",
     ),
     take1(c"FcgiResilientRetryAfter", set_retry_after, c"seconds for the Retry-After header of a final 503, or Off"),
+    pause_watch::PAUSE_DIR_COMMAND,
     END_OF_TABLE,
 ]);
 
@@ -93,7 +94,7 @@ unsafe fn apply(
     }
 }
 
-unsafe fn pool_string(pool: *mut sys::apr_pool_t, text: &str) -> *const c_char {
+pub(super) unsafe fn pool_string(pool: *mut sys::apr_pool_t, text: &str) -> *const c_char {
     let text = CString::new(text.replace('\0', "")).unwrap_or_default();
     // SAFETY: apr_pstrdup copies the NUL-terminated string into `pool`.
     unsafe { sys::apr_pstrdup(pool, text.as_ptr()) }

@@ -3,7 +3,7 @@
 //! serving the status page, and adding a section to mod_status's page.
 
 use super::log::{self, mark};
-use super::{guard::guard, proxy, scheme_handler, server_status, status_handler, suspend, sys};
+use super::{guard::guard, pause_watch, proxy, scheme_handler, server_status, status_handler, suspend, sys};
 use crate::settings;
 use crate::waiters::{http2_workers_per_child, WaiterRecords};
 use std::ffi::c_int;
@@ -60,6 +60,7 @@ pub unsafe extern "C" fn register(_pool: *mut sys::apr_pool_t) {
             sys::ap_hook_child_stopping(Some(suspend::child_stopping), null(), null(), order);
         }
         server_status::register();
+        pause_watch::register_hooks();
     })
 }
 
@@ -94,6 +95,7 @@ unsafe extern "C" fn post_config(
         if unsafe { sys::ap_state_query(sys::AP_SQ_MAIN_STATE as c_int) } == sys::AP_SQ_MS_CREATE_CONFIG as c_int {
             log::for_server(server, sys::APLOG_NOTICE as c_int, mark!(), suspend::mode_line());
         }
+        pause_watch::prepare_directory(server);
         if let Some((daemons, threads)) = query_mpm_limits() {
             let h2_workers = if http2_is_loaded() { http2_workers_per_child(threads) } else { 0 };
             THREADS_THAT_CAN_WAIT.store(daemons.saturating_mul(threads + h2_workers), Ordering::Relaxed);

@@ -8,6 +8,7 @@ mod guard;
 mod hooks;
 mod log;
 mod module_record;
+mod pause_watch;
 mod proxy;
 mod request;
 mod request_body;

@@ -27,6 +27,8 @@ use nix::errno::Errno;
 use std::ffi::{c_char, c_int, CStr};
 use std::time::{Duration, Instant, SystemTime};
 
+mod pause_hold;
+
 const DECLINED: c_int = sys::DECLINED as c_int;
 const SERVICE_UNAVAILABLE: c_int = sys::HTTP_SERVICE_UNAVAILABLE as c_int;
 /// What httpd's own proxy answers when the client vanished while its request was read; the
@@ -349,6 +351,9 @@ impl<'r> HttpdBackend<'r> {
 
 impl Backend for HttpdBackend<'_> {
     fn run_handler(&mut self) -> Attempt {
+        if let Some(held) = self.held_by_pause() {
+            return held;
+        }
         if std::mem::take(&mut self.backend_accepting) && balancer::may_recover(self.worker.status()) {
             // The error state our own refused connect left on a balancer member (which
             // mod_proxy would otherwise keep for `retry=` seconds) ends as its socket accepts.
@@ -385,6 +390,9 @@ impl Backend for HttpdBackend<'_> {
     }
 
     fn probe(&mut self, patience: Duration) -> ProbeOutcome {
+        if let Some(held) = self.probe_held_by_pause() {
+            return held;
+        }
         self.probes += 1;
         let outcome = self.prober().probe(patience);
         let (request, address) = (&self.request, self.prober.as_ref().map(|p| p.address().to_string()));

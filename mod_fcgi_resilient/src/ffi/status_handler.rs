@@ -3,9 +3,9 @@
 
 use super::log::{self, mark};
 use super::{guard::guard, hooks, sys};
-use crate::prometheus;
 use crate::stats::{StatsTable, TableReport, TABLE_KEY};
 use crate::status_page::{render_auto, render_html, PageFormat};
+use crate::{pause, prometheus};
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -95,10 +95,13 @@ unsafe fn serve(r: *mut sys::request_rec) -> c_int {
     let query =
         (!request.args.is_null()).then(|| unsafe { CStr::from_ptr(request.args) }.to_string_lossy().into_owned());
     let report = current_report();
+    let paused = super::pause_watch::paused_backends(&report);
     let (content_type, body) = match PageFormat::from_query(query.as_deref()) {
-        PageFormat::Html => (c"text/html; charset=utf-8", render_html(&report)),
-        PageFormat::Auto => (c"text/plain; charset=utf-8", render_auto(&report)),
-        PageFormat::Prometheus => (prometheus::CONTENT_TYPE, prometheus::render_prometheus(&report)),
+        PageFormat::Html => (c"text/html; charset=utf-8", pause::add_to_html(render_html(&report), &paused)),
+        PageFormat::Auto => (c"text/plain; charset=utf-8", render_auto(&report) + &pause::render_auto(&paused)),
+        PageFormat::Prometheus => {
+            (prometheus::CONTENT_TYPE, prometheus::render_prometheus(&report) + &pause::render_prometheus(&paused))
+        }
     };
     // SAFETY: a live request; the content type is static.
     unsafe {

@@ -1,0 +1,282 @@
+//! `pause` and `resume`: hold a backend's new requests in Apache (mod_fcgi_resilient reads a
+//! pause file and treats the backend as refusing) while the requests it runs finish.
+//!
+//! The pause is a file in a root-owned directory, written atomically (temporary file, then
+//! rename), holding the backend and when the pause ends by itself. Who may pause is whoever
+//! may write that directory: root, or the user the admin gave it (`FcgiResilientPauseDir DIR
+//! USER`); the module ignores a file of anybody else. The requests still running are counted
+//! where the kernel shows them, never by asking Apache: connections to the backend's Unix
+//! socket in /proc/net/unix, or from this host to its address in /proc/net/tcp and tcp6.
+
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::apache_config;
+use crate::check::default_apache_configs;
+use crate::cli::{BackendOpts, PauseOpts, ResumeOpts};
+use crate::fpm_config::{self, Listen, LoadOptions};
+use crate::pause_file::{backend_name, file_name_for, PauseRecord};
+use crate::stop::{self, Drained};
+use crate::{tcp_sockets, unix_sockets};
+
+const PREFIX: &str = "fcgi-resilient-helper";
+
+/// The module learns of a pause within milliseconds (inotify; 100 ms where it must poll): a
+/// request that passed its check just before has connected by the end of this.
+const SETTLE: Duration = Duration::from_millis(200);
+
+pub fn unix_millis_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}
+
+/// The backend's status-page name, checked against the backends the configs name.
+pub fn resolve(target: &BackendOpts) -> Result<String, String> {
+    let backend = backend_name(&target.backend).map_err(|e| e.to_string())?;
+    if target.force {
+        return Ok(backend);
+    }
+    let (known, read) = known_backends(target);
+    if known.contains(&backend) {
+        return Ok(backend);
+    }
+    if read.is_empty() {
+        return Err(format!(
+            "cannot tell whether {backend} is a backend: no Apache or PHP-FPM configuration could be read \
+             (--apache-config FILE, --fpm-config FILE); --force pauses it anyway"
+        ));
+    }
+    Err(format!(
+        "{backend} is not a backend of {}; known: {}. Write it as the module's status page does, or use --force",
+        read.join(", "),
+        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+    ))
+}
+
+/// `resolve`, saying why not on stderr.
+pub fn resolve_or_say(target: &BackendOpts, command: &str) -> Option<String> {
+    resolve(target).map_err(|e| eprintln!("{PREFIX}: {command}: {e}")).ok()
+}
+
+/// The backends Apache's SetHandler/ProxyPass/BalancerMember lines name and the PHP-FPM
+/// pools listen on, by status-page name; and which configs were read.
+fn known_backends(target: &BackendOpts) -> (Vec<String>, Vec<String>) {
+    let mut known = Vec::new();
+    let mut read = Vec::new();
+    let apache_files =
+        if target.apache_configs.is_empty() { default_apache_configs() } else { target.apache_configs.clone() };
+    for file in &apache_files {
+        let options = apache_config::LoadOptions { server_root: None, envvars: None };
+        let Ok(config) = apache_config::load(file, &options) else { continue };
+        read.push(file.display().to_string());
+        known.extend(config.backends().iter().filter_map(|b| backend_name(&b.url).ok()));
+    }
+    let fpm_files =
+        if target.fpm_configs.is_empty() { fpm_config::default_main_configs() } else { target.fpm_configs.clone() };
+    for file in &fpm_files {
+        let Ok(config) = fpm_config::load(file, &LoadOptions { prefix: None }) else { continue };
+        read.push(file.display().to_string());
+        known.extend(config.pools.iter().filter_map(|pool| pool_backend(&pool.listen()?.0.ok()?)));
+    }
+    known.sort();
+    known.dedup();
+    (known, read)
+}
+
+fn pool_backend(listen: &Listen) -> Option<String> {
+    match listen {
+        Listen::Unix(path) => backend_name(&path.to_string_lossy()).ok(),
+        Listen::Tcp { host: None, port } => Some(format!("127.0.0.1:{port}")),
+        Listen::Tcp { host: Some(host), port } => Some(format!("{host}:{port}")),
+    }
+}
+
+/// Writes the pause file atomically; the directory is made root's 0755 when missing.
+pub fn write_pause(dir: &Path, record: &PauseRecord) -> Result<(), String> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(|e| refused(dir, "create", e))?;
+    }
+    let temporary = dir.join(format!(".{}.tmp.{}", record.file_name(), std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&temporary)
+        .map_err(|e| refused(dir, "write to", e))?;
+    let written = file.write_all(record.render().as_bytes()).and_then(|()| file.sync_all());
+    let placed = written.and_then(|()| std::fs::rename(&temporary, dir.join(record.file_name())));
+    placed.map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        format!("cannot write the pause file in {}: {e}", dir.display())
+    })
+}
+
+/// Removes the pause of `backend`; false when there was none.
+pub fn remove_pause(dir: &Path, backend: &str) -> Result<bool, String> {
+    match std::fs::remove_file(dir.join(file_name_for(backend))) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(refused(dir, "remove a file from", e)),
+    }
+}
+
+fn refused(dir: &Path, action: &str, error: std::io::Error) -> String {
+    if error.kind() == std::io::ErrorKind::PermissionDenied {
+        return format!(
+            "cannot {action} {}: {error}. Only root, or the user the admin named in `FcgiResilientPauseDir \
+             DIR USER` and gave the directory to, may pause or resume",
+            dir.display()
+        );
+    }
+    format!("cannot {action} {}: {error}", dir.display())
+}
+
+/// Where a backend's running requests show in /proc/net.
+pub enum Connections {
+    Unix(PathBuf),
+    Tcp(Vec<SocketAddr>),
+}
+
+impl Connections {
+    pub fn of(backend: &str) -> Result<Connections, String> {
+        if let Some(path) = backend.strip_prefix("unix:") {
+            return Ok(Connections::Unix(PathBuf::from(path)));
+        }
+        let (host, port) = backend.rsplit_once(':').ok_or_else(|| format!("{backend}: no port"))?;
+        let port: u16 = port.parse().map_err(|_| format!("{backend}: bad port"))?;
+        let addresses: Vec<SocketAddr> =
+            (host, port).to_socket_addrs().map_err(|e| format!("cannot resolve {host}: {e}"))?.collect();
+        Ok(Connections::Tcp(addresses))
+    }
+
+    /// Connections open now: requests running (or pooled connections, see enablereuse).
+    pub fn open(&self) -> Result<usize, String> {
+        match self {
+            Connections::Unix(path) => {
+                Ok(unix_sockets::connections(&unix_sockets::read()?, std::slice::from_ref(path)).values().sum())
+            }
+            Connections::Tcp(addresses) => Ok(tcp_sockets::connections_to(&tcp_sockets::read()?, addresses)),
+        }
+    }
+}
+
+/// Lets the module see the pause, then waits until no request is left running on the
+/// backend. Ok(true) when none is; Ok(false) at the timeout (said on stderr).
+pub fn wait_until_idle(backend: &str, timeout: Duration) -> Result<bool, String> {
+    let connections = Connections::of(backend)?;
+    let start = Instant::now();
+    std::thread::sleep(SETTLE.min(timeout));
+    match stop::drain(backend, || connections.open(), timeout, start)? {
+        Drained::Empty(_) => Ok(true),
+        Drained::TimedOut(n) => {
+            eprintln!(
+                "{PREFIX}: {backend}: {n} connection(s) still open after {timeout:?}: requests longer than that, or \
+                 connections Apache keeps open between requests (enablereuse=on on the worker: they never close \
+                 by themselves; turn it off for the backend, or treat them as idle)"
+            );
+            Ok(false)
+        }
+        Drained::Interrupted => Err("interrupted".to_string()),
+    }
+}
+
+pub fn run_pause(o: &PauseOpts) -> i32 {
+    let Some(backend) = resolve_or_say(&o.target, "pause") else { return 1 };
+    let record =
+        PauseRecord { backend: backend.clone(), until_unix_ms: unix_millis_now() + o.pause_for.as_millis() as u64 };
+    if let Err(e) = write_pause(&o.target.pause_dir, &record) {
+        eprintln!("{PREFIX}: pause: {e}");
+        return 1;
+    }
+    eprintln!("{PREFIX}: {backend} paused for {:?} (until `resume`): new requests wait in Apache", o.pause_for);
+    stop::catch_interrupts();
+    match wait_until_idle(&backend, o.timeout.min(o.pause_for)) {
+        Ok(true) => {
+            println!("{backend}: paused, no request running");
+            0
+        }
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("{PREFIX}: pause: {e}; the pause stays until `resume` or its end");
+            1
+        }
+    }
+}
+
+pub fn run_resume(o: &ResumeOpts) -> i32 {
+    let backend = match backend_name(&o.target.backend) {
+        Ok(backend) => backend,
+        Err(e) => {
+            eprintln!("{PREFIX}: resume: {e}");
+            return 2;
+        }
+    };
+    match remove_pause(&o.target.pause_dir, &backend) {
+        Ok(true) => {
+            println!("{backend}: resumed");
+            0
+        }
+        Ok(false) => {
+            println!("{backend}: was not paused");
+            0
+        }
+        Err(e) => {
+            eprintln!("{PREFIX}: resume: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(backend: &str, dir: &Path, apache: &Path) -> BackendOpts {
+        BackendOpts {
+            backend: backend.into(),
+            pause_dir: dir.to_path_buf(),
+            apache_configs: vec![apache.to_path_buf()],
+            fpm_configs: vec![dir.join("no-such-fpm.conf")],
+            force: false,
+        }
+    }
+
+    #[test]
+    fn a_backend_is_known_from_apaches_config_and_an_unknown_one_is_named_with_the_known() {
+        let dir = harness::WorkDir::new("pause-known");
+        let apache = dir.join("httpd.conf");
+        std::fs::write(
+            &apache,
+            "<FilesMatch \\.php$>\nSetHandler \"proxy:unix:/run/php/a.sock|fcgi://localhost\"\n</FilesMatch>\n\
+             ProxyPassMatch ^/(.*\\.php)$ fcgi://127.0.0.1:9000/var/www/$1\n",
+        )
+        .unwrap();
+        assert_eq!(resolve(&target("/run/php/a.sock", dir.path(), &apache)).unwrap(), "unix:/run/php/a.sock");
+        assert_eq!(resolve(&target("fcgi://127.0.0.1:9000", dir.path(), &apache)).unwrap(), "127.0.0.1:9000");
+        let error = resolve(&target("127.0.0.1:9001", dir.path(), &apache)).unwrap_err();
+        assert!(error.contains("known: 127.0.0.1:9000, unix:/run/php/a.sock"), "{error}");
+        let forced = BackendOpts { force: true, ..target("127.0.0.1:9001", dir.path(), &apache) };
+        assert_eq!(resolve(&forced).unwrap(), "127.0.0.1:9001");
+        let none = target("127.0.0.1:9001", dir.path(), &dir.join("missing.conf"));
+        assert!(resolve(&none).unwrap_err().contains("--force"));
+    }
+
+    #[test]
+    fn a_pause_is_written_whole_and_removed() {
+        let dir = harness::WorkDir::new("pause-write");
+        let pauses = dir.join("run/pause");
+        let record = PauseRecord { backend: "127.0.0.1:9000".into(), until_unix_ms: 42 };
+        write_pause(&pauses, &record).unwrap();
+        let files: Vec<String> =
+            std::fs::read_dir(&pauses).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into()).collect();
+        assert_eq!(files, [record.file_name()], "no temporary file left");
+        let text = std::fs::read_to_string(pauses.join(record.file_name())).unwrap();
+        assert_eq!(PauseRecord::parse(&text), Ok(record.clone()));
+        write_pause(&pauses, &PauseRecord { until_unix_ms: 43, ..record.clone() }).unwrap();
+        assert!(remove_pause(&pauses, "127.0.0.1:9000").unwrap());
+        assert!(!remove_pause(&pauses, "127.0.0.1:9000").unwrap());
+    }
+}

@@ -1,0 +1,42 @@
+//! A request for a paused backend is held as if the backend refused: it is not sent, it waits
+//! under the same budget, cap and client watch as any waiting request, and goes on when the
+//! pause ends (waiting on as usual if the backend then refuses). While nothing is paused this
+//! costs one atomic load per handler run.
+
+use super::{request_body, HttpdBackend, SERVICE_UNAVAILABLE};
+use crate::ffi::log::{self, mark};
+use crate::ffi::pause_watch;
+use crate::probe::ProbeOutcome;
+use crate::retry::Attempt;
+use nix::errno::Errno;
+
+impl HttpdBackend<'_> {
+    /// Instead of running mod_proxy_fcgi's handler for a paused backend: the request's body
+    /// is read as before any wait, and the request waits.
+    pub(super) fn held_by_pause(&mut self) -> Option<Attempt> {
+        let until = self.paused_until()?;
+        let address = self.address_text();
+        self.request.log(log::INFO, mark!(), || {
+            format!("backend {address} is paused until {} (Unix ms): the request waits", until)
+        });
+        // SAFETY: a live request in the handler phase, before or between runs of mod_proxy_fcgi.
+        if let Err(status) = unsafe { request_body::read_before_waiting(self.call.r) } {
+            return Some(Attempt::Finished(status));
+        }
+        Some(Attempt::NotConnected(SERVICE_UNAVAILABLE))
+    }
+
+    /// A paused backend answers every probe "not yet", without being asked.
+    pub(super) fn probe_held_by_pause(&mut self) -> Option<ProbeOutcome> {
+        self.paused_until()?;
+        self.probes += 1;
+        Some(ProbeOutcome::NotYet { errno: Errno::ECONNREFUSED, recreated: false })
+    }
+
+    fn paused_until(&mut self) -> Option<u64> {
+        if !pause_watch::any() {
+            return None;
+        }
+        pause_watch::paused_until(&self.address_text())
+    }
+}
