@@ -45,6 +45,8 @@ pub const SETTLE: Duration = Duration::from_millis(2);
 pub struct SuspendedWaits<T> {
     backends: Vec<BackendWaits<T>>,
     backoff: BackoffBounds,
+    /// What the probes since the last `take_probed` found, per backend: whether it accepted.
+    probed: Vec<(BackendAddress, bool)>,
 }
 
 struct BackendWaits<T> {
@@ -67,7 +69,13 @@ struct Suspended<T> {
 
 impl<T> SuspendedWaits<T> {
     pub fn new(backoff: BackoffBounds) -> Self {
-        SuspendedWaits { backends: Vec::new(), backoff }
+        SuspendedWaits { backends: Vec::new(), backoff, probed: Vec::new() }
+    }
+
+    /// The backends probed since the last call, and whether each accepted: the breaker's
+    /// chain of refusals (`breaker`) follows them.
+    pub fn take_probed(&mut self) -> Vec<(BackendAddress, bool)> {
+        std::mem::take(&mut self.probed)
     }
 
     pub fn len(&self) -> usize {
@@ -110,7 +118,11 @@ impl<T> SuspendedWaits<T> {
     pub fn tick(&mut self, now: Instant, stopping: bool, most: usize) -> Vec<Ended<T>> {
         let mut ended = Vec::new();
         for backend in &mut self.backends {
+            let probes_before = backend.probes;
             backend.end_waits(now, stopping, most.saturating_sub(ended.len()), &mut ended);
+            if backend.probes != probes_before {
+                self.probed.push((backend.prober.address().clone(), backend.last_errno.is_none()));
+            }
         }
         self.backends.retain(|backend| !backend.requests.is_empty());
         ended
@@ -159,6 +171,7 @@ impl<T> BackendWaits<T> {
         match self.prober.probe(PROBE_PATIENCE) {
             ProbeOutcome::Accepting => {
                 self.backoff.reset();
+                self.last_errno = None;
                 true
             }
             ProbeOutcome::NotYet { errno, recreated } => {
@@ -286,6 +299,23 @@ mod tests {
         assert_eq!(waits.tick(now + SETTLE, false, 2).len(), 2);
         assert_eq!(waits.tick(now + SETTLE, false, 2).len(), 2);
         assert_eq!(waits.tick(now + SETTLE, false, 2).len(), 1);
+    }
+
+    #[test]
+    fn probes_are_reported_for_the_breaker() {
+        let dir = temp_dir("probed");
+        let socket = dir.0.join("php.sock");
+        let address = BackendAddress::Unix(socket.clone());
+        let mut waits = waits();
+        let now = Instant::now();
+        waits.add(address.clone(), 1, now + LONG, None, now);
+        waits.add(address.clone(), 2, now + LONG, None, now);
+        waits.tick(now + SETTLE, false, 100);
+        assert_eq!(waits.take_probed(), vec![(address.clone(), false)], "one probe for both, refused");
+        assert!(waits.take_probed().is_empty());
+        let _listener = UnixListener::bind(&socket).unwrap();
+        waits.tick(now + Duration::from_millis(100), false, 100);
+        assert_eq!(waits.take_probed(), vec![(address, true)]);
     }
 
     #[test]

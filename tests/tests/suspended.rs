@@ -20,13 +20,15 @@ const CLIENTS: usize = 64;
 
 /// One child of few threads, room for every waiting connection (suspended connections count
 /// toward the event MPM's per-child connection limit: ThreadsPerChild + idle threads x
-/// AsyncRequestWorkerFactor), mod_status, and PHP-FPM stopped.
+/// AsyncRequestWorkerFactor; the requests that meet the outage together, before the child
+/// knows the backend is down, wait in their threads and leave fewer idle), mod_status, and
+/// PHP-FPM stopped.
 fn outage_with_few_threads(name: &str) -> (WorkDir, PhpFpm, ApacheConfig) {
     let work = WorkDir::new(name);
     let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
     fpm.start();
     let mut config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler()).with_server_directives(&format!(
-        "FcgiResilient On\nFcgiResilientTimeout 20s\nFcgiResilientMaxWaiting 1000\nAsyncRequestWorkerFactor 16\n\
+        "FcgiResilient On\nFcgiResilientTimeout 20s\nFcgiResilientMaxWaiting 1000\nAsyncRequestWorkerFactor 64\n\
          {STATUS_LOCATION}<Location /server-status>\n    SetHandler server-status\n</Location>\n"
     ));
     config.modules.push("status");
@@ -173,4 +175,75 @@ fn a_client_that_vanishes_leaves_no_connection_behind() {
     assert_eq!(first.join().unwrap().expect("first").status, 200);
     assert_eq!(status::total(target, "TotalClientGone"), 10);
     assert_nothing_left(target, &apache);
+}
+
+/// The sum of the resident memory of Apache's processes, in KiB.
+fn apache_rss_kib(apache: &Apache) -> u64 {
+    let rss = |pid: i32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+    };
+    apache.children().into_iter().map(rss).sum()
+}
+
+/// Clients that send a request and hang up after a moment, while it is suspended or not.
+fn hang_ups(target: std::net::SocketAddr, count: usize) -> Vec<std::thread::JoinHandle<()>> {
+    (0..count)
+        .map(|index| {
+            std::thread::spawn(move || {
+                if let Ok(mut stream) = std::net::TcpStream::connect(target) {
+                    let _ = stream.write_all(b"GET /index.php HTTP/1.1\r\nHost: localhost\r\n\r\n");
+                    std::thread::sleep(Duration::from_millis(20 * (index as u64 % 10)));
+                }
+            })
+        })
+        .collect()
+}
+
+/// Outage after outage under 200 clients, clients hanging up, a graceful restart in the middle
+/// of one: no child crashes, no request is lost but the ones a stopping child answers 503,
+/// and the waiting count, the connections and Apache's memory come back to where they were.
+#[test]
+fn repeated_outages_with_hang_ups_and_a_graceful_restart_leave_nothing_behind() {
+    let (work, mut fpm, mut config) = outage_with_few_threads("suspended-soak");
+    config.processes = Processes { start_servers: 2, server_limit: 2, threads_per_child: 16 };
+    config.site = config.site.replace("FcgiResilient On\n", "FcgiResilient On\nFcgiResilientRetryIdempotent On\n");
+    fpm.start();
+    let mut apache = Apache::start(&work.subdir("apache"), config);
+    let target = apache.address();
+    let warm = load::run(
+        &load::LoadSpec { duration: Duration::from_secs(1), ..load::LoadSpec::new(target, "/sleep.php?ms=5", 50) },
+        std::time::Instant::now(),
+    );
+    assert_eq!(load::failed_count(&warm), 0);
+    let rss_before = apache_rss_kib(&apache);
+    for round in 0..3 {
+        let epoch = std::time::Instant::now();
+        let spec =
+            load::LoadSpec { duration: Duration::from_secs(4), ..load::LoadSpec::new(target, "/sleep.php?ms=5", 200) };
+        let running = load::RunningLoad::start(&spec, epoch);
+        std::thread::sleep(Duration::from_millis(800));
+        fpm.stop();
+        let leaving = hang_ups(target, 30);
+        std::thread::sleep(Duration::from_millis(700));
+        if round == 1 {
+            apache.graceful();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        fpm.start();
+        let records = running.finish();
+        leaving.into_iter().for_each(|client| client.join().unwrap());
+        let failures = load::failures(&records);
+        let log = apache.error_log();
+        assert!(!log.contains("exit signal"), "round {round}: a child crashed\n{log}");
+        if round == 1 {
+            assert!(failures.iter().all(|(status, _)| *status == 503), "round {round}: {failures:?}\n{log}");
+        } else {
+            assert_eq!(load::failed_count(&records), 0, "round {round}: {failures:?} of {}\n{log}", records.len());
+        }
+    }
+    assert_nothing_left(target, &apache);
+    let rss_after = apache_rss_kib(&apache);
+    eprintln!("Apache RSS: {rss_before} KiB before, {rss_after} KiB after three outages");
+    assert!(rss_after < rss_before * 2 + 20_000, "Apache grew from {rss_before} to {rss_after} KiB");
 }

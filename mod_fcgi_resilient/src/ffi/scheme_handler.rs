@@ -11,7 +11,7 @@ use super::log::{self, mark};
 use super::proxy::{self, SchemeCall};
 use super::request::Request;
 use super::worker::Worker;
-use super::{dir_config, guard::guard, hooks, request_body, status_handler, sys};
+use super::{dir_config, guard::guard, hooks, request_body, status_handler, suspend, sys};
 use crate::attempt::{self, AttemptEvidence};
 use crate::balancer::{self, OnRefusal};
 use crate::duration::format_duration;
@@ -122,9 +122,12 @@ unsafe fn serve(call: SchemeCall) -> c_int {
 /// The per-child count a request waits in. An HTTP/2 stream holds one of mod_http2's
 /// workers, not an MPM thread, and a stream that finds every worker of its child busy is
 /// queued by mod_http2, not refused: refusing it here would fail a request the server has room
-/// to hold, so streams count only server-wide.
+/// to hold, so streams count only server-wide. Where the MPM suspends waiting requests, the
+/// few that wait in their thread are those it was already serving when the backend went away
+/// (and one a second per child that meets the outage first): refusing them frees no thread a
+/// new request could use sooner than their wait does, and fails a request for nothing.
 fn thread_cap(request: &Request) -> Option<ThreadCap<'static>> {
-    if request.is_http2_stream() {
+    if request.is_http2_stream() || suspend::can_suspend() {
         return None;
     }
     let limit = per_child_limit(hooks::threads_per_child())?;

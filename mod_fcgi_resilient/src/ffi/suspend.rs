@@ -236,6 +236,27 @@ fn keep_waits(arrivals: &Receiver<Handover>) {
         for ended in waits.tick(Instant::now(), STOPPING.load(Ordering::Relaxed), RESUMED_PER_TICK) {
             resume_soon(ended);
         }
+        for (address, accepted) in waits.take_probed() {
+            note_probe(&address, accepted);
+        }
+    }
+}
+
+/// The waiting thread's probes keep the child's memory of the backend and the breaker's
+/// chain of refusals (`breaker`) as current as a waiting request's own probes would.
+fn note_probe(address: &BackendAddress, accepted: bool) {
+    let text = address.to_string();
+    let refusals = status_handler::shared_table().and_then(|table| table.backend(&text)).map(|slot| slot.refusals());
+    if accepted {
+        KNOWN_DOWN.mark_up(&text);
+        if let Some(refusals) = refusals {
+            refusals.accepted();
+        }
+    } else {
+        KNOWN_DOWN.mark_down(&text, Instant::now());
+        if let Some(refusals) = refusals {
+            refusals.refused(unix_millis_now());
+        }
     }
 }
 
