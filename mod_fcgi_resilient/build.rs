@@ -47,7 +47,8 @@ fn main() {
         // Waiting without a worker thread (ffi/suspend.rs).
         .allowlist_function("ap_hook_(suspend_connection|child_stopping)|ap_mpm_register_timed_callback")
         .allowlist_function("ap_run_handler|ap_die|ap_process_request_after_handler|ap_lingering_close")
-        .allowlist_function("apr_pool_destroy|apr_thread_mutex_(lock|unlock)")
+        .allowlist_function("apr_pool_destroy|apr_thread_mutex_(lock|unlock)|ap_hook_get_handler")
+        .allowlist_type("ap_LINK_handler_t")
         .allowlist_var("SUSPENDED")
         .allowlist_var("MODULE_MAGIC_.*|APLOG_.*|HTTP_.*|OK|DECLINED|DONE|RSRC_CONF|ACCESS_CONF|OR_.*")
         .allowlist_var("PROXY_WORKER_.*|APR_HOOK_.*|AP_MPMQ_.*|AP_SQ_.*|M_GET|M_OPTIONS|AP_SLOTMEM_.*")

@@ -37,6 +37,17 @@ impl fmt::Display for BackendAddress {
 const FCGI_DEFAULT_PORT: u16 = 8000;
 
 impl BackendAddress {
+    /// Reads back what `Display` wrote: `unix:/path` or `host:port`.
+    pub fn parse_display(text: &str) -> Option<BackendAddress> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            return path.starts_with('/').then(|| BackendAddress::Unix(path.into()));
+        }
+        let (host, port) = text.rsplit_once(':')?;
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        (!host.is_empty()).then_some(())?;
+        Some(BackendAddress::Tcp { host: host.to_string(), port: port.parse().ok()? })
+    }
+
     /// The TCP address in an `fcgi://host:port/...` URL as mod_proxy hands it to scheme handlers.
     pub fn from_fcgi_url(url: &str) -> Option<BackendAddress> {
         let rest = url.get(..7).filter(|s| s.eq_ignore_ascii_case("fcgi://")).map(|_| &url[7..])?;
@@ -484,6 +495,20 @@ mod tests {
         );
         assert_eq!(BackendAddress::from_fcgi_url("http://localhost/"), None);
         assert_eq!(BackendAddress::from_fcgi_url("fcgi://:90/"), None);
+    }
+
+    #[test]
+    fn reads_back_what_it_displays() {
+        for address in [
+            BackendAddress::Unix("/run/php/php8.2-fpm.sock".into()),
+            BackendAddress::Tcp { host: "127.0.0.1".into(), port: 9000 },
+            BackendAddress::Tcp { host: "php.internal".into(), port: 9001 },
+        ] {
+            assert_eq!(BackendAddress::parse_display(&address.to_string()), Some(address));
+        }
+        assert_eq!(BackendAddress::parse_display("unix:relative.sock"), None);
+        assert_eq!(BackendAddress::parse_display(":9000"), None);
+        assert_eq!(BackendAddress::parse_display("localhost"), None);
     }
 
     #[test]

@@ -36,6 +36,11 @@ pub trait Backend {
     /// without a break for longer than this request's budget (see `breaker`), so waiting
     /// would only spend the budget and a place others need.
     fn has_refused_for_a_whole_budget(&mut self) -> bool;
+    /// Asked when a refused request would start to wait in its thread: true when it can wait
+    /// without one instead (the event MPM suspends it once this run has returned).
+    fn can_wait_without_a_thread(&mut self) -> bool {
+        false
+    }
 }
 
 const SERVICE_UNAVAILABLE: i32 = 503;
@@ -74,6 +79,8 @@ pub enum GiveUpReason {
     FailOver,
     /// The backend has refused for longer than the budget: answered at once.
     StillRefusing,
+    /// The request waits on, without holding its thread: it is suspended once this run returns.
+    WaitsSuspended,
 }
 
 /// Where a request starts: by running the handler, or — for a backend already known to be
@@ -140,6 +147,9 @@ pub fn serve(
         }
         if !waited && backend.has_refused_for_a_whole_budget() {
             return Outcome::GaveUp { reason: GiveUpReason::StillRefusing, attempts, last_errno: None };
+        }
+        if !waited && matches!(attempt, Attempt::NotConnected(_)) && backend.can_wait_without_a_thread() {
+            return Outcome::GaveUp { reason: GiveUpReason::WaitsSuspended, attempts, last_errno: None };
         }
         // Held while waiting only: once the backend accepts, the request is served like any
         // other, and counting it would refuse others while the room has space.
@@ -237,6 +247,7 @@ mod tests {
         /// After this many waits, `reason_to_stop` gives this reason.
         stop_after_waits: Option<(usize, GiveUpReason)>,
         refused_for_a_whole_budget: bool,
+        suspendable: bool,
         /// Whether a waiting place was held during each handler run (see `HeldPlaces`).
         held_while_running: Vec<bool>,
         places: Option<std::rc::Rc<WaitingCount>>,
@@ -253,6 +264,7 @@ mod tests {
                 waits: Vec::new(),
                 stop_after_waits: None,
                 refused_for_a_whole_budget: false,
+                suspendable: false,
                 held_while_running: Vec::new(),
                 places: None,
             }
@@ -284,6 +296,9 @@ mod tests {
         }
         fn has_refused_for_a_whole_budget(&mut self) -> bool {
             self.refused_for_a_whole_budget
+        }
+        fn can_wait_without_a_thread(&mut self) -> bool {
+            self.suspendable
         }
     }
 
@@ -438,6 +453,25 @@ mod tests {
             Outcome::Served { status: OK, retries: 0, waited: false },
             "an accepting backend is served"
         );
+    }
+
+    /// Where the request can wait without its thread, a refused first connect ends the run at
+    /// once, before any waiting place or probe; a dropped request still waits in its thread.
+    #[test]
+    fn a_refused_request_that_can_be_suspended_hands_its_wait_over() {
+        let waiting = WaitingCount::new();
+        let mut backend = Scripted::new(&[Attempt::NotConnected(UNAVAILABLE)], &[]);
+        backend.suspendable = true;
+        let outcome = serve(&mut backend, Start::RunHandler, &limits(), &waiting, || 1);
+        assert_eq!(outcome, Outcome::GaveUp { reason: GiveUpReason::WaitsSuspended, attempts: 1, last_errno: None });
+        assert!(backend.waits.is_empty() && backend.probes_done == 0);
+
+        let opted_in = RetryLimits { retry_dropped: true, ..limits() };
+        let script = [Attempt::DroppedBeforeResponse(UNAVAILABLE), Attempt::Finished(OK)];
+        let mut dropped = Scripted::new(&script, &[ProbeOutcome::Accepting]);
+        dropped.suspendable = true;
+        let outcome = serve(&mut dropped, Start::RunHandler, &opted_in, &waiting, || 1);
+        assert_eq!(outcome, Outcome::Served { status: OK, retries: 1, waited: true });
     }
 
     /// A request that has waited and is being served holds no waiting place: the cap counts

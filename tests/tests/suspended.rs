@@ -247,3 +247,33 @@ fn repeated_outages_with_hang_ups_and_a_graceful_restart_leave_nothing_behind() 
     eprintln!("Apache RSS: {rss_before} KiB before, {rss_after} KiB after three outages");
     assert!(rss_after < rss_before * 2 + 20_000, "Apache grew from {rss_before} to {rss_after} KiB");
 }
+
+/// `ProxyPassMatch … unix:…|fcgi://…`, the other way sites send PHP to PHP-FPM: mod_proxy's
+/// fixup moves the socket into r->notes before the handlers run, and the request is
+/// suspended all the same.
+#[test]
+fn proxy_pass_match_requests_are_suspended_too() {
+    let (work, mut fpm, mut config) = outage_with_few_threads("suspended-ppm");
+    config.site += &format!(
+        "ProxyPassMatch \"^/ppm/(.*\\.php)$\" \"unix:{}|fcgi://localhost{}/$1\"\n",
+        fpm.listen.address(),
+        work.docroot().display()
+    );
+    let apache = Apache::start(&work.subdir("apache"), config);
+    let target = apache.address();
+    let waiting: Vec<_> = (0..16).map(|_| std::thread::spawn(move || http::get(target, "/ppm/index.php"))).collect();
+    status::wait_for_total(target, "TotalWaiting", 16);
+    fpm.start();
+    for client in waiting {
+        let response = client.join().unwrap().expect("a response");
+        assert_eq!(
+            (response.status, response.text().as_str()),
+            (200, "hello from php-fpm\n"),
+            "{}",
+            apache.error_log()
+        );
+    }
+    let suspended = apache.error_log().matches("waiting, suspended (no thread held)").count();
+    assert!(suspended >= 8, "only {suspended} of 16 were suspended\n{}", apache.error_log());
+    assert_nothing_left(target, &apache);
+}

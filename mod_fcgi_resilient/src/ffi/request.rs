@@ -81,6 +81,15 @@ impl<'r> Request<'r> {
         }
     }
 
+    pub fn unset_note(&self, name: &CStr) {
+        // SAFETY: the request's own table.
+        unsafe { sys::apr_table_unset(self.rec().notes, name.as_ptr()) };
+    }
+
+    pub fn raw(&self) -> *mut sys::request_rec {
+        self.raw
+    }
+
     pub fn has_env(&self, name: &CStr) -> bool {
         table_get(self.rec().subprocess_env, name).is_some()
     }

@@ -286,6 +286,10 @@ impl<'r> HttpdBackend<'r> {
             }
             Outcome::GaveUp { reason: GiveUpReason::ClientGone, .. } => self.client_gone(waited),
             Outcome::GaveUp { reason: GiveUpReason::StillRefusing, .. } => self.still_refusing(policy),
+            Outcome::GaveUp { reason: GiveUpReason::WaitsSuspended, .. } => {
+                KNOWN_DOWN.mark_down(&self.address_text(), Instant::now());
+                SERVICE_UNAVAILABLE
+            }
             Outcome::GaveUp { reason: GiveUpReason::FailOver, .. } => {
                 let address = self.address_text();
                 self.request.log(log::DEBUG, mark!(), || {
@@ -443,6 +447,23 @@ impl Backend for HttpdBackend<'_> {
         self.started.elapsed()
     }
 
+    fn can_wait_without_a_thread(&mut self) -> bool {
+        if self.request.note(suspend::MAY_SUSPEND_NOTE).is_none() || balancer::is_balancer_member(self.worker.status())
+        {
+            return false;
+        }
+        // mod_proxy_fcgi does not say why its connect failed: a probe does (and counts it),
+        // and a backend that accepts by now is better served from this thread at once.
+        if self.probe(Duration::from_millis(50)) == ProbeOutcome::Accepting {
+            return false;
+        }
+        // Its body was read when the connect failed (`run_handler`). The backend is named
+        // here: a ProxyPass worker's socket is in the worker, not in the request.
+        let address = self.address_text();
+        self.request.set_note_text(suspend::SUSPEND_NOTE, &address);
+        true
+    }
+
     fn has_refused_for_a_whole_budget(&mut self) -> bool {
         let budget = self.budget;
         self.counters().is_some_and(|counters| counters.refusals().is_open(unix_millis_now(), budget))
@@ -499,7 +520,10 @@ pub(super) fn give_up_message(
         GiveUpReason::TooManyWaiting(refusal) => {
             format!("backend {address} is not accepting and {}; answering 503 at once", describe_refusal(refusal))
         }
-        GiveUpReason::ClientGone | GiveUpReason::FailOver | GiveUpReason::StillRefusing => {
+        GiveUpReason::ClientGone
+        | GiveUpReason::FailOver
+        | GiveUpReason::StillRefusing
+        | GiveUpReason::WaitsSuspended => {
             format!("stopped waiting for backend {address}")
         }
     }

@@ -39,6 +39,7 @@ use crate::shared_budget::{self, DEADLINE_NOTE};
 use crate::stats::unix_millis_now;
 use crate::suspended::{Ended, Resolution, SuspendedWaits};
 use crate::waiters::WaiterPlace;
+use crate::waiting::{Cap, Refusal};
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void, CStr};
 use std::os::fd::OwnedFd;
@@ -52,6 +53,11 @@ const SERVICE_UNAVAILABLE: c_int = sys::HTTP_SERVICE_UNAVAILABLE as c_int;
 const INTERNAL_SERVER_ERROR: c_int = sys::HTTP_INTERNAL_SERVER_ERROR as c_int;
 const CLIENT_GONE: c_int = sys::HTTP_BAD_REQUEST as c_int;
 const RESUMED_NOTE: &CStr = c"fcgi_resilient-resumed";
+/// Set while this module runs mod_proxy for a request it may suspend: its scheme handler then
+/// answers a refused connect at once with `SUSPEND_NOTE` rather than wait in the thread.
+pub const MAY_SUSPEND_NOTE: &CStr = c"fcgi_resilient-may-suspend";
+/// Set by the scheme handler to the backend (as `BackendAddress` displays it) it refused for.
+pub const SUSPEND_NOTE: &CStr = c"fcgi_resilient-suspend";
 
 /// How often the waiting thread looks at its waits; probes follow the backoff.
 const TICK: Duration = Duration::from_millis(5);
@@ -119,18 +125,13 @@ pub unsafe extern "C" fn handle(r: *mut sys::request_rec) -> c_int {
 }
 
 unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
-    if !ASYNC_MPM.load(Ordering::Relaxed) || STOPPING.load(Ordering::Relaxed) || !KNOWN_DOWN.any() {
-        return DECLINED; // the happy path: two atomic loads
+    if !ASYNC_MPM.load(Ordering::Relaxed) || STOPPING.load(Ordering::Relaxed) {
+        return DECLINED;
     }
     // SAFETY: a live request, used by this thread for the rest of this call.
     let request = unsafe { Request::from_raw(r) };
-    if !request.is_initial_http1() || request.note(RESUMED_NOTE).is_some() {
-        return DECLINED;
-    }
-    let Some(address) = proxy_backend(&request) else { return DECLINED };
-    let address_text = address.to_string();
-    if !KNOWN_DOWN.contains(&address_text, Instant::now()) {
-        return DECLINED;
+    if !request.is_initial_http1() || request.note(RESUMED_NOTE).is_some() || !is_proxy_fcgi(&request) {
+        return DECLINED; // static files and the like: a few comparisons
     }
     // SAFETY: a live request inside the handler phase.
     let settings = unsafe { dir_config::for_request(r) };
@@ -138,43 +139,145 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
         return DECLINED;
     }
     let policy = settings.resolve(hooks::default_max_waiting());
-    let Some(table) = status_handler::shared_table() else { return DECLINED };
-    let Some(slot) = table.backend_index(&address_text) else { return DECLINED };
-    let counters = table.backend(&address_text);
-    // Whatever would not simply wait (the backend accepts, the breaker answers at once, the
-    // cap is full) takes the usual path, which says why.
+    if KNOWN_DOWN.any() {
+        if let Some(address) = proxy_backend(&request).filter(|address| still_refusing(address, &policy)) {
+            // Before mod_proxy runs at all: nothing of its bookkeeping has happened.
+            return suspend(&request, address, &policy, BodyRead::NotYet).unwrap_or(DECLINED);
+        }
+    }
+    // mod_proxy runs from here, so that a request whose connect is refused comes back here
+    // (mod_fcgi_resilient's scheme handler returns it at once, its body read) to be suspended
+    // once mod_proxy has done its bookkeeping, instead of waiting in this thread.
+    request.set_note(MAY_SUSPEND_NOTE, c"1");
+    // SAFETY: inside the handler hook, for the request it was given.
+    let status = unsafe { run_handlers_after_ours(r) };
+    let Some(backend) = request.note(SUSPEND_NOTE) else { return status };
+    let address = BackendAddress::parse_display(&String::from_utf8_lossy(backend));
+    request.unset_note(SUSPEND_NOTE);
+    let Some(address) = address else { return status };
+    match suspend(&request, address.clone(), &policy, BodyRead::Already) {
+        Ok(suspended) => suspended,
+        Err(refusal) => {
+            if policy.retry_after_secs > 0 {
+                request.set_err_header(c"Retry-After", &policy.retry_after_secs.to_string());
+            }
+            let budget = policy.budget;
+            request.log(log::ERROR, mark!(), || {
+                give_up_message(
+                    GiveUpReason::TooManyWaiting(refusal),
+                    &address.to_string(),
+                    (1, 0),
+                    (Duration::ZERO, budget),
+                    None,
+                    &policy,
+                )
+            });
+            SERVICE_UNAVAILABLE
+        }
+    }
+}
+
+/// Whether a backend this child has seen refuse refuses now too, and is not one the breaker
+/// answers at once (the usual path says so).
+fn still_refusing(address: &BackendAddress, policy: &Policy) -> bool {
+    let text = address.to_string();
+    if !KNOWN_DOWN.contains(&text, Instant::now()) {
+        return false;
+    }
     if Prober::new(address.clone()).probe(Duration::from_millis(50)) == ProbeOutcome::Accepting {
-        return DECLINED;
+        return false;
     }
-    if counters.is_some_and(|c| c.refusals().is_open(unix_millis_now(), policy.budget)) {
-        return DECLINED;
-    }
-    let Ok(place) = table.waiters().try_enter(policy.max_waiting, policy.budget, Some(slot)) else { return DECLINED };
-    if let Some(counters) = counters {
+    let table = status_handler::shared_table();
+    let breaker_open = table
+        .and_then(|table| table.backend(&text))
+        .is_some_and(|slot| slot.refusals().is_open(unix_millis_now(), policy.budget));
+    !breaker_open
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BodyRead {
+    NotYet,
+    Already,
+}
+
+/// Takes a waiting place, reads the body if need be and leaves the request to the
+/// suspend_connection hook. `Err`: the cap refused it.
+fn suspend(request: &Request, address: BackendAddress, policy: &Policy, body: BodyRead) -> Result<c_int, Refusal> {
+    let text = address.to_string();
+    let table = status_handler::shared_table().ok_or(Refusal { cap: Cap::ServerWide, waiting: 0, limit: 0 })?;
+    let slot = table.backend_index(&text);
+    let place = table.waiters().try_enter(policy.max_waiting, policy.budget, slot)?;
+    if let Some(counters) = table.backend(&text).filter(|_| body == BodyRead::NotYet) {
+        // A request that ran mod_proxy has counted its refusal there already.
         counters.connect_failed(libc::ECONNREFUSED, unix_millis_now());
         counters.refusals().refused(unix_millis_now());
     }
-    // SAFETY: a live request inside the handler phase, before mod_proxy_fcgi ran.
-    if let Err(status) = unsafe { request_body::read_before_waiting(r) } {
-        return status;
+    if body == BodyRead::NotYet {
+        // SAFETY: a live request inside the handler phase, before mod_proxy_fcgi ran.
+        if let Err(status) = unsafe { request_body::read_before_waiting(request.raw()) } {
+            return Ok(status);
+        }
     }
     request.set_note(RESUMED_NOTE, c"1");
-    request.set_note_text(DEADLINE_NOTE, &shared_budget::deadline_note(SystemTime::now(), policy.budget));
+    if request.note(DEADLINE_NOTE).is_none() {
+        request.set_note_text(DEADLINE_NOTE, &shared_budget::deadline_note(SystemTime::now(), policy.budget));
+    }
+    let left = shared_budget::remaining(request.note(DEADLINE_NOTE), policy.budget, SystemTime::now);
     request.close_connection_after();
     let handover = Handover {
-        request: RequestPointer(r),
+        request: RequestPointer(request.raw()),
         address,
-        deadline: Instant::now() + policy.budget,
+        deadline: Instant::now() + left,
         client: request.client_socket(),
         place,
-        policy,
+        policy: *policy,
         suspended_at: Instant::now(),
     };
-    request.log(log::DEBUG, mark!(), || format!("backend {address_text} refuses: the request waits suspended"));
+    request.log(log::DEBUG, mark!(), || format!("backend {text} refuses: the request waits suspended"));
     // SAFETY: a live request has a live connection.
-    let connection = unsafe { (*r).connection } as usize;
+    let connection = unsafe { (*request.raw()).connection } as usize;
     lock(&SUSPENDING).get_or_insert_with(HashMap::new).insert(connection, handover);
-    sys::SUSPENDED
+    Ok(sys::SUSPENDED)
+}
+
+/// A request mod_proxy will send to a FastCGI backend: cheap byte comparisons, no allocation.
+fn is_proxy_fcgi(request: &Request) -> bool {
+    let (handler, filename) = request.handler_and_filename();
+    let target = match handler {
+        Some(b"proxy-server") => filename,
+        Some(handler) if handler.starts_with(b"proxy:") => Some(handler),
+        _ => None,
+    };
+    target.is_some_and(|target| target.windows(7).any(|window| window.eq_ignore_ascii_case(b"fcgi://")))
+}
+
+/// Runs the handler hooks sorted after this module's, as httpd's hook runner would: each in
+/// turn until one does not decline. Reads the hook array now: httpd sorts it after start-up.
+///
+/// # Safety
+/// Must be called from within the handler hook, with its request.
+unsafe fn run_handlers_after_ours(r: *mut sys::request_rec) -> c_int {
+    // SAFETY: httpd's handler hook array, sorted and fixed once requests are served.
+    let hooks = unsafe { sys::ap_hook_get_handler() };
+    if hooks.is_null() {
+        return DECLINED;
+    }
+    // SAFETY: the array holds `nelts` ap_LINK_handler_t entries.
+    let entries =
+        unsafe { std::slice::from_raw_parts((*hooks).elts as *const sys::ap_LINK_handler_t, (*hooks).nelts as usize) };
+    let ours = handle as unsafe extern "C" fn(*mut sys::request_rec) -> c_int;
+    let Some(position) = entries.iter().position(|entry| entry.pFunc.map(|f| f as usize) == Some(ours as usize)) else {
+        return DECLINED;
+    };
+    for entry in &entries[position + 1..] {
+        let Some(handler) = entry.pFunc else { continue };
+        // SAFETY: the request httpd passed to the hook, as its runner would pass it.
+        let status = unsafe { handler(r) };
+        if status != DECLINED {
+            return status;
+        }
+    }
+    DECLINED
 }
 
 /// The FastCGI backend of a proxy request before mod_proxy's handler: `SetHandler "proxy:…"`
@@ -305,6 +408,8 @@ unsafe fn finish(r: *mut sys::request_rec, ended: Ended<Handover>) {
     }
     let status = match resolution {
         Resolution::Accepting => {
+            // Refused again (a race with the probe): it waits in this thread, within its budget.
+            request.unset_note(MAY_SUSPEND_NOTE);
             // SAFETY: the handler phase of a live request, as ap_invoke_handler would run it
             // (its filters were inserted before the request was suspended).
             let status = match unsafe { sys::ap_run_handler(r) } {
