@@ -116,10 +116,23 @@ impl<T> SuspendedWaits<T> {
     /// each resumed request takes a worker thread, and a flood of them would hold back the
     /// connections the MPM has queued.
     pub fn tick(&mut self, now: Instant, stopping: bool, most: usize) -> Vec<Ended<T>> {
+        self.tick_holding(now, stopping, most, |_| false)
+    }
+
+    /// Like `tick`; a backend for which `paused` says so is held as if it refused, without
+    /// being asked (a deliberate pause, `pause`).
+    pub fn tick_holding(
+        &mut self,
+        now: Instant,
+        stopping: bool,
+        most: usize,
+        paused: impl Fn(&BackendAddress) -> bool,
+    ) -> Vec<Ended<T>> {
         let mut ended = Vec::new();
         for backend in &mut self.backends {
             let probes_before = backend.probes;
-            backend.end_waits(now, stopping, most.saturating_sub(ended.len()), &mut ended);
+            let held = paused(backend.prober.address());
+            backend.end_waits(now, stopping && !held, held, most.saturating_sub(ended.len()), &mut ended);
             if backend.probes != probes_before {
                 self.probed.push((backend.prober.address().clone(), backend.last_errno.is_none()));
             }
@@ -130,7 +143,7 @@ impl<T> SuspendedWaits<T> {
 }
 
 impl<T> BackendWaits<T> {
-    fn end_waits(&mut self, now: Instant, stopping: bool, most: usize, ended: &mut Vec<Ended<T>>) {
+    fn end_waits(&mut self, now: Instant, stopping: bool, held: bool, most: usize, ended: &mut Vec<Ended<T>>) {
         let mut accepting = None;
         let mut index = 0;
         while index < self.requests.len() && ended.len() < most {
@@ -144,7 +157,7 @@ impl<T> BackendWaits<T> {
             } else if now >= request.deadline {
                 Some(Resolution::BudgetSpent)
             } else {
-                let accepts = *accepting.get_or_insert_with(|| self.probe_if_due(now, stopping));
+                let accepts = !held && *accepting.get_or_insert_with(|| self.probe_if_due(now, stopping));
                 match (accepts, stopping) {
                     (true, _) => Some(Resolution::Accepting),
                     (false, true) => Some(Resolution::Stopping),
@@ -299,6 +312,22 @@ mod tests {
         assert_eq!(waits.tick(now + SETTLE, false, 2).len(), 2);
         assert_eq!(waits.tick(now + SETTLE, false, 2).len(), 2);
         assert_eq!(waits.tick(now + SETTLE, false, 2).len(), 1);
+    }
+
+    #[test]
+    fn a_paused_backend_holds_its_waits_though_it_accepts() {
+        let dir = temp_dir("paused");
+        let socket = dir.0.join("php.sock");
+        let _listener = UnixListener::bind(&socket).unwrap();
+        let mut waits = waits();
+        let now = Instant::now();
+        waits.add(BackendAddress::Unix(socket), 1, now + LONG, None, now);
+        assert!(waits.tick_holding(now + SETTLE, false, 100, |_| true).is_empty());
+        assert!(waits.tick_holding(now + SETTLE, true, 100, |_| true).is_empty(), "a stopping child holds it too");
+        assert_eq!(
+            resolutions(waits.tick_holding(now + SETTLE, false, 100, |_| false)),
+            vec![(1, Resolution::Accepting)]
+        );
     }
 
     #[test]

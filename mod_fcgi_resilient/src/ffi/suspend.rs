@@ -30,7 +30,7 @@
 use super::log::{self, mark};
 use super::request::Request;
 use super::scheme_handler::{give_up_message, KNOWN_DOWN};
-use super::{dir_config, guard::guard, hooks, request_body, status_handler, sys};
+use super::{dir_config, guard::guard, hooks, pause_watch, request_body, status_handler, sys};
 use crate::backoff::BackoffBounds;
 use crate::probe::{proxy_fcgi_target, BackendAddress, ClientWatch, ProbeOutcome, Prober};
 use crate::retry::GiveUpReason;
@@ -336,7 +336,9 @@ fn keep_waits(arrivals: &Receiver<Handover>) {
         while let Ok(handover) = arrivals.try_recv() {
             take(&mut waits, handover);
         }
-        for ended in waits.tick(Instant::now(), STOPPING.load(Ordering::Relaxed), RESUMED_PER_TICK) {
+        let paused =
+            |address: &BackendAddress| pause_watch::any() && pause_watch::paused_until(&address.to_string()).is_some();
+        for ended in waits.tick_holding(Instant::now(), STOPPING.load(Ordering::Relaxed), RESUMED_PER_TICK, paused) {
             resume_soon(ended);
         }
         for (address, accepted) in waits.take_probed() {
