@@ -224,7 +224,7 @@ worker_processes 2;
 user www-data www-data;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
+events {{ worker_connections 4096; }}
 http {{
     access_log off;
     client_body_temp_path {dir}/body;
