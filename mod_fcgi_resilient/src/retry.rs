@@ -36,9 +36,10 @@ pub trait Backend {
     /// without a break for longer than this request's budget (see `breaker`), so waiting
     /// would only spend the budget and a place others need.
     fn has_refused_for_a_whole_budget(&mut self) -> bool;
-    /// Asked when a refused request would start to wait in its thread: true when it can wait
-    /// without one instead (the event MPM suspends it once this run has returned).
-    fn can_wait_without_a_thread(&mut self) -> bool {
+    /// Asked when a request that was refused, or dropped and may be repeated, would start to
+    /// wait in its thread: true when it can wait without one instead (the event MPM suspends
+    /// it once this run has returned).
+    fn can_wait_without_a_thread(&mut self, _attempt: Attempt) -> bool {
         false
     }
 }
@@ -148,7 +149,7 @@ pub fn serve(
         if !waited && backend.has_refused_for_a_whole_budget() {
             return Outcome::GaveUp { reason: GiveUpReason::StillRefusing, attempts, last_errno: None };
         }
-        if !waited && matches!(attempt, Attempt::NotConnected(_)) && backend.can_wait_without_a_thread() {
+        if !waited && backend.can_wait_without_a_thread(attempt) {
             return Outcome::GaveUp { reason: GiveUpReason::WaitsSuspended, attempts, last_errno: None };
         }
         // Held while waiting only: once the backend accepts, the request is served like any
@@ -297,7 +298,7 @@ mod tests {
         fn has_refused_for_a_whole_budget(&mut self) -> bool {
             self.refused_for_a_whole_budget
         }
-        fn can_wait_without_a_thread(&mut self) -> bool {
+        fn can_wait_without_a_thread(&mut self, _attempt: Attempt) -> bool {
             self.suspendable
         }
     }
@@ -455,8 +456,8 @@ mod tests {
         );
     }
 
-    /// Where the request can wait without its thread, a refused first connect ends the run at
-    /// once, before any waiting place or probe; a dropped request still waits in its thread.
+    /// Where the request can wait without its thread, a refused first connect, or a drop that
+    /// may be repeated, ends the run at once, before any waiting place or probe.
     #[test]
     fn a_refused_request_that_can_be_suspended_hands_its_wait_over() {
         let waiting = WaitingCount::new();
@@ -471,7 +472,12 @@ mod tests {
         let mut dropped = Scripted::new(&script, &[ProbeOutcome::Accepting]);
         dropped.suspendable = true;
         let outcome = serve(&mut dropped, Start::RunHandler, &opted_in, &waiting, || 1);
-        assert_eq!(outcome, Outcome::Served { status: OK, retries: 1, waited: true });
+        assert_eq!(outcome, Outcome::GaveUp { reason: GiveUpReason::WaitsSuspended, attempts: 1, last_errno: None });
+
+        let mut not_repeatable = Scripted::new(&script, &[ProbeOutcome::Accepting]);
+        not_repeatable.suspendable = true;
+        let outcome = serve(&mut not_repeatable, Start::RunHandler, &limits(), &waiting, || 1);
+        assert_eq!(outcome, Outcome::Served { status: UNAVAILABLE, retries: 0, waited: false }, "answered as it is");
     }
 
     /// A request that has waited and is being served holds no waiting place: the cap counts

@@ -95,7 +95,21 @@ impl<T> SuspendedWaits<T> {
         client: Option<ClientWatch>,
         now: Instant,
     ) {
-        let mut suspended = Suspended { request, deadline, settled_at: now + SETTLE, client, probes_before: 0 };
+        self.add_not_before(address, request, deadline, client, now + SETTLE);
+    }
+
+    /// Like `add`, leaving the request alone until `not_before` (e.g. a pause after its
+    /// backend dropped it, so that PHP-FPM's exiting children are gone before it is retried).
+    pub fn add_not_before(
+        &mut self,
+        address: BackendAddress,
+        request: T,
+        deadline: Instant,
+        client: Option<ClientWatch>,
+        not_before: Instant,
+    ) {
+        let now = not_before;
+        let mut suspended = Suspended { request, deadline, settled_at: not_before, client, probes_before: 0 };
         if let Some(backend) = self.backends.iter_mut().find(|backend| *backend.prober.address() == address) {
             suspended.probes_before = backend.probes;
             backend.requests.push(suspended);
@@ -105,7 +119,7 @@ impl<T> SuspendedWaits<T> {
         self.backends.push(BackendWaits {
             prober: Prober::new(address),
             backoff: Backoff::new(self.backoff, seed),
-            next_probe: now + SETTLE,
+            next_probe: now,
             probes: 0,
             last_errno: None,
             requests: vec![suspended],
@@ -207,23 +221,12 @@ impl<T> BackendWaits<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_dir::TempDir;
     use std::os::fd::OwnedFd;
     use std::os::unix::net::{UnixListener, UnixStream};
-    use std::path::PathBuf;
-
-    struct TempDir(PathBuf);
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     fn temp_dir(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("fcgi-resilient-suspended-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        TempDir::new(&format!("suspended-{name}"))
     }
 
     fn waits() -> SuspendedWaits<u32> {
@@ -243,7 +246,7 @@ mod tests {
     #[test]
     fn requests_wait_while_the_backend_refuses_and_all_resume_when_it_accepts() {
         let dir = temp_dir("accepts");
-        let socket = dir.0.join("php.sock");
+        let socket = dir.join("php.sock");
         let mut waits = waits();
         let now = Instant::now();
         for request in 0..3 {
@@ -262,7 +265,7 @@ mod tests {
     #[test]
     fn a_request_is_not_resumed_before_it_has_settled() {
         let dir = temp_dir("settle");
-        let socket = dir.0.join("php.sock");
+        let socket = dir.join("php.sock");
         let _listener = UnixListener::bind(&socket).unwrap();
         let mut waits = waits();
         let now = Instant::now();
@@ -274,7 +277,7 @@ mod tests {
     #[test]
     fn a_spent_budget_and_a_departed_client_end_their_own_waits_only() {
         let dir = temp_dir("ends");
-        let address = BackendAddress::Unix(dir.0.join("php.sock"));
+        let address = BackendAddress::Unix(dir.join("php.sock"));
         let (client, server_side) = UnixStream::pair().unwrap();
         let mut waits = waits();
         let now = Instant::now();
@@ -293,7 +296,7 @@ mod tests {
         let dir = temp_dir("stopping");
         let mut waits = waits();
         let now = Instant::now();
-        waits.add(BackendAddress::Unix(dir.0.join("php.sock")), 1, now + LONG, None, now);
+        waits.add(BackendAddress::Unix(dir.join("php.sock")), 1, now + LONG, None, now);
         let ended = waits.tick(now + SETTLE, true, 100);
         assert_eq!(resolutions_of(&ended), vec![(1, Resolution::Stopping)]);
         assert_eq!((ended[0].probes, ended[0].last_errno), (1, Some(Errno::ENOENT)), "asked once, at once");
@@ -302,7 +305,7 @@ mod tests {
     #[test]
     fn at_most_so_many_resume_at_once() {
         let dir = temp_dir("most");
-        let socket = dir.0.join("php.sock");
+        let socket = dir.join("php.sock");
         let _listener = UnixListener::bind(&socket).unwrap();
         let mut waits = waits();
         let now = Instant::now();
@@ -317,7 +320,7 @@ mod tests {
     #[test]
     fn a_paused_backend_holds_its_waits_though_it_accepts() {
         let dir = temp_dir("paused");
-        let socket = dir.0.join("php.sock");
+        let socket = dir.join("php.sock");
         let _listener = UnixListener::bind(&socket).unwrap();
         let mut waits = waits();
         let now = Instant::now();
@@ -333,7 +336,7 @@ mod tests {
     #[test]
     fn probes_are_reported_for_the_breaker() {
         let dir = temp_dir("probed");
-        let socket = dir.0.join("php.sock");
+        let socket = dir.join("php.sock");
         let address = BackendAddress::Unix(socket.clone());
         let mut waits = waits();
         let now = Instant::now();
@@ -353,9 +356,9 @@ mod tests {
         let mut waits = waits();
         let now = Instant::now();
         for request in 0..100 {
-            waits.add(BackendAddress::Unix(dir.0.join("php.sock")), request, now + LONG, None, now);
+            waits.add(BackendAddress::Unix(dir.join("php.sock")), request, now + LONG, None, now);
         }
-        waits.add(BackendAddress::Unix(dir.0.join("other.sock")), 100, now + LONG, None, now);
+        waits.add(BackendAddress::Unix(dir.join("other.sock")), 100, now + LONG, None, now);
         assert_eq!(waits.backends.len(), 2);
     }
 }

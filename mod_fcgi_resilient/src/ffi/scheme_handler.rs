@@ -38,6 +38,8 @@ const CLIENT_GONE: c_int = sys::HTTP_BAD_REQUEST as c_int;
 /// mod_proxy_fcgi sets it while building the CGI environment: see `attempt`.
 const ENVIRONMENT_MARKER: &CStr = c"GATEWAY_INTERFACE";
 const RETRY_AFTER: &CStr = c"Retry-After";
+/// How often the backend dropped this request in runs that then suspended it.
+const DROPS_NOTE: &CStr = c"fcgi_resilient-drops";
 /// Set when this module added Retry-After, so that a balancer's next member, served in the
 /// same request, does not send it with its answer.
 const RETRY_AFTER_NOTE: &CStr = c"fcgi_resilient-retry-after";
@@ -447,14 +449,24 @@ impl Backend for HttpdBackend<'_> {
         self.started.elapsed()
     }
 
-    fn can_wait_without_a_thread(&mut self) -> bool {
+    fn can_wait_without_a_thread(&mut self, attempt: Attempt) -> bool {
         if self.request.note(suspend::MAY_SUSPEND_NOTE).is_none() || balancer::is_balancer_member(self.worker.status())
         {
             return false;
         }
-        // mod_proxy_fcgi does not say why its connect failed: a probe does (and counts it),
-        // and a backend that accepts by now is better served from this thread at once.
-        if self.probe(Duration::from_millis(50)) == ProbeOutcome::Accepting {
+        if let Attempt::DroppedBeforeResponse(_) = attempt {
+            // Counted across suspensions, so that a script that crashes PHP on every run is
+            // not run again and again for the whole budget.
+            let drops: u32 =
+                self.request.note(DROPS_NOTE).and_then(|n| std::str::from_utf8(n).ok()?.parse().ok()).unwrap_or(0);
+            if drops >= retry::MAX_DROPPED_RETRIES {
+                return false;
+            }
+            self.request.set_note_text(DROPS_NOTE, &(drops + 1).to_string());
+            self.request.set_note(suspend::AFTER_A_DROP_NOTE, c"1");
+        } else if self.probe(Duration::from_millis(50)) == ProbeOutcome::Accepting {
+            // mod_proxy_fcgi does not say why its connect failed: a probe does (and counts
+            // it), and a backend that accepts by now is better served from this thread.
             return false;
         }
         // Its body was read when the connect failed (`run_handler`). The backend is named

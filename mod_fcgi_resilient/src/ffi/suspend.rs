@@ -33,11 +33,11 @@ use super::scheme_handler::{give_up_message, KNOWN_DOWN};
 use super::{dir_config, guard::guard, hooks, pause_watch, request_body, status_handler, sys};
 use crate::backoff::BackoffBounds;
 use crate::probe::{proxy_fcgi_target, BackendAddress, ClientWatch, ProbeOutcome, Prober};
-use crate::retry::GiveUpReason;
+use crate::retry::{GiveUpReason, PAUSE_AFTER_A_DROP};
 use crate::settings::Policy;
 use crate::shared_budget::{self, DEADLINE_NOTE};
 use crate::stats::unix_millis_now;
-use crate::suspended::{Ended, Resolution, SuspendedWaits};
+use crate::suspended::{Ended, Resolution, SuspendedWaits, SETTLE};
 use crate::waiters::WaiterPlace;
 use crate::waiting::{Cap, Refusal};
 use std::collections::HashMap;
@@ -58,6 +58,8 @@ const RESUMED_NOTE: &CStr = c"fcgi_resilient-resumed";
 pub const MAY_SUSPEND_NOTE: &CStr = c"fcgi_resilient-may-suspend";
 /// Set by the scheme handler to the backend (as `BackendAddress` displays it) it refused for.
 pub const SUSPEND_NOTE: &CStr = c"fcgi_resilient-suspend";
+/// Set with `SUSPEND_NOTE` when the backend dropped the request rather than refused it.
+pub const AFTER_A_DROP_NOTE: &CStr = c"fcgi_resilient-after-a-drop";
 
 /// How often the waiting thread looks at its waits; probes follow the backoff.
 const TICK: Duration = Duration::from_millis(5);
@@ -86,6 +88,8 @@ struct Handover {
     request: RequestPointer,
     address: BackendAddress,
     deadline: Instant,
+    /// Left alone until then.
+    not_before: Instant,
     client: Option<OwnedFd>,
     place: WaiterPlace<'static>,
     policy: Policy,
@@ -151,10 +155,7 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     request.set_note(MAY_SUSPEND_NOTE, c"1");
     // SAFETY: inside the handler hook, for the request it was given.
     let status = unsafe { run_handlers_after_ours(r) };
-    let Some(backend) = request.note(SUSPEND_NOTE) else { return status };
-    let address = BackendAddress::parse_display(&String::from_utf8_lossy(backend));
-    request.unset_note(SUSPEND_NOTE);
-    let Some(address) = address else { return status };
+    let Some(Some(address)) = suspension_asked(&request) else { return status };
     match suspend(&request, address.clone(), &policy, BodyRead::Already) {
         Ok(suspended) => suspended,
         Err(refusal) => {
@@ -218,26 +219,45 @@ fn suspend(request: &Request, address: BackendAddress, policy: &Policy, body: Bo
             return Ok(status);
         }
     }
+    let handover = handover(request, address, place, policy);
+    // SAFETY: a live request has a live connection.
+    let connection = unsafe { (*request.raw()).connection } as usize;
+    lock(&SUSPENDING).get_or_insert_with(HashMap::new).insert(connection, handover);
+    Ok(sys::SUSPENDED)
+}
+
+/// What the waiting thread needs of a request about to be suspended.
+fn handover(request: &Request, address: BackendAddress, place: WaiterPlace<'static>, policy: &Policy) -> Handover {
     request.set_note(RESUMED_NOTE, c"1");
     if request.note(DEADLINE_NOTE).is_none() {
         request.set_note_text(DEADLINE_NOTE, &shared_budget::deadline_note(SystemTime::now(), policy.budget));
     }
     let left = shared_budget::remaining(request.note(DEADLINE_NOTE), policy.budget, SystemTime::now);
     request.close_connection_after();
-    let handover = Handover {
+    let now = Instant::now();
+    // A backend that dropped the request is going down: PHP-FPM's exiting children must be
+    // gone before it is asked again (retry::PAUSE_AFTER_A_DROP).
+    let not_before = if request.note(AFTER_A_DROP_NOTE).is_some() { now + PAUSE_AFTER_A_DROP } else { now + SETTLE };
+    request.unset_note(AFTER_A_DROP_NOTE);
+    request.log(log::DEBUG, mark!(), || format!("backend {address} refuses: the request waits suspended"));
+    Handover {
         request: RequestPointer(request.raw()),
         address,
-        deadline: Instant::now() + left,
+        deadline: now + left,
+        not_before,
         client: request.client_socket(),
         place,
         policy: *policy,
-        suspended_at: Instant::now(),
-    };
-    request.log(log::DEBUG, mark!(), || format!("backend {text} refuses: the request waits suspended"));
-    // SAFETY: a live request has a live connection.
-    let connection = unsafe { (*request.raw()).connection } as usize;
-    lock(&SUSPENDING).get_or_insert_with(HashMap::new).insert(connection, handover);
-    Ok(sys::SUSPENDED)
+        suspended_at: now,
+    }
+}
+
+/// The backend the scheme handler asked this request to be suspended for, if it did.
+fn suspension_asked(request: &Request) -> Option<Option<BackendAddress>> {
+    let backend = request.note(SUSPEND_NOTE)?;
+    let address = BackendAddress::parse_display(&String::from_utf8_lossy(backend));
+    request.unset_note(SUSPEND_NOTE);
+    Some(address)
 }
 
 /// A request mod_proxy will send to a FastCGI backend: cheap byte comparisons, no allocation.
@@ -299,13 +319,17 @@ pub unsafe extern "C" fn hand_over(c: *mut sys::conn_rec, _r: *mut sys::request_
         let Some(handover) = lock(&SUSPENDING).as_mut().and_then(|pending| pending.remove(&(c as usize))) else {
             return;
         };
-        let sender = WAITING_THREAD.get_or_init(|| Mutex::new(start_waiting_thread()));
-        if let Err(returned) = lock(sender).send(handover) {
-            // No waiting thread: answer at once rather than leave the connection behind.
-            let ended = Ended { request: returned.0, resolution: Resolution::Stopping, probes: 0, last_errno: None };
-            resume_soon(ended);
-        }
+        to_waiting_thread(handover);
     })
+}
+
+fn to_waiting_thread(handover: Handover) {
+    let sender = WAITING_THREAD.get_or_init(|| Mutex::new(start_waiting_thread()));
+    if let Err(returned) = lock(sender).send(handover) {
+        // No waiting thread: answer at once rather than leave the connection behind.
+        let ended = Ended { request: returned.0, resolution: Resolution::Stopping, probes: 0, last_errno: None };
+        resume_soon(ended);
+    }
 }
 
 /// The child_stopping hook: every wait ends now, so the child's connections can finish.
@@ -367,8 +391,8 @@ fn note_probe(address: &BackendAddress, accepted: bool) {
 
 fn take(waits: &mut SuspendedWaits<Handover>, mut handover: Handover) {
     let client = handover.client.take().map(ClientWatch::new);
-    let (address, deadline) = (handover.address.clone(), handover.deadline);
-    waits.add(address, handover, deadline, client, Instant::now());
+    let (address, deadline, not_before) = (handover.address.clone(), handover.deadline, handover.not_before);
+    waits.add_not_before(address, handover, deadline, client, not_before);
 }
 
 /// Asks the MPM to run `resume` on a worker now.
@@ -410,14 +434,29 @@ unsafe fn finish(r: *mut sys::request_rec, ended: Ended<Handover>) {
     }
     let status = match resolution {
         Resolution::Accepting => {
-            // Refused again (a race with the probe): it waits in this thread, within its budget.
-            request.unset_note(MAY_SUSPEND_NOTE);
             // SAFETY: the handler phase of a live request, as ap_invoke_handler would run it
             // (its filters were inserted before the request was suspended).
             let status = match unsafe { sys::ap_run_handler(r) } {
                 DECLINED => INTERNAL_SERVER_ERROR,
                 status => status,
             };
+            // Refused or dropped again (PHP-FPM still going down): it waits on, suspended.
+            if let Some(Some(address)) = suspension_asked(&request) {
+                let policy = handover.policy;
+                let table = status_handler::shared_table();
+                let slot = table.and_then(|table| table.backend_index(&address.to_string()));
+                if let Some(Ok(place)) =
+                    table.map(|table| table.waiters().try_enter(policy.max_waiting, policy.budget, slot))
+                {
+                    let again = self::handover(&request, address, place, &policy);
+                    if !mutex.is_null() {
+                        // SAFETY: locked above by this thread; the request is left to the waiting thread.
+                        unsafe { sys::apr_thread_mutex_unlock(mutex) };
+                    }
+                    to_waiting_thread(again);
+                    return;
+                }
+            }
             if let Some(counters) = counters.filter(|_| status == sys::OK as c_int) {
                 counters.recovered(waited.as_millis() as u64);
             }
