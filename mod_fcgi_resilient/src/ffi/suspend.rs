@@ -9,10 +9,14 @@
 //!
 //! How, in order:
 //! 1. `handle`, a handler ordered before mod_proxy's, takes only a top-level HTTP/1.x request
-//!    (not a subrequest, redirect or HTTP/2 stream) for a single FastCGI backend that this
-//!    child has seen refuse and that still refuses now. Before mod_proxy runs, nothing of its
-//!    bookkeeping has happened. It reads the request body (as a waiting request always does,
-//!    `request_body`), takes a place among the waiting requests and returns SUSPENDED.
+//!    (not a subrequest, redirect or HTTP/2 stream) for a single FastCGI backend. If this child
+//!    has seen that backend refuse and it still refuses, the request is suspended before
+//!    mod_proxy runs at all. Otherwise `handle` runs mod_proxy's handler itself; when the
+//!    connect is refused (or PHP-FPM drops a request that may be repeated), the scheme
+//!    handler answers at once with a note naming the backend instead of waiting in the thread,
+//!    and `handle` suspends the request once mod_proxy has done its bookkeeping. Either way it
+//!    reads the request body first (as a waiting request always does, `request_body`), takes
+//!    a place among the waiting requests and returns SUSPENDED.
 //! 2. The event MPM, once the worker has left every httpd frame of that request, runs the
 //!    suspend_connection hook: `hand_over` passes the request to this child's waiting thread.
 //! 3. The waiting thread (`suspended::SuspendedWaits`) probes each backend once per backoff
@@ -114,9 +118,9 @@ pub fn can_suspend() -> bool {
 
 pub fn mode_line() -> &'static str {
     if ASYNC_MPM.load(Ordering::Relaxed) {
-        "waiting requests: HTTP/1.x requests for a backend a child has seen refuse are suspended \
-         (no worker thread held); the first of each child, HTTP/2 streams, subrequests, internal \
-         redirects and balancer members wait in their thread"
+        "waiting requests: top-level HTTP/1.x requests (plain and TLS) are suspended while they wait, \
+         no worker thread held; HTTP/2 streams, subrequests, internal redirects and balancer members \
+         wait in their thread"
     } else {
         "waiting requests: this MPM cannot suspend requests; every waiting request holds its thread"
     }
