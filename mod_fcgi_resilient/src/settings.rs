@@ -19,6 +19,7 @@ pub struct SectionSettings {
     pub retry_idempotent: Option<bool>,
     /// `Some(0)` is "FcgiResilientRetryAfter off".
     pub retry_after_secs: Option<u32>,
+    pub max_body_spool: Option<u64>,
 }
 
 impl SectionSettings {
@@ -30,6 +31,7 @@ impl SectionSettings {
             max_waiting: inner.max_waiting.or(self.max_waiting),
             retry_idempotent: inner.retry_idempotent.or(self.retry_idempotent),
             retry_after_secs: inner.retry_after_secs.or(self.retry_after_secs),
+            max_body_spool: inner.max_body_spool.or(self.max_body_spool),
         }
     }
 
@@ -44,6 +46,7 @@ impl SectionSettings {
             max_waiting: self.max_waiting.unwrap_or(default_max_waiting),
             retry_idempotent: self.retry_idempotent.unwrap_or(false),
             retry_after_secs: self.retry_after_secs.unwrap_or(DEFAULT_RETRY_AFTER_SECS),
+            max_body_spool: self.max_body_spool.unwrap_or(crate::body_spool::DEFAULT_CHILD_LIMIT),
         }
     }
 }
@@ -56,6 +59,8 @@ pub struct Policy {
     pub max_waiting: u32,
     pub retry_idempotent: bool,
     pub retry_after_secs: u32,
+    /// Bytes of request bodies the waiting requests of one child may hold.
+    pub max_body_spool: u64,
 }
 
 /// Leaves a quarter of the server's threads that a waiting request can hold (MaxRequestWorkers,
@@ -113,6 +118,26 @@ pub fn parse_retry_after(directive: &str, value: &str) -> Result<u32, String> {
     }
 }
 
+/// A size in bytes, with an optional K, M or G (powers of 1024), as httpd's own size
+/// directives read them.
+pub fn parse_body_spool(directive: &str, value: &str) -> Result<u64, String> {
+    let (digits, unit) = match value.char_indices().last() {
+        Some((at, unit)) if unit.is_ascii_alphabetic() => (&value[..at], unit.to_ascii_uppercase()),
+        _ => (value, 'B'),
+    };
+    let factor: u64 = match unit {
+        'B' => 1,
+        'K' => 1 << 10,
+        'M' => 1 << 20,
+        'G' => 1 << 30,
+        _ => return Err(directive_error(directive, format!("'{value}': the unit must be K, M or G"))),
+    };
+    match digits.parse::<u64>().ok().and_then(|n| n.checked_mul(factor)) {
+        Some(bytes) if bytes >= 64 << 10 => Ok(bytes),
+        _ => Err(directive_error(directive, format!("'{value}' must be a size of at least 64K (e.g. 256M, 1G)"))),
+    }
+}
+
 impl Policy {
     pub fn describe(&self) -> String {
         format!(
@@ -128,6 +153,19 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn body_spool_sizes() {
+        assert_eq!(parse_body_spool("D", "1G"), Ok(1 << 30));
+        assert_eq!(parse_body_spool("D", "256m"), Ok(256 << 20));
+        assert_eq!(parse_body_spool("D", "65536"), Ok(65536));
+        assert_eq!(
+            parse_body_spool("FcgiResilientMaxBodySpool", "1T"),
+            Err("FcgiResilientMaxBodySpool: '1T': the unit must be K, M or G".to_string())
+        );
+        assert!(parse_body_spool("D", "10K").is_err(), "less than one body's memory share");
+        assert!(parse_body_spool("D", "lots").is_err());
+    }
 
     #[test]
     fn inner_section_overrides_only_what_it_sets() {

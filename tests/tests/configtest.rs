@@ -22,6 +22,8 @@ fn every_bad_value_fails_configtest_naming_directive_and_value() {
         ("FcgiResilientMaxWaiting lots", &["FcgiResilientMaxWaiting", "lots"]),
         ("FcgiResilientRetryIdempotent yes", &["FcgiResilientRetryIdempotent", "yes"]),
         ("FcgiResilientRetryAfter soon", &["FcgiResilientRetryAfter", "soon"]),
+        ("FcgiResilientMaxBodySpool 1T", &["FcgiResilientMaxBodySpool", "1T"]),
+        ("FcgiResilientMaxBodySpool 10K", &["FcgiResilientMaxBodySpool", "10K"]),
         ("FcgiResilientPauseDir run/pause", &["FcgiResilientPauseDir", "run/pause"]),
         ("FcgiResilientPauseDir /run/pause no-such-user-here", &["FcgiResilientPauseDir", "no-such-user-here"]),
         (
@@ -47,6 +49,7 @@ fn good_values_pass_in_every_context() {
     let directives = format!(
         "FcgiResilient On\nFcgiResilientTimeout 2500ms\nFcgiResilientBackoff 1ms 300ms\nFcgiResilientMaxWaiting 7\n\
          FcgiResilientRetryIdempotent Off\nFcgiResilientRetryAfter Off\nFcgiResilientPauseDir /run/x/pause www-data\n\
+         FcgiResilientMaxBodySpool 256M\n\
          <Directory {docroot}>\n    FcgiResilientTimeout 1mi\n</Directory>\n<Location /x>\n    FcgiResilient Off\n</Location>\n",
         docroot = work.docroot().display()
     );

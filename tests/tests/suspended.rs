@@ -277,3 +277,44 @@ fn proxy_pass_match_requests_are_suspended_too() {
     assert!(suspended >= 8, "only {suspended} of 16 were suspended\n{}", apache.error_log());
     assert_nothing_left(target, &apache);
 }
+
+/// Request bodies read before waiting are bounded per child (FcgiResilientMaxBodySpool): past
+/// the bound a POST is answered 503 at once, before the backend got any of it; the POSTs
+/// within it wait and arrive whole.
+#[test]
+fn bodies_past_the_spool_bound_get_a_clear_503_and_never_reach_php() {
+    const BODY: usize = 100_000;
+    let (work, mut fpm, mut config) = outage_with_few_threads("suspended-spool");
+    config.site = config.site.replace("FcgiResilient On\n", "FcgiResilient On\nFcgiResilientMaxBodySpool 256K\n");
+    let uploads = Uploads::install(&work);
+    let apache = Apache::start(&work.subdir("apache"), config);
+    let target = apache.address();
+    let posts: Vec<_> = (0..6)
+        .map(|index| {
+            std::thread::spawn(move || {
+                let body = load::body_pattern(BODY, index);
+                (body.clone(), http::post(target, &format!("/upload.php?id=post-{index}"), &body))
+            })
+        })
+        .collect();
+    // 256K holds two bodies of 100,000 bytes: two wait, the other four are answered at once.
+    wait_until("four POSTs answered past the bound", Duration::from_secs(30), || {
+        (apache.error_log().matches("FcgiResilientMaxBodySpool 262144").count() == 4).then_some(())
+    });
+    fpm.start();
+    let mut statuses = Vec::new();
+    for (index, post) in posts.into_iter().enumerate() {
+        let (body, response) = post.join().unwrap();
+        let response = response.expect("an answer");
+        let runs = uploads.runs(&format!("post-{index}"));
+        match response.status {
+            200 => assert!(response.body == body && runs == vec![BODY], "POST {index}: {runs:?}"),
+            503 => assert_eq!(runs, Vec::<usize>::new(), "POST {index} was refused yet reached PHP"),
+            other => panic!("POST {index}: {other}\n{}", apache.error_log()),
+        }
+        statuses.push(response.status);
+    }
+    statuses.sort();
+    assert_eq!(statuses, vec![200, 200, 503, 503, 503, 503], "{}", apache.error_log());
+    assert_nothing_left(target, &apache);
+}

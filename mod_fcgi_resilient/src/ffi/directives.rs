@@ -44,7 +44,7 @@ const END_OF_TABLE: sys::command_rec = sys::command_rec {
     errmsg: null(),
 };
 
-pub struct CommandTable([sys::command_rec; 8]);
+pub struct CommandTable([sys::command_rec; 9]);
 
 // SAFETY: the table is immutable and only holds pointers to static strings and functions.
 unsafe impl Sync for CommandTable {}
@@ -66,6 +66,11 @@ pub static TABLE: CommandTable = CommandTable([
         c"On|Off: repeat GET/HEAD/OPTIONS without a body when the backend dropped them before responding",
     ),
     take1(c"FcgiResilientRetryAfter", set_retry_after, c"seconds for the Retry-After header of a final 503, or Off"),
+    take1(
+        c"FcgiResilientMaxBodySpool",
+        set_max_body_spool,
+        c"request-body bytes the waiting requests of one child process may hold (e.g. 1G, 256M)",
+    ),
     pause_watch::PAUSE_DIR_COMMAND,
     END_OF_TABLE,
 ]);
@@ -172,6 +177,20 @@ unsafe extern "C" fn set_retry_after(
     unsafe {
         apply(cmd, config, &[value], |name, v, s| {
             s.retry_after_secs = Some(settings::parse_retry_after(name, v[0])?);
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn set_max_body_spool(
+    cmd: *mut sys::cmd_parms,
+    config: *mut c_void,
+    value: *const c_char,
+) -> *const c_char {
+    // SAFETY: arguments are exactly what httpd passes a TAKE1 directive.
+    unsafe {
+        apply(cmd, config, &[value], |name, v, s| {
+            s.max_body_spool = Some(settings::parse_body_spool(name, v[0])?);
             Ok(())
         })
     }

@@ -24,13 +24,17 @@
 
 use super::log::{self, mark};
 use super::sys;
-use crate::body_spool::{content_length_for, Place, Spool, MEMORY_LIMIT};
+use crate::body_spool::{content_length_for, disk_has_room, ChildSpool, Place, Spool, MEMORY_LIMIT};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::mem::offset_of;
 use std::ptr;
 
 /// mod_proxy_fcgi's pool userdata key for the body it prefetched.
 const INPUT_KEY: &CStr = c"proxy-fcgi-input";
+/// The request bodies this child's waiting requests hold (FcgiResilientMaxBodySpool).
+static CHILD_SPOOL: ChildSpool = ChildSpool::new();
+const SERVICE_UNAVAILABLE: c_int = sys::HTTP_SERVICE_UNAVAILABLE as c_int;
+
 /// Bytes asked of the input filters per read, as mod_proxy_fcgi asks them.
 const READ_SIZE: sys::apr_off_t = sys::AP_IOBUFSIZE as sys::apr_off_t;
 const SUCCESS: sys::apr_status_t = sys::APR_SUCCESS as sys::apr_status_t;
@@ -102,6 +106,11 @@ pub unsafe fn read_rest_of_body(r: *mut sys::request_rec) -> Result<BodyRead, c_
         return Ok(BodyRead { total: prefetched, newly_read: 0, in_file: 0 });
     }
     let mut spool = Spool::new(MEMORY_LIMIT, prefetched);
+    // SAFETY: a live request inside the handler phase.
+    let limit =
+        unsafe { super::dir_config::for_request(r) }.max_body_spool.unwrap_or(crate::body_spool::DEFAULT_CHILD_LIMIT);
+    // SAFETY: a live request; the ledger lives in its pool and is settled by its clean-up.
+    let ledger = unsafe { Ledger::in_pool_of(r) };
     // SAFETY: new brigades in the request pool, with the connection's allocator as mod_proxy_fcgi's.
     let (mut chunk, mut end) = unsafe { (sys::apr_brigade_create(pool, alloc), sys::apr_brigade_create(pool, alloc)) };
     let mut file: Option<TempFile> = None;
@@ -117,7 +126,27 @@ pub unsafe fn read_rest_of_body(r: *mut sys::request_rec) -> Result<BodyRead, c_
             unsafe { log::for_request(r, log::ERROR, mark!(), || "the request body reads return nothing".into()) };
             return Err(INTERNAL_SERVER_ERROR);
         }
-        match spool.place(bytes) {
+        if let Err(held) = CHILD_SPOOL.reserve(bytes, limit) {
+            // SAFETY: a live request.
+            unsafe {
+                log::for_request(r, log::ERROR, mark!(), || {
+                    format!(
+                        "request bodies of waiting requests already hold {held} bytes in this child process \
+                         (FcgiResilientMaxBodySpool {limit}): answering 503; the backend received nothing"
+                    )
+                })
+            };
+            return Err(SERVICE_UNAVAILABLE);
+        }
+        ledger.held += bytes;
+        let place = spool.place_unless(bytes, |bytes| {
+            let taken = CHILD_SPOOL.reserve_memory(bytes);
+            if taken {
+                ledger.in_memory += bytes;
+            }
+            !taken
+        });
+        match place {
             // SAFETY: both brigades live in the request pool.
             Place::Memory => unsafe { save_brigade(r, &mut input, &mut chunk) }?,
             Place::File => {
@@ -126,6 +155,8 @@ pub unsafe fn read_rest_of_body(r: *mut sys::request_rec) -> Result<BodyRead, c_
                     file = Some(unsafe { TempFile::create(r) }?);
                 }
                 if let Some(file) = &mut file {
+                    // SAFETY: a live request.
+                    unsafe { file.check_room(r, bytes) }?;
                     // SAFETY: a brigade in the request pool, a file open in it.
                     unsafe { file.append(r, chunk, bytes) }?;
                 }
@@ -273,11 +304,42 @@ unsafe fn set_content_length(r: *mut sys::request_rec, total: u64) {
     }
 }
 
+/// What one request holds of its child's body share, given back when its pool goes.
+#[repr(C)]
+struct Ledger {
+    held: u64,
+    in_memory: u64,
+}
+
+impl Ledger {
+    /// # Safety
+    /// `r` must be a live request.
+    unsafe fn in_pool_of<'p>(r: *mut sys::request_rec) -> &'p mut Ledger {
+        // SAFETY: apr_palloc returns memory aligned for any type that lives as long as the
+        // request pool, whose clean-up settles the ledger before the memory goes.
+        unsafe {
+            let pool = (*r).pool;
+            let ledger = sys::apr_palloc(pool, std::mem::size_of::<Ledger>()) as *mut Ledger;
+            ledger.write(Ledger { held: 0, in_memory: 0 });
+            sys::apr_pool_cleanup_register(pool, ledger.cast(), Some(settle), Some(sys::apr_pool_cleanup_null));
+            &mut *ledger
+        }
+    }
+}
+
+unsafe extern "C" fn settle(ledger: *mut c_void) -> sys::apr_status_t {
+    // SAFETY: registered with a Ledger of the pool being cleaned up.
+    let ledger = unsafe { &*(ledger as *const Ledger) };
+    CHILD_SPOOL.release(ledger.held, ledger.in_memory);
+    SUCCESS
+}
+
 /// A temporary file in the request pool, removed when the pool closes it
 /// (apr_file_mktemp's default flags include APR_FOPEN_DELONCLOSE).
 struct TempFile {
     handle: *mut sys::apr_file_t,
     buffer: Vec<u8>,
+    directory: String,
 }
 
 impl TempFile {
@@ -304,7 +366,31 @@ impl TempFile {
             };
             return Err(INTERNAL_SERVER_ERROR);
         }
-        Ok(TempFile { handle, buffer: Vec::new() })
+        // SAFETY: apr_temp_dir_get set a NUL-terminated path in the request pool.
+        let directory = unsafe { CStr::from_ptr(directory) }.to_string_lossy().into_owned();
+        Ok(TempFile { handle, buffer: Vec::new(), directory })
+    }
+
+    /// A body is never written where it would fill the disk: the filesystem keeps its last
+    /// twentieth free (`body_spool::MIN_FREE_SHARE`).
+    unsafe fn check_room(&self, r: *mut sys::request_rec, bytes: u64) -> Result<(), c_int> {
+        let Ok(stats) = nix::sys::statvfs::statvfs(self.directory.as_str()) else { return Ok(()) };
+        let fragment = stats.fragment_size() as u64;
+        let (available, total) = (stats.blocks_available() as u64 * fragment, stats.blocks() as u64 * fragment);
+        if disk_has_room(bytes, available, total) {
+            return Ok(());
+        }
+        // SAFETY: a live request.
+        unsafe {
+            log::for_request(r, log::ERROR, mark!(), || {
+                format!(
+                    "the temporary directory {} has {available} of {total} bytes free: request bodies of \
+                     waiting requests are not written into its last 5 %; answering 503, the backend received nothing",
+                    self.directory
+                )
+            })
+        };
+        Err(SERVICE_UNAVAILABLE)
     }
 
     /// Writes the data of `chunk` (`bytes` long) at the end of the file and empties `chunk`.
