@@ -375,8 +375,8 @@ impl TempFile {
     /// twentieth free (`body_spool::MIN_FREE_SHARE`).
     unsafe fn check_room(&self, r: *mut sys::request_rec, bytes: u64) -> Result<(), c_int> {
         let Ok(stats) = nix::sys::statvfs::statvfs(self.directory.as_str()) else { return Ok(()) };
-        let fragment = stats.fragment_size() as u64;
-        let (available, total) = (stats.blocks_available() as u64 * fragment, stats.blocks() as u64 * fragment);
+        let fragment = stats.fragment_size();
+        let (available, total) = (stats.blocks_available() * fragment, stats.blocks() * fragment);
         if disk_has_room(bytes, available, total) {
             return Ok(());
         }
