@@ -73,7 +73,8 @@ const RESUMED_PER_TICK: usize = 32;
 
 /// Whether the MPM can suspend: the event MPM (AP_MPMQ_IS_ASYNC), asked at post_config.
 static ASYNC_MPM: AtomicBool = AtomicBool::new(false);
-/// Set by the child_stopping hook: waits end at once (served if the backend accepts, else 503).
+/// Set by the child_stopping hook when the child stops at once: waits end now (served if the
+/// backend accepts, else 503).
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Requests suspended by `handle` whose worker has not yet left them, by connection.
@@ -336,9 +337,14 @@ fn to_waiting_thread(handover: Handover) {
     }
 }
 
-/// The child_stopping hook: every wait ends now, so the child's connections can finish.
-pub unsafe extern "C" fn child_stopping(_pchild: *mut sys::apr_pool_t, _graceful: c_int) {
-    STOPPING.store(true, Ordering::Relaxed);
+/// The child_stopping hook. A graceful restart or stop lets a child finish its requests, and
+/// the MPM keeps it running while suspended connections remain, so their waits go on to their
+/// end (served when the backend returns); a child told to stop at once ends them now: served if
+/// the backend accepts, else 503.
+pub unsafe extern "C" fn child_stopping(_pchild: *mut sys::apr_pool_t, graceful: c_int) {
+    if graceful == 0 {
+        STOPPING.store(true, Ordering::Relaxed);
+    }
 }
 
 fn start_waiting_thread() -> Sender<Handover> {
