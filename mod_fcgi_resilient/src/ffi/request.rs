@@ -104,6 +104,13 @@ impl<'r> Request<'r> {
         self.set_pooled(self.rec().err_headers_out, name, value);
     }
 
+    /// `Retry-After` on the answer, unless `secs` is 0 (FcgiResilientRetryAfter Off).
+    pub fn set_retry_after(&self, secs: u32) {
+        if secs > 0 {
+            self.set_err_header(c"Retry-After", &secs.to_string());
+        }
+    }
+
     fn set_pooled(&self, table: *mut sys::apr_table_t, name: &'static CStr, value: &str) {
         let value = CString::new(value.replace('\0', "")).unwrap_or_default();
         // SAFETY: one of this request's tables; the value is copied into the request pool, so

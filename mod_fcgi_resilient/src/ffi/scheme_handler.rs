@@ -336,7 +336,7 @@ impl<'r> HttpdBackend<'r> {
 
     fn set_retry_after(&self, policy: &Policy) {
         if policy.retry_after_secs > 0 {
-            self.request.set_err_header(RETRY_AFTER, &policy.retry_after_secs.to_string());
+            self.request.set_retry_after(policy.retry_after_secs);
             self.request.set_note(RETRY_AFTER_NOTE, c"1");
         }
     }

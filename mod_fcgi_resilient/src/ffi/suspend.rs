@@ -164,9 +164,7 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     match suspend(&request, address.clone(), &policy, BodyRead::Already) {
         Ok(suspended) => suspended,
         Err(refusal) => {
-            if policy.retry_after_secs > 0 {
-                request.set_err_header(c"Retry-After", &policy.retry_after_secs.to_string());
-            }
+            request.set_retry_after(policy.retry_after_secs);
             let budget = policy.budget;
             request.log(log::ERROR, mark!(), || {
                 give_up_message(
@@ -210,10 +208,9 @@ enum BodyRead {
 /// suspend_connection hook. `Err`: the cap refused it.
 fn suspend(request: &Request, address: BackendAddress, policy: &Policy, body: BodyRead) -> Result<c_int, Refusal> {
     let text = address.to_string();
-    let table = status_handler::shared_table().ok_or(Refusal { cap: Cap::ServerWide, waiting: 0, limit: 0 })?;
-    let slot = table.backend_index(&text);
-    let place = table.waiters().try_enter(policy.max_waiting, policy.budget, slot)?;
-    if let Some(counters) = table.backend(&text).filter(|_| body == BodyRead::NotYet) {
+    let place = take_place(&text, policy)?;
+    let counters = status_handler::shared_table().and_then(|table| table.backend(&text));
+    if let Some(counters) = counters.filter(|_| body == BodyRead::NotYet) {
         // A request that ran mod_proxy has counted its refusal there already.
         counters.connect_failed(libc::ECONNREFUSED, unix_millis_now());
         counters.refusals().refused(unix_millis_now());
@@ -229,6 +226,12 @@ fn suspend(request: &Request, address: BackendAddress, policy: &Policy, body: Bo
     let connection = unsafe { (*request.raw()).connection } as usize;
     lock(&SUSPENDING).get_or_insert_with(HashMap::new).insert(connection, handover);
     Ok(sys::SUSPENDED)
+}
+
+/// A place among the waiting requests, for a request of backend `address`.
+fn take_place(address: &str, policy: &Policy) -> Result<WaiterPlace<'static>, Refusal> {
+    let table = status_handler::shared_table().ok_or(Refusal { cap: Cap::ServerWide, waiting: 0, limit: 0 })?;
+    table.waiters().try_enter(policy.max_waiting, policy.budget, table.backend_index(address))
 }
 
 /// What the waiting thread needs of a request about to be suspended.
@@ -453,11 +456,7 @@ unsafe fn finish(r: *mut sys::request_rec, ended: Ended<Handover>) {
             // Refused or dropped again (PHP-FPM still going down): it waits on, suspended.
             if let Some(Some(address)) = suspension_asked(&request) {
                 let policy = handover.policy;
-                let table = status_handler::shared_table();
-                let slot = table.and_then(|table| table.backend_index(&address.to_string()));
-                if let Some(Ok(place)) =
-                    table.map(|table| table.waiters().try_enter(policy.max_waiting, policy.budget, slot))
-                {
+                if let Ok(place) = take_place(&address.to_string(), &policy) {
                     let again = self::handover(&request, address, place, &policy);
                     if !mutex.is_null() {
                         // SAFETY: locked above by this thread; the request is left to the waiting thread.
@@ -497,9 +496,7 @@ unsafe fn finish(r: *mut sys::request_rec, ended: Ended<Handover>) {
                 counters.gave_up(waited.as_millis() as u64);
             }
             let policy = handover.policy;
-            if policy.retry_after_secs > 0 {
-                request.set_err_header(c"Retry-After", &policy.retry_after_secs.to_string());
-            }
+            request.set_retry_after(policy.retry_after_secs);
             // The probe that found it refusing before it was suspended counts too.
             let probes = probes + 1;
             let stopping = resolution == Resolution::Stopping;
