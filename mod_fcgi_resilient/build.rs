@@ -46,9 +46,14 @@ fn main() {
         .allowlist_var("apr_hook_debug_current|ap_server_conf")
         // Waiting without a worker thread (ffi/suspend.rs).
         .allowlist_function("ap_hook_(suspend_connection|child_stopping)|ap_mpm_register_timed_callback")
-        .allowlist_function("ap_run_handler|ap_die|ap_process_request_after_handler|ap_lingering_close")
+        .allowlist_function("ap_run_handler|ap_die|ap_process_request_after_handler")
         .allowlist_function("apr_pool_destroy|apr_thread_mutex_(lock|unlock)|ap_hook_get_handler")
         .allowlist_type("ap_LINK_handler_t")
+        // Who owns a suspended connection, and resumed requests on the scoreboard (ffi/scoreboard.rs).
+        .allowlist_var("ap_scoreboard_image|SERVER_.*")
+        .allowlist_type("scoreboard|worker_score|process_score|global_score")
+        .allowlist_function("ap_create_sb_handle|ap_update_child_status|ap_update_child_status_from_indexes")
+        .allowlist_function("ap_find_child_by_pid|ap_start_lingering_close|apr_socket_timeout_set")
         .allowlist_var("SUSPENDED")
         .allowlist_var("MODULE_MAGIC_.*|APLOG_.*|HTTP_.*|OK|DECLINED|DONE|RSRC_CONF|ACCESS_CONF|OR_.*")
         .allowlist_var("PROXY_WORKER_.*|APR_HOOK_.*|AP_MPMQ_.*|AP_SQ_.*|M_GET|M_OPTIONS|AP_SLOTMEM_.*")

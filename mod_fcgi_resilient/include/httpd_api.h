@@ -7,6 +7,7 @@
 #include <http_request.h>
 #include <http_connection.h>
 #include <mpm_common.h>
+#include <scoreboard.h>
 #include <ap_mpm.h>
 #include <ap_slotmem.h>
 #include <ap_provider.h>

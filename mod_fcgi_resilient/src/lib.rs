@@ -17,6 +17,7 @@ pub mod balancer;
 pub mod body_spool;
 pub mod breaker;
 pub mod duration;
+pub mod handoff;
 pub mod known_down;
 pub mod liveness;
 pub mod pause;

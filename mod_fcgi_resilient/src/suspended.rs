@@ -38,10 +38,6 @@ pub struct Ended<T> {
 /// A TCP probe of the waiting thread holds up every other wait: it may take this long at most.
 const PROBE_PATIENCE: Duration = Duration::from_millis(50);
 
-/// A request just handed over is left alone this long: the thread that suspended it is still
-/// returning through httpd's frames, and the request must not be resumed before it is out.
-pub const SETTLE: Duration = Duration::from_millis(2);
-
 pub struct SuspendedWaits<T> {
     backends: Vec<BackendWaits<T>>,
     backoff: BackoffBounds,
@@ -61,7 +57,7 @@ struct BackendWaits<T> {
 struct Suspended<T> {
     request: T,
     deadline: Instant,
-    settled_at: Instant,
+    not_before: Instant,
     client: Option<ClientWatch>,
     /// The backend's probe count when this request began to wait.
     probes_before: u32,
@@ -95,7 +91,7 @@ impl<T> SuspendedWaits<T> {
         client: Option<ClientWatch>,
         now: Instant,
     ) {
-        self.add_not_before(address, request, deadline, client, now + SETTLE);
+        self.add_not_before(address, request, deadline, client, now);
     }
 
     /// Like `add`, leaving the request alone until `not_before` (e.g. a pause after its
@@ -109,7 +105,7 @@ impl<T> SuspendedWaits<T> {
         not_before: Instant,
     ) {
         let now = not_before;
-        let mut suspended = Suspended { request, deadline, settled_at: not_before, client, probes_before: 0 };
+        let mut suspended = Suspended { request, deadline, not_before, client, probes_before: 0 };
         if let Some(backend) = self.backends.iter_mut().find(|backend| *backend.prober.address() == address) {
             suspended.probes_before = backend.probes;
             backend.requests.push(suspended);
@@ -124,6 +120,18 @@ impl<T> SuspendedWaits<T> {
             last_errno: None,
             requests: vec![suspended],
         });
+    }
+
+    /// Ends every wait now with `resolution` (a child that stops at once answers them all).
+    pub fn end_all(&mut self, resolution: Resolution) -> Vec<Ended<T>> {
+        let mut ended = Vec::new();
+        for backend in self.backends.drain(..) {
+            for suspended in backend.requests {
+                let probes = backend.probes - suspended.probes_before;
+                ended.push(Ended { request: suspended.request, resolution, probes, last_errno: backend.last_errno });
+            }
+        }
+        ended
     }
 
     /// Ends the waits that are over at `now`, at most `most` of them (the rest next time):
@@ -162,7 +170,7 @@ impl<T> BackendWaits<T> {
         let mut index = 0;
         while index < self.requests.len() && ended.len() < most {
             let request = &self.requests[index];
-            if now < request.settled_at {
+            if now < request.not_before {
                 index += 1;
                 continue;
             }
@@ -253,7 +261,7 @@ mod tests {
             waits.add(BackendAddress::Unix(socket.clone()), request, now + LONG, None, now);
         }
         assert_eq!(waits.len(), 3);
-        assert!(waits.tick(now + SETTLE, false, 100).is_empty(), "no socket yet");
+        assert!(waits.tick(now, false, 100).is_empty(), "no socket yet");
         let _listener = UnixListener::bind(&socket).unwrap();
         let later = now + Duration::from_millis(100);
         let mut ended = resolutions(waits.tick(later, false, 100));
@@ -263,15 +271,16 @@ mod tests {
     }
 
     #[test]
-    fn a_request_is_not_resumed_before_it_has_settled() {
-        let dir = temp_dir("settle");
-        let socket = dir.join("php.sock");
-        let _listener = UnixListener::bind(&socket).unwrap();
+    fn a_stopping_child_ends_every_wait_at_once() {
+        let dir = temp_dir("end-all");
         let mut waits = waits();
         let now = Instant::now();
-        waits.add(BackendAddress::Unix(socket), 7, now + LONG, None, now);
-        assert!(waits.tick(now, false, 100).is_empty(), "the suspending thread may still be returning");
-        assert_eq!(resolutions(waits.tick(now + SETTLE, false, 100)), vec![(7, Resolution::Accepting)]);
+        waits.add(BackendAddress::Unix(dir.join("php.sock")), 1, now + LONG, None, now);
+        waits.add(BackendAddress::Unix(dir.join("other.sock")), 2, now + LONG, None, now);
+        let mut ended = resolutions(waits.end_all(Resolution::Stopping));
+        ended.sort();
+        assert_eq!(ended, vec![(1, Resolution::Stopping), (2, Resolution::Stopping)]);
+        assert!(waits.is_empty());
     }
 
     #[test]
@@ -297,7 +306,7 @@ mod tests {
         let mut waits = waits();
         let now = Instant::now();
         waits.add(BackendAddress::Unix(dir.join("php.sock")), 1, now + LONG, None, now);
-        let ended = waits.tick(now + SETTLE, true, 100);
+        let ended = waits.tick(now, true, 100);
         assert_eq!(resolutions_of(&ended), vec![(1, Resolution::Stopping)]);
         assert_eq!((ended[0].probes, ended[0].last_errno), (1, Some(Errno::ENOENT)), "asked once, at once");
     }
@@ -312,9 +321,9 @@ mod tests {
         for request in 0..5 {
             waits.add(BackendAddress::Unix(socket.clone()), request, now + LONG, None, now);
         }
-        assert_eq!(waits.tick(now + SETTLE, false, 2).len(), 2);
-        assert_eq!(waits.tick(now + SETTLE, false, 2).len(), 2);
-        assert_eq!(waits.tick(now + SETTLE, false, 2).len(), 1);
+        assert_eq!(waits.tick(now, false, 2).len(), 2);
+        assert_eq!(waits.tick(now, false, 2).len(), 2);
+        assert_eq!(waits.tick(now, false, 2).len(), 1);
     }
 
     #[test]
@@ -325,12 +334,9 @@ mod tests {
         let mut waits = waits();
         let now = Instant::now();
         waits.add(BackendAddress::Unix(socket), 1, now + LONG, None, now);
-        assert!(waits.tick_holding(now + SETTLE, false, 100, |_| true).is_empty());
-        assert!(waits.tick_holding(now + SETTLE, true, 100, |_| true).is_empty(), "a stopping child holds it too");
-        assert_eq!(
-            resolutions(waits.tick_holding(now + SETTLE, false, 100, |_| false)),
-            vec![(1, Resolution::Accepting)]
-        );
+        assert!(waits.tick_holding(now, false, 100, |_| true).is_empty());
+        assert!(waits.tick_holding(now, true, 100, |_| true).is_empty(), "a stopping child holds it too");
+        assert_eq!(resolutions(waits.tick_holding(now, false, 100, |_| false)), vec![(1, Resolution::Accepting)]);
     }
 
     #[test]
@@ -342,7 +348,7 @@ mod tests {
         let now = Instant::now();
         waits.add(address.clone(), 1, now + LONG, None, now);
         waits.add(address.clone(), 2, now + LONG, None, now);
-        waits.tick(now + SETTLE, false, 100);
+        waits.tick(now, false, 100);
         assert_eq!(waits.take_probed(), vec![(address.clone(), false)], "one probe for both, refused");
         assert!(waits.take_probed().is_empty());
         let _listener = UnixListener::bind(&socket).unwrap();

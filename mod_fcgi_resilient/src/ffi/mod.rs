@@ -13,6 +13,7 @@ mod proxy;
 mod request;
 mod request_body;
 mod scheme_handler;
+mod scoreboard;
 mod server_status;
 mod status_handler;
 mod suspend;

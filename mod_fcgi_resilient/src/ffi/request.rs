@@ -154,6 +154,28 @@ impl<'r> Request<'r> {
         }
     }
 
+    /// Whether a write to the client has failed already (httpd sets `c->aborted` then).
+    pub fn client_aborted(&self) -> bool {
+        self.connection().aborted != 0
+    }
+
+    /// The connection's address: a key for what is kept of it while the MPM holds it.
+    pub fn connection_key(&self) -> usize {
+        self.rec().connection as usize
+    }
+
+    /// Runs `cleanup(data)` when the request's pool is destroyed, however the request ends.
+    pub fn on_cleanup(
+        &self,
+        cleanup: unsafe extern "C" fn(*mut std::ffi::c_void) -> sys::apr_status_t,
+        data: *mut std::ffi::c_void,
+    ) {
+        // SAFETY: registers a clean-up on the live request's pool; `cleanup` takes only `data`.
+        unsafe {
+            sys::apr_pool_cleanup_register(self.rec().pool, data, Some(cleanup), Some(sys::apr_pool_cleanup_null))
+        };
+    }
+
     /// The request of an HTTP/2 stream, on a secondary connection of mod_http2's.
     pub fn is_http2_stream(&self) -> bool {
         !self.connection().master.is_null()

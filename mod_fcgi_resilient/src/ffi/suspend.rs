@@ -7,54 +7,74 @@
 //! hand the connection back to the MPM, so a resumed request is served and its connection
 //! closed here (`Connection: close`): the client opens a new one for its next request.
 //!
-//! How, in order:
-//! 1. `handle`, a handler ordered before mod_proxy's, takes only a top-level HTTP/1.x request
-//!    (not a subrequest, redirect or HTTP/2 stream) for a single FastCGI backend. If this child
-//!    has seen that backend refuse and it still refuses, the request is suspended before
-//!    mod_proxy runs at all. Otherwise `handle` runs mod_proxy's handler itself; when the
-//!    connect is refused (or PHP-FPM drops a request that may be repeated), the scheme
-//!    handler answers at once with a note naming the backend instead of waiting in the thread,
-//!    and `handle` suspends the request once mod_proxy has done its bookkeeping. Either way it
-//!    reads the request body first (as a waiting request always does, `request_body`), takes
-//!    a place among the waiting requests and returns SUSPENDED.
-//! 2. The event MPM, once the worker has left every httpd frame of that request, runs the
-//!    suspend_connection hook: `hand_over` passes the request to this child's waiting thread.
-//! 3. The waiting thread (`suspended::SuspendedWaits`) probes each backend once per backoff
-//!    step, watches the clients and the deadlines, and for each wait that ends registers a
-//!    timed callback due now: the MPM runs `resume` on a worker.
-//! 4. `resume` runs the handler phase again (mod_proxy, then mod_fcgi_resilient's scheme
-//!    handler with what is left of the request's budget), or answers 503, or nothing for a
-//!    client that left; finishes the request as ap_process_async_request does, closes the
-//!    connection and destroys its pool, which runs the MPM's own clean-ups (its connection and
-//!    suspended counts).
+//! # Who owns a suspended connection
 //!
-//! This leans on the event MPM's handling of CONN_STATE_SUSPENDED (server/mpm/event/event.c,
-//! process_socket and decrement_connection_count): re-check it with every httpd update.
+//! At every moment exactly one side may use a suspended request, its connection and their
+//! pools (the connection's pool, `ptrans`, holds the MPM's own state of it, `cs`, and
+//! `conn_rec`; the request pool is its child). Checked in server/mpm/event/event.c and
+//! server/scoreboard.c of httpd 2.4.51 to 2.4.63 (the 2.4.x branch; Debian 12's 2.4.71 is
+//! that code); `httpd_version` refuses suspension elsewhere.
+//!
+//! 1. **The suspending worker W.** `handle` runs on W inside `ap_process_async_request`. It
+//!    stages the request (`STAGED`, keyed by connection) and returns SUSPENDED. A client already
+//!    gone (`c->aborted`, e.g. its `100 Continue` could not be written) is not suspended at all.
+//! 2. **The MPM, on W.** `process_socket` turns SUSPENDED into a lingering close when
+//!    `c->aborted`, and calls `notify_suspend` from its SUSPENDED branch and from its lingering
+//!    close alike; `notify_suspend` runs the suspend_connection hooks (`hand_over`) and then
+//!    still writes `c->sbh = NULL` and `cs->suspended = 1`. So `hand_over` takes a staged
+//!    request only when `c->cs->state` is CONN_STATE_SUSPENDED and `c->aborted` is not set;
+//!    otherwise the MPM closes the connection and recycles its pool, and the staged entry is
+//!    dropped, by the hook or by the request pool's clean-up, without touching the request.
+//!    When it takes it, the hook writes a mark into W's scoreboard status and passes the
+//!    request, *parked*, to this child's waiting thread. The thread may not touch it yet.
+//! 3. **Parked: W is leaving.** The waiting thread waits for proof that W has left
+//!    `process_socket` (`handoff`): W's status changed from the mark to anything but
+//!    GRACEFUL — event.c's worker loop writes READY/GRACEFUL right after `process_socket`
+//!    returns and never touches that connection again — or W ran one of this module's knocks
+//!    (timed callbacks) since. No delay stands in for that proof.
+//! 4. **Owned by the waiting thread.** The MPM keeps no pointer to a suspended connection (no
+//!    queue, no pollset; `worker_sockets[]` is cleared when W leaves). The thread probes,
+//!    watches the client and the deadline (`suspended::SuspendedWaits`), and to resume one it
+//!    registers a timed callback (`resume`), keeping a claim on it so that a stop that keeps
+//!    workers from running callbacks can take it back.
+//! 5. **A worker X runs `resume`** with the claim: it serves or answers the request on X's own
+//!    scoreboard entry, hands a request that must wait again straight back to the thread, or
+//!    starts the lingering close (flush, shutdown) and gives the connection back to the thread.
+//! 6. **Lingering, then closed by the waiting thread**: it reads what the client still sends
+//!    without blocking, then destroys the connection's pool, whose clean-ups (the MPM's
+//!    `decrement_connection_count` for a SUSPENDED connection) count it out.
+//!
+//! A stop at once (`child_stopping`, not graceful) asks the thread to answer every request it
+//! owns with 503 and close it before the child's workers are joined. A panic inside the
+//! waiting thread is caught; the requests it owned are answered 503 and the thread goes on.
+//!
+//! Where the event MPM is not there (prefork, worker) or not a version checked above, requests
+//! wait in their thread (`can_suspend`).
+
+mod resume;
+mod waiting_thread;
 
 use super::log::{self, mark};
 use super::request::Request;
 use super::scheme_handler::{give_up_message, KNOWN_DOWN};
-use super::{dir_config, guard::guard, hooks, pause_watch, request_body, status_handler, sys};
-use crate::backoff::BackoffBounds;
-use crate::probe::{proxy_fcgi_target, BackendAddress, ClientWatch, ProbeOutcome, Prober};
+use super::{dir_config, guard::guard, hooks, request_body, scoreboard, status_handler, sys};
+use crate::handoff::LeavingWorker;
+use crate::probe::{proxy_fcgi_target, BackendAddress, ProbeOutcome, Prober};
 use crate::retry::{GiveUpReason, PAUSE_AFTER_A_DROP};
 use crate::settings::Policy;
 use crate::shared_budget::{self, DEADLINE_NOTE};
 use crate::stats::unix_millis_now;
-use crate::suspended::{Ended, Resolution, SuspendedWaits, SETTLE};
 use crate::waiters::WaiterPlace;
 use crate::waiting::{Cap, Refusal};
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void, CStr};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 const DECLINED: c_int = sys::DECLINED as c_int;
 const SERVICE_UNAVAILABLE: c_int = sys::HTTP_SERVICE_UNAVAILABLE as c_int;
-const INTERNAL_SERVER_ERROR: c_int = sys::HTTP_INTERNAL_SERVER_ERROR as c_int;
 const CLIENT_GONE: c_int = sys::HTTP_BAD_REQUEST as c_int;
 const RESUMED_NOTE: &CStr = c"fcgi_resilient-resumed";
 /// Set while this module runs mod_proxy for a request it may suspend: its scheme handler then
@@ -65,35 +85,31 @@ pub const SUSPEND_NOTE: &CStr = c"fcgi_resilient-suspend";
 /// Set with `SUSPEND_NOTE` when the backend dropped the request rather than refused it.
 pub const AFTER_A_DROP_NOTE: &CStr = c"fcgi_resilient-after-a-drop";
 
-/// How often the waiting thread looks at its waits; probes follow the backoff.
-const TICK: Duration = Duration::from_millis(5);
-/// Requests resumed per tick at most: each takes a worker, and the MPM gives timed callbacks
-/// to workers before the connections it has queued.
-const RESUMED_PER_TICK: usize = 32;
-
-/// Whether the MPM can suspend: the event MPM (AP_MPMQ_IS_ASYNC), asked at post_config.
+/// Whether the MPM can suspend: the event MPM (AP_MPMQ_IS_ASYNC) of a checked version, asked
+/// at post_config.
 static ASYNC_MPM: AtomicBool = AtomicBool::new(false);
-/// Set by the child_stopping hook when the child stops at once: waits end now (served if the
-/// backend accepts, else 503).
+/// Set by the child_stopping hook when the child stops at once: no request is suspended any
+/// more, and those that are get their answer now.
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
-/// Requests suspended by `handle` whose worker has not yet left them, by connection.
-static SUSPENDING: Mutex<Option<HashMap<usize, Handover>>> = Mutex::new(None);
-/// This child's waiting thread, started with the first suspended request.
-static WAITING_THREAD: OnceLock<Mutex<Sender<Handover>>> = OnceLock::new();
+/// Requests `handle` returned SUSPENDED for, whose worker has not yet reached `hand_over`
+/// (step 1 above), by connection.
+static STAGED: Mutex<Option<HashMap<usize, Staged>>> = Mutex::new(None);
+/// How many are staged: `hand_over` runs for every connection the MPM parks (keep-alive too)
+/// and looks no further when none is.
+static STAGED_COUNT: AtomicUsize = AtomicUsize::new(0);
 
-/// A request in the middle of being suspended or resumed: only the thread holding it uses it.
-struct RequestPointer(*mut sys::request_rec);
-// SAFETY: a suspended request is used by one thread at a time, in turn: the worker that
-// suspends it, the waiting thread (which only holds the pointer), the worker that resumes it.
+/// A request pointer passed between the threads that own it in turn (see the protocol above).
+pub struct RequestPointer(*mut sys::request_rec);
+// SAFETY: the protocol above gives a suspended request one owner at a time; the pointer is
+// only carried, never used, by a side that does not own it.
 unsafe impl Send for RequestPointer {}
 
-/// What the waiting thread needs of a suspended request.
-struct Handover {
-    request: RequestPointer,
+/// What the waiting thread needs of a suspended request besides the request itself.
+pub struct Handover {
     address: BackendAddress,
     deadline: Instant,
-    /// Left alone until then.
+    /// Left alone until then (a backend that dropped a request is given time to go down).
     not_before: Instant,
     client: Option<OwnedFd>,
     place: WaiterPlace<'static>,
@@ -101,11 +117,19 @@ struct Handover {
     suspended_at: Instant,
 }
 
+/// A request between `handle` and `hand_over`.
+struct Staged {
+    request: RequestPointer,
+    handover: Handover,
+    /// The suspending worker's scoreboard entry.
+    worker: usize,
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// At post_config: whether requests may be suspended under this MPM.
+/// At post_config: whether requests may be suspended under this MPM and httpd version.
 pub fn learn_mpm() {
     let mut async_mpm: c_int = 0;
     // SAFETY: ap_mpm_query writes one int; prefork and worker answer APR_ENOTIMPL for this code.
@@ -146,6 +170,9 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     let settings = unsafe { dir_config::for_request(r) };
     if !settings.is_enabled() {
         return DECLINED;
+    }
+    if scoreboard::this_worker().is_none() || !waiting_thread::running() {
+        return DECLINED; // nothing could take a suspended request over: it waits in its thread
     }
     let policy = settings.resolve(hooks::default_max_waiting());
     if KNOWN_DOWN.any() {
@@ -204,9 +231,10 @@ enum BodyRead {
     Already,
 }
 
-/// Takes a waiting place, reads the body if need be and leaves the request to the
-/// suspend_connection hook. `Err`: the cap refused it.
+/// Takes a waiting place, reads the body if need be and stages the request for `hand_over`.
+/// `Err`: the cap refused it.
 fn suspend(request: &Request, address: BackendAddress, policy: &Policy, body: BodyRead) -> Result<c_int, Refusal> {
+    let Some(worker) = scoreboard::this_worker() else { return Ok(SERVICE_UNAVAILABLE) };
     let text = address.to_string();
     let place = take_place(&text, policy)?;
     let counters = status_handler::shared_table().and_then(|table| table.backend(&text));
@@ -221,11 +249,44 @@ fn suspend(request: &Request, address: BackendAddress, policy: &Policy, body: Bo
             return Ok(status);
         }
     }
+    if request.client_aborted() {
+        // Writing to the client failed already (its "100 Continue", say): the MPM closes
+        // the connection, so there is nothing to suspend.
+        request.mark_client_gone();
+        return Ok(CLIENT_GONE);
+    }
     let handover = handover(request, address, place, policy);
-    // SAFETY: a live request has a live connection.
-    let connection = unsafe { (*request.raw()).connection } as usize;
-    lock(&SUSPENDING).get_or_insert_with(HashMap::new).insert(connection, handover);
+    stage(request, Staged { request: RequestPointer(request.raw()), handover, worker });
     Ok(sys::SUSPENDED)
+}
+
+/// Leaves the request for `hand_over`. Should the MPM close the connection instead, the request
+/// pool's clean-up drops the staged entry, so that no entry outlives its connection.
+fn stage(request: &Request, staged: Staged) {
+    let connection = request.connection_key();
+    let previous = lock(&STAGED).get_or_insert_with(HashMap::new).insert(connection, staged);
+    if previous.is_none() {
+        STAGED_COUNT.fetch_add(1, Ordering::AcqRel);
+    }
+    request.on_cleanup(unstage_on_cleanup, connection as *mut c_void);
+}
+
+fn unstage(connection: usize) -> Option<Staged> {
+    if STAGED_COUNT.load(Ordering::Acquire) == 0 {
+        return None;
+    }
+    let staged = lock(&STAGED).as_mut().and_then(|pending| pending.remove(&connection));
+    if staged.is_some() {
+        STAGED_COUNT.fetch_sub(1, Ordering::AcqRel);
+    }
+    staged
+}
+
+unsafe extern "C" fn unstage_on_cleanup(connection: *mut c_void) -> sys::apr_status_t {
+    guard("a request pool clean-up", sys::APR_SUCCESS as sys::apr_status_t, || {
+        drop(unstage(connection as usize));
+        sys::APR_SUCCESS as sys::apr_status_t
+    })
 }
 
 /// A place among the waiting requests, for a request of backend `address`.
@@ -245,11 +306,10 @@ fn handover(request: &Request, address: BackendAddress, place: WaiterPlace<'stat
     let now = Instant::now();
     // A backend that dropped the request is going down: PHP-FPM's exiting children must be
     // gone before it is asked again (retry::PAUSE_AFTER_A_DROP).
-    let not_before = if request.note(AFTER_A_DROP_NOTE).is_some() { now + PAUSE_AFTER_A_DROP } else { now + SETTLE };
+    let not_before = if request.note(AFTER_A_DROP_NOTE).is_some() { now + PAUSE_AFTER_A_DROP } else { now };
     request.unset_note(AFTER_A_DROP_NOTE);
     request.log(log::DEBUG, mark!(), || format!("backend {address} refuses: the request waits suspended"));
     Handover {
-        request: RequestPointer(request.raw()),
         address,
         deadline: now + left,
         not_before,
@@ -320,227 +380,31 @@ fn proxy_backend(request: &Request) -> Option<BackendAddress> {
     proxy_fcgi_target(&String::from_utf8_lossy(target), uds_path.as_deref())
 }
 
-/// The suspend_connection hook: the worker has left the request, which now belongs to the
-/// waiting thread.
+/// The suspend_connection hook, run by the MPM on the suspending worker (step 2 above).
 pub unsafe extern "C" fn hand_over(c: *mut sys::conn_rec, _r: *mut sys::request_rec) {
     guard("suspend_connection", (), || {
-        let Some(handover) = lock(&SUSPENDING).as_mut().and_then(|pending| pending.remove(&(c as usize))) else {
+        let Some(staged) = unstage(c as usize) else { return };
+        // SAFETY: the MPM runs this hook with its connection, live and used by this thread.
+        let (state, aborted) = unsafe { ((*(*c).cs).state, (*c).aborted) };
+        if state != sys::conn_state_e_CONN_STATE_SUSPENDED || aborted != 0 {
+            // The MPM closes this connection itself (lingering close) and recycles its pool.
             return;
-        };
-        to_waiting_thread(handover);
+        }
+        scoreboard::mark_leaving(staged.worker);
+        let leaving = LeavingWorker { thread_slot: staged.worker, knocks_before: scoreboard::knocks(staged.worker) };
+        waiting_thread::park(staged.request, staged.handover, leaving);
     })
-}
-
-fn to_waiting_thread(handover: Handover) {
-    let sender = WAITING_THREAD.get_or_init(|| Mutex::new(start_waiting_thread()));
-    if let Err(returned) = lock(sender).send(handover) {
-        // No waiting thread: answer at once rather than leave the connection behind.
-        let ended = Ended { request: returned.0, resolution: Resolution::Stopping, probes: 0, last_errno: None };
-        resume_soon(ended);
-    }
 }
 
 /// The child_stopping hook. A graceful restart or stop lets a child finish its requests, and
 /// the MPM keeps it running while suspended connections remain, so their waits go on to their
-/// end (served when the backend returns); a child told to stop at once ends them now: served if
-/// the backend accepts, else 503.
+/// end (served when the backend returns). A child told to stop at once lets its workers exit
+/// without running timed callbacks: the waiting thread answers what it owns now, 503 with
+/// Retry-After, before this hook returns and the MPM joins the workers.
 pub unsafe extern "C" fn child_stopping(_pchild: *mut sys::apr_pool_t, graceful: c_int) {
-    if graceful == 0 {
-        STOPPING.store(true, Ordering::Relaxed);
-    }
-}
-
-fn start_waiting_thread() -> Sender<Handover> {
-    let (sender, receiver) = channel();
-    let spawned = std::thread::Builder::new()
-        .name("fcgi-resilient-waits".into())
-        .spawn(move || guard("the waiting thread", (), || keep_waits(&receiver)));
-    if let Err(error) = spawned {
-        log::server_error(&format!("could not start the thread for suspended requests: {error}"));
-    }
-    sender
-}
-
-fn keep_waits(arrivals: &Receiver<Handover>) {
-    let mut waits: SuspendedWaits<Handover> = SuspendedWaits::new(BackoffBounds::DEFAULT);
-    loop {
-        let patience = if waits.is_empty() { Duration::from_secs(1) } else { TICK };
-        match arrivals.recv_timeout(patience) {
-            Ok(handover) => take(&mut waits, handover),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
+    guard("child_stopping", (), || {
+        if graceful == 0 && !STOPPING.swap(true, Ordering::AcqRel) {
+            waiting_thread::answer_all_now();
         }
-        while let Ok(handover) = arrivals.try_recv() {
-            take(&mut waits, handover);
-        }
-        let paused =
-            |address: &BackendAddress| pause_watch::any() && pause_watch::paused_until(&address.to_string()).is_some();
-        for ended in waits.tick_holding(Instant::now(), STOPPING.load(Ordering::Relaxed), RESUMED_PER_TICK, paused) {
-            resume_soon(ended);
-        }
-        for (address, accepted) in waits.take_probed() {
-            note_probe(&address, accepted);
-        }
-    }
-}
-
-/// The waiting thread's probes keep the child's memory of the backend and the breaker's
-/// chain of refusals (`breaker`) as current as a waiting request's own probes would.
-fn note_probe(address: &BackendAddress, accepted: bool) {
-    let text = address.to_string();
-    let refusals = status_handler::shared_table().and_then(|table| table.backend(&text)).map(|slot| slot.refusals());
-    if accepted {
-        KNOWN_DOWN.mark_up(&text);
-        if let Some(refusals) = refusals {
-            refusals.accepted();
-        }
-    } else {
-        KNOWN_DOWN.mark_down(&text, Instant::now());
-        if let Some(refusals) = refusals {
-            refusals.refused(unix_millis_now());
-        }
-    }
-}
-
-fn take(waits: &mut SuspendedWaits<Handover>, mut handover: Handover) {
-    let client = handover.client.take().map(ClientWatch::new);
-    let (address, deadline, not_before) = (handover.address.clone(), handover.deadline, handover.not_before);
-    waits.add_not_before(address, handover, deadline, client, not_before);
-}
-
-/// Asks the MPM to run `resume` on a worker now.
-fn resume_soon(resumption: Ended<Handover>) {
-    let baton = Box::into_raw(Box::new(resumption));
-    // SAFETY: `resume` takes the box back exactly once; the event MPM's timed callbacks run
-    // on a worker of this child, and registering from any thread takes the MPM's timer lock.
-    let status = unsafe { sys::ap_mpm_register_timed_callback(0, Some(resume), baton.cast()) };
-    if status != sys::APR_SUCCESS as c_int {
-        // SAFETY: the MPM did not take the baton; it is still ours.
-        drop(unsafe { Box::from_raw(baton) });
-        log::server_error("the MPM refused a timed callback: a suspended connection is left as it is");
-    }
-}
-
-unsafe extern "C" fn resume(baton: *mut c_void) {
-    // SAFETY: `resume_soon` registered a Box<Ended<Handover>> as the baton, for this one call.
-    let resumption = unsafe { Box::from_raw(baton.cast::<Ended<Handover>>()) };
-    let r = resumption.request.request.0;
-    // SAFETY: the suspended request and its connection live until `finish` destroys them.
-    guard("resuming a suspended request", (), || unsafe { finish(r, *resumption) })
-}
-
-/// Serves or answers the request, then ends its connection as the MPM would.
-unsafe fn finish(r: *mut sys::request_rec, ended: Ended<Handover>) {
-    let Ended { request: handover, resolution, probes, last_errno } = ended;
-    drop(handover.place);
-    let waited = handover.suspended_at.elapsed();
-    // SAFETY: the request stays live until ap_process_request_after_handler below.
-    let request = unsafe { Request::from_raw(r) };
-    let address = handover.address.to_string();
-    let counters = status_handler::shared_table().and_then(|table| table.backend(&address));
-    // SAFETY: r->invoke_mtx is the request's own mutex (made by ap_process_async_request and
-    // unlocked when the request was suspended), in its pool; null without threads.
-    let mutex = unsafe { (*r).invoke_mtx };
-    if !mutex.is_null() {
-        // SAFETY: as above.
-        unsafe { sys::apr_thread_mutex_lock(mutex) };
-    }
-    let status = match resolution {
-        Resolution::Accepting => {
-            // SAFETY: the handler phase of a live request, as ap_invoke_handler would run it
-            // (its filters were inserted before the request was suspended).
-            let status = match unsafe { sys::ap_run_handler(r) } {
-                DECLINED => INTERNAL_SERVER_ERROR,
-                status => status,
-            };
-            // Refused or dropped again (PHP-FPM still going down): it waits on, suspended.
-            if let Some(Some(address)) = suspension_asked(&request) {
-                let policy = handover.policy;
-                if let Ok(place) = take_place(&address.to_string(), &policy) {
-                    let again = self::handover(&request, address, place, &policy);
-                    if !mutex.is_null() {
-                        // SAFETY: locked above by this thread; the request is left to the waiting thread.
-                        unsafe { sys::apr_thread_mutex_unlock(mutex) };
-                    }
-                    to_waiting_thread(again);
-                    return;
-                }
-            }
-            if let Some(counters) = counters.filter(|_| status == sys::OK as c_int) {
-                counters.recovered(waited.as_millis() as u64);
-            }
-            request.log(log::INFO, mark!(), || {
-                format!(
-                    "backend {address} answered after {} ms of waiting, suspended (no thread held)",
-                    waited.as_millis()
-                )
-            });
-            status
-        }
-        Resolution::ClientGone => {
-            if let Some(counters) = counters {
-                counters.client_left(waited.as_millis() as u64);
-            }
-            request.mark_client_gone();
-            request.log(log::INFO, mark!(), || {
-                format!(
-                    "the client closed its connection after {} ms of waiting for backend {address}; \
-                     the request was not sent to the backend",
-                    waited.as_millis()
-                )
-            });
-            CLIENT_GONE
-        }
-        Resolution::BudgetSpent | Resolution::Stopping => {
-            if let Some(counters) = counters {
-                counters.gave_up(waited.as_millis() as u64);
-            }
-            let policy = handover.policy;
-            request.set_retry_after(policy.retry_after_secs);
-            // The probe that found it refusing before it was suspended counts too.
-            let probes = probes + 1;
-            let stopping = resolution == Resolution::Stopping;
-            request.log(log::ERROR, mark!(), || {
-                let message = give_up_message(
-                    GiveUpReason::BudgetSpent,
-                    &address,
-                    (0, probes),
-                    (waited, policy.budget),
-                    last_errno,
-                    &policy,
-                );
-                if stopping {
-                    format!("{message}; answered early: this child process is stopping")
-                } else {
-                    message
-                }
-            });
-            SERVICE_UNAVAILABLE
-        }
-    };
-    if !mutex.is_null() {
-        // SAFETY: locked above by this thread.
-        unsafe { sys::apr_thread_mutex_unlock(mutex) };
-    }
-    // SAFETY: what ap_process_async_request does after a handler returns: the answer (or the
-    // error page), then the end-of-request bucket that logs the request and frees its pool.
-    unsafe {
-        let connection = (*r).connection;
-        sys::ap_die(status, r);
-        sys::ap_process_request_after_handler(r);
-        close(connection);
-    }
-}
-
-/// Flushes and closes the connection, then destroys its pool: the event MPM's clean-ups on it
-/// count the connection out (as suspended, the state it left it in) and tell the modules.
-unsafe fn close(c: *mut sys::conn_rec) {
-    // SAFETY: the connection of a request just finished; nothing else uses it.
-    unsafe {
-        if !(*c).cs.is_null() {
-            (*(*c).cs).state = sys::conn_state_e_CONN_STATE_SUSPENDED;
-        }
-        sys::ap_lingering_close(c);
-        sys::apr_pool_destroy((*c).pool);
-    }
+    })
 }
