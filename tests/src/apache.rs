@@ -32,6 +32,8 @@ pub struct ApacheConfig {
     pub log_level: String,
     /// The site: whatever follows the common part of the config.
     pub site: String,
+    /// Environment variables apache2 is started with (besides PATH).
+    pub environment: Vec<(&'static str, String)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +71,7 @@ impl ApacheConfig {
             processes: Processes { start_servers: 2, server_limit: 4, threads_per_child: 64 },
             log_level: "warn fcgi_resilient:info".to_string(),
             site: default_site(docroot, php_handler),
+            environment: Vec::new(),
         }
     }
 
@@ -147,7 +150,7 @@ impl Apache {
     pub fn start(dir: &Path, config: ApacheConfig) -> Apache {
         let config_file = write_config(dir, &config);
         let mut command = apache_command(&config_file);
-        command.arg("-DFOREGROUND");
+        command.arg("-DFOREGROUND").envs(config.environment.iter().map(|(name, value)| (name, value)));
         let daemon = Daemon::spawn("apache2", &mut command, &dir.join("apache2.out"));
         let mut apache = Apache { config, dir: dir.to_path_buf(), daemon };
         let address = apache.address();
@@ -185,6 +188,17 @@ impl Apache {
 
     pub fn stop(self) {
         self.daemon.stop();
+    }
+
+    /// Signals the parent as `apachectl -k` does: SIGTERM stop, SIGHUP restart (both at once),
+    /// SIGUSR1 graceful, SIGWINCH graceful-stop.
+    pub fn signal(&self, signal: i32) {
+        self.daemon.signal(signal);
+    }
+
+    /// Whether the parent still runs.
+    pub fn is_running(&mut self) -> bool {
+        self.daemon.is_running()
     }
 
     /// A new config (e.g. another build of the module) taken up by `apachectl graceful`, as a

@@ -309,3 +309,87 @@ fn bodies_past_the_spool_bound_get_a_clear_503_and_never_reach_php() {
     assert_eq!(statuses, vec![200, 200, 503, 503, 503, 503], "{}", apache.error_log());
     assert_nothing_left(target, &apache);
 }
+
+/// `apachectl -k stop` (SIGTERM) and `-k restart` (SIGHUP) stop children at once: their workers
+/// exit without running the MPM's timed callbacks. Every suspended client still gets an
+/// answer — 503 with Retry-After — before its child exits, not an empty reply, and no child
+/// crashes. Before, all ten got an empty reply (curl exit 52).
+#[test]
+fn an_immediate_stop_or_restart_answers_every_suspended_request() {
+    for (signal, name) in [(libc::SIGTERM, "stop"), (libc::SIGHUP, "restart")] {
+        let (work, _fpm, config) = outage_with_few_threads(&format!("suspended-{name}"));
+        let mut apache = Apache::start(&work.subdir("apache"), config);
+        let target = apache.address();
+        let waiting: Vec<_> = (0..10).map(|_| std::thread::spawn(move || http::get(target, "/index.php"))).collect();
+        status::wait_for_total(target, "TotalWaiting", 10);
+        apache.signal(signal);
+        for client in waiting {
+            let response = client.join().unwrap().unwrap_or_else(|error| {
+                panic!("-k {name}: an answer, not an empty reply: {error}\n{}", apache.error_log())
+            });
+            assert_eq!(response.status, 503, "-k {name}: {}", response.text());
+            assert!(response.header("Retry-After").is_some(), "-k {name}: no Retry-After");
+        }
+        if name == "restart" {
+            wait_until("the restarted server answers", Duration::from_secs(30), || {
+                http::get(target, "/static.txt").ok()
+            });
+            assert!(apache.is_running());
+        } else {
+            wait_until("apache2 exits", Duration::from_secs(30), || (!apache.is_running()).then_some(()));
+        }
+        let log = apache.error_log();
+        assert_eq!(log.matches("answered early: this child process is stopping").count(), 10, "-k {name}\n{log}");
+        assert!(!log.contains("exit signal"), "-k {name}: a child crashed\n{log}");
+    }
+}
+
+/// The waiting thread cannot vanish with requests in its hands: made to panic once (a fault
+/// injected through the environment), it answers the request it held with 503 and goes on, and
+/// the next requests wait in it and are served when PHP-FPM is back.
+#[test]
+fn a_panic_in_the_waiting_thread_answers_what_it_held_and_waiting_goes_on() {
+    let (work, mut fpm, mut config) = outage_with_few_threads("suspended-panic");
+    config.environment.push(("FCGI_RESILIENT_TEST_FAULT", "waiting-thread-panic".to_string()));
+    let apache = Apache::start(&work.subdir("apache"), config);
+    let target = apache.address();
+    let first = http::get(target, "/index.php").expect("an answer, not a dropped connection");
+    assert_eq!(first.status, 503, "{}\n{}", first.text(), apache.error_log());
+    assert!(first.header("Retry-After").is_some());
+    assert!(apache.error_log().contains("internal error in the waiting thread: injected"), "{}", apache.error_log());
+    let waiting: Vec<_> = (0..5).map(|_| std::thread::spawn(move || http::get(target, "/index.php"))).collect();
+    status::wait_for_total(target, "TotalWaiting", 5);
+    fpm.start();
+    for client in waiting {
+        let response = client.join().unwrap().expect("an answer");
+        assert_eq!(response.status, 200, "{}\n{}", response.text(), apache.error_log());
+    }
+    assert_nothing_left(target, &apache);
+}
+
+/// A resumed request counts like any other: while it runs it holds a worker that mod_status
+/// shows busy. Before, the resuming worker showed idle (the connection had no scoreboard
+/// handle), so the MPM and mod_status saw free workers that were not.
+#[test]
+fn a_resumed_request_shows_busy_on_the_scoreboard_while_it_runs() {
+    let (work, mut fpm, config) = outage_with_few_threads("suspended-scoreboard");
+    let apache = Apache::start(&work.subdir("apache"), config);
+    let target = apache.address();
+    let client = std::thread::spawn(move || http::get(target, "/sleep.php?ms=3000"));
+    status::wait_for_total(target, "TotalWaiting", 1);
+    let busy_before = busy_workers(target);
+    fpm.start();
+    wait_until("the resumed request shows as a busy worker", Duration::from_secs(10), || {
+        (busy_workers(target) > busy_before).then_some(())
+    });
+    let response = client.join().unwrap().expect("an answer");
+    assert_eq!(response.text(), "slept\n", "{}", apache.error_log());
+    assert!(apache.error_log().contains("waiting, suspended (no thread held)"), "it was not suspended");
+    assert_nothing_left(target, &apache);
+}
+
+/// mod_status's count of busy workers (the asking one included).
+fn busy_workers(target: std::net::SocketAddr) -> u64 {
+    let page = http::get(target, "/server-status?auto").expect("server-status").text();
+    page.lines().find_map(|line| line.strip_prefix("BusyWorkers: ")?.trim().parse().ok()).unwrap_or(0)
+}
