@@ -393,3 +393,46 @@ fn busy_workers(target: std::net::SocketAddr) -> u64 {
     let page = http::get(target, "/server-status?auto").expect("server-status").text();
     page.lines().find_map(|line| line.strip_prefix("BusyWorkers: ")?.trim().parse().ok()).unwrap_or(0)
 }
+
+/// Resumptions never take every worker of a child: when PHP-FPM comes back with far more
+/// suspended requests than threads, the child resumes only as many as it has idle workers,
+/// keeping some free, so a request on a kept-alive connection is served at once rather than
+/// queued behind every resumption (the MPM hands timed callbacks to workers before the
+/// connections it has queued). Before, 32 were resumed per 5 ms tick into a child of 8
+/// threads: the static request was answered only once nearly all the resumed ones were.
+#[test]
+fn resumptions_leave_workers_free_for_other_connections() {
+    let (work, mut fpm, config) = outage_with_few_threads("suspended-reserve");
+    let apache = Apache::start(&work.subdir("apache"), config);
+    let target = apache.address();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let waiting: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let answered = answered.clone();
+            std::thread::spawn(move || {
+                let response = http::get(target, "/sleep.php?ms=300");
+                answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                response
+            })
+        })
+        .collect();
+    status::wait_for_total(target, "TotalWaiting", CLIENTS as u64);
+    // Opened once every request waits: a burst of new requests into a child of few threads
+    // makes the MPM close idle keep-alive connections by itself, module or not.
+    let mut kept = http::Connection::open(target, Duration::from_secs(60)).expect("connect");
+    assert_eq!(kept.send("GET", "/static.txt", "localhost", b"").expect("static").status, 200);
+    fpm.start();
+    wait_until("the first resumed request is answered", Duration::from_secs(30), || {
+        (answered.load(std::sync::atomic::Ordering::SeqCst) > 0).then_some(())
+    });
+    let response = kept.send("GET", "/static.txt", "localhost", b"").expect("an answer on the kept connection");
+    let answered_before_static = answered.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(response.status, 200);
+    assert!(
+        answered_before_static < CLIENTS / 2,
+        "the static request waited behind {answered_before_static} of {CLIENTS} resumed requests"
+    );
+    let statuses: Vec<u16> = waiting.into_iter().map(|client| client.join().unwrap().map_or(0, |r| r.status)).collect();
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}\n{}", apache.error_log());
+    assert_nothing_left(target, &apache);
+}
