@@ -311,24 +311,33 @@ fn bodies_past_the_spool_bound_get_a_clear_503_and_never_reach_php() {
 }
 
 /// `apachectl -k stop` (SIGTERM) and `-k restart` (SIGHUP) stop children at once: their workers
-/// exit without running the MPM's timed callbacks. Every suspended client still gets an
-/// answer — 503 with Retry-After — before its child exits, not an empty reply, and no child
-/// crashes. Before, all ten got an empty reply (curl exit 52).
+/// exit without running the MPM's timed callbacks. Every suspended client, over HTTP/1.1 and
+/// TLS, still gets an answer — 503 with Retry-After — before its child exits, not an empty
+/// reply, and no child crashes. Before, all of them got an empty reply (curl exit 52).
 #[test]
 fn an_immediate_stop_or_restart_answers_every_suspended_request() {
     for (signal, name) in [(libc::SIGTERM, "stop"), (libc::SIGHUP, "restart")] {
         let (work, _fpm, config) = outage_with_few_threads(&format!("suspended-{name}"));
-        let mut apache = Apache::start(&work.subdir("apache"), config);
-        let target = apache.address();
-        let waiting: Vec<_> = (0..10).map(|_| std::thread::spawn(move || http::get(target, "/index.php"))).collect();
+        let apache_dir = work.subdir("apache");
+        let (config, ports) = transport::serve_every_transport(config, &apache_dir);
+        let mut apache = Apache::start(&apache_dir, config);
+        let target = ports.plain;
+        let plain: Vec<_> = (0..5).map(|_| std::thread::spawn(move || http::get(target, "/index.php"))).collect();
+        let tls: Vec<_> = (0..5)
+            .map(|_| std::thread::spawn(move || curl(&ports, Transport::Tls, "/index.php", &CurlRequest::default())))
+            .collect();
         status::wait_for_total(target, "TotalWaiting", 10);
         apache.signal(signal);
-        for client in waiting {
+        for client in plain {
             let response = client.join().unwrap().unwrap_or_else(|error| {
                 panic!("-k {name}: an answer, not an empty reply: {error}\n{}", apache.error_log())
             });
             assert_eq!(response.status, 503, "-k {name}: {}", response.text());
             assert!(response.header("Retry-After").is_some(), "-k {name}: no Retry-After");
+        }
+        for client in tls {
+            let answer = client.join().unwrap();
+            assert_eq!((answer.exit, answer.status), (0, 503), "-k {name} over TLS: {answer:?}");
         }
         if name == "restart" {
             wait_until("the restarted server answers", Duration::from_secs(30), || {

@@ -180,6 +180,10 @@ impl Waits {
         }
         fault_injection(&self.waits);
         self.take_over_proven();
+        if super::STOPPING.load(Ordering::Acquire) {
+            // Parked when the stop's answers were already given: answered as soon as ours.
+            self.answer_owned_waits();
+        }
         self.claims.retain(|claim| claim.is_pending());
         self.resume_ended();
         self.lingering.retain_mut(|lingering| !lingering.is_done(Instant::now()));
