@@ -89,5 +89,7 @@ fn parse_log_line(line: &str, epoch: Duration) -> Option<Record> {
         latency,
         // The harness's records say 0 for a request that got no answer.
         status: u16::try_from(status).unwrap_or(0),
+        // h2load never resends.
+        resent: false,
     })
 }

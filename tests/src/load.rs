@@ -16,6 +16,9 @@ pub struct Record {
     pub latency: Duration,
     /// HTTP status, or 0 for a socket error or timeout, or [`BODY_MISMATCH`].
     pub status: u16,
+    /// Sent again on a new connection because the server had closed the kept-alive one before
+    /// the request reached it (not a failure: browsers and curl do the same).
+    pub resent: bool,
 }
 
 impl Record {
@@ -122,14 +125,14 @@ fn client_loop(spec: &LoadSpec, stop: &AtomicBool, epoch: Instant, client: u64, 
     while !stop.load(Ordering::Relaxed) {
         let started = epoch.elapsed();
         let seed = (client << 32) | records.len() as u64;
-        let status = match one_request(&mut connection, spec, seed, sender) {
-            Ok(status) => status,
+        let (status, resent) = match one_request(&mut connection, spec, seed, sender) {
+            Ok(outcome) => outcome,
             Err(_) => {
                 connection = None;
-                0
+                (0, false)
             }
         };
-        records.push(Record { started, latency: epoch.elapsed() - started, status });
+        records.push(Record { started, latency: epoch.elapsed() - started, status, resent });
         if status == 0 {
             std::thread::sleep(Duration::from_millis(1)); // no busy loop against a closed port
         }
@@ -142,17 +145,18 @@ fn one_request(
     spec: &LoadSpec,
     seed: u64,
     sender: &Sender,
-) -> std::io::Result<u16> {
+) -> std::io::Result<(u16, bool)> {
+    let mut resent = false;
     if let Some(kept) = connection.take().filter(Connection::is_open) {
         match sender(connection.insert(kept), spec, seed) {
             // The event MPM closes idle kept-alive connections when a child's workers are all
             // busy; HTTP clients (browsers, curl) then resend on a new connection, and so do we.
-            Err(error) if closed_before_an_answer(&error) => {}
-            outcome => return outcome,
+            Err(error) if closed_before_an_answer(&error) => resent = true,
+            outcome => return outcome.map(|status| (status, false)),
         }
     }
     let fresh = Connection::open(spec.target, spec.timeout)?;
-    sender(connection.insert(fresh), spec, seed)
+    sender(connection.insert(fresh), spec, seed).map(|status| (status, resent))
 }
 
 /// The server had closed the connection before this request reached it: nothing was read.

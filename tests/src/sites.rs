@@ -105,7 +105,16 @@ fn client_loop(spec: &LoadSpec, hosts: &[String], stop: &AtomicBool, epoch: Inst
                 0
             }
         };
-        records.push(SiteRecord { site, record: Record { started, latency: epoch.elapsed() - started, status } });
+        records.push(SiteRecord {
+            site,
+            record: Record {
+                started,
+                latency: epoch.elapsed() - started,
+                status,
+                // This client never resends: a kept-alive connection closed under it is a failure.
+                resent: false,
+            },
+        });
         if status == 0 {
             std::thread::sleep(Duration::from_millis(1)); // no busy loop against a closed port
         }

@@ -409,7 +409,7 @@ fn rate(records: &[Record], from: Duration, to: Duration) -> f64 {
 
 fn header() -> String {
     format!(
-        "{:<24} {:>5} {:>7} {:<26} {:>7} {:<14} {:>8} {:>8} {:>6} {:>8} {:>8} {:>9} {:>9} {:>7}",
+        "{:<24} {:>5} {:>7} {:<26} {:>7} {:<14} {:>8} {:>8} {:>6} {:>8} {:>8} {:>9} {:>9} {:>7} {:>9}",
         "front end",
         "N",
         "PHP req",
@@ -423,7 +423,8 @@ fn header() -> String {
         "max wait",
         "RSS idle",
         "RSS peak",
-        "outage"
+        "outage",
+        "ka closed"
     )
 }
 
@@ -439,7 +440,7 @@ fn line(row: &Row) -> String {
     waited.sort();
     let mb = |kb: u64| format!("{:.0} MB", kb as f64 / 1024.0);
     format!(
-        "{:<24} {:>5} {:>7} {:<26} {:>7} {:<14} {:>8.0} {:>8.0} {:>6} {:>8} {:>8} {:>9} {:>9} {:>7}",
+        "{:<24} {:>5} {:>7} {:<26} {:>7} {:<14} {:>8.0} {:>8.0} {:>6} {:>8} {:>8} {:>9} {:>9} {:>7} {:>9}",
         row.variant.name(),
         row.clients,
         row.php.len(),
@@ -454,5 +455,6 @@ fn line(row: &Row) -> String {
         mb(row.idle_rss_kb),
         mb(row.peak_rss_kb),
         ms(row.up - row.stop),
+        row.php.iter().chain(&row.statics).filter(|r| r.resent).count(),
     )
 }
