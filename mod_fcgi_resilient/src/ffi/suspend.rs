@@ -385,11 +385,14 @@ pub unsafe extern "C" fn hand_over(c: *mut sys::conn_rec, _r: *mut sys::request_
     guard("suspend_connection", (), || {
         let Some(staged) = unstage(c as usize) else { return };
         // SAFETY: the MPM runs this hook with its connection, live and used by this thread.
-        let (state, aborted) = unsafe { ((*(*c).cs).state, (*c).aborted) };
-        if state != sys::conn_state_e_CONN_STATE_SUSPENDED || aborted != 0 {
-            // The MPM closes this connection itself (lingering close) and recycles its pool.
+        let state = unsafe { (*(*c).cs).state };
+        if state != sys::conn_state_e_CONN_STATE_SUSPENDED {
+            // 2.4.63 and later: a client gone meanwhile (c->aborted) turns SUSPENDED into a
+            // lingering close; the MPM closes this connection itself and recycles its pool.
             return;
         }
+        // SUSPENDED, even with c->aborted (2.4.53 to 2.4.62 leave such a connection suspended):
+        // the MPM never touches it again, so it is ours to close once its worker has left.
         scoreboard::mark_leaving(staged.worker);
         let leaving = LeavingWorker { thread_slot: staged.worker, knocks_before: scoreboard::knocks(staged.worker) };
         waiting_thread::park(staged.request, staged.handover, leaving);
@@ -401,9 +404,17 @@ pub unsafe extern "C" fn hand_over(c: *mut sys::conn_rec, _r: *mut sys::request_
 /// end (served when the backend returns). A child told to stop at once lets its workers exit
 /// without running timed callbacks: the waiting thread answers what it owns now, 503 with
 /// Retry-After, before this hook returns and the MPM joins the workers.
+///
+/// A child stopping gracefully is still told to stop at once when the graceful stop runs out of
+/// time (`GracefulShutdownTimeout`) or an immediate stop follows: the parent sends SIGTERM, which
+/// the event MPM's child then no longer acts on (its main thread only joins its workers, while
+/// the suspended connections keep the listener waiting), and SIGKILL 3 s later. A SIGTERM
+/// handler installed here makes the waiting thread answer what it owns then.
 pub unsafe extern "C" fn child_stopping(_pchild: *mut sys::apr_pool_t, graceful: c_int) {
     guard("child_stopping", (), || {
-        if graceful == 0 && !STOPPING.swap(true, Ordering::AcqRel) {
+        if graceful != 0 {
+            waiting_thread::answer_all_on_sigterm();
+        } else if !STOPPING.swap(true, Ordering::AcqRel) {
             waiting_thread::answer_all_now();
         }
     })

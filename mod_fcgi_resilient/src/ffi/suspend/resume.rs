@@ -34,6 +34,12 @@ impl OwnedRequest {
         OwnedRequest(request)
     }
 
+    /// Whether a write to its client failed before it was suspended (`c->aborted`).
+    pub fn client_aborted(&self) -> bool {
+        // SAFETY: owned: nothing else uses the request or its connection.
+        unsafe { (*(*(self.0).0).connection).aborted != 0 }
+    }
+
     fn into_raw(self) -> *mut sys::request_rec {
         let raw = (self.0).0;
         std::mem::forget(self);

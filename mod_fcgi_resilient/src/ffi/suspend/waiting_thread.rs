@@ -105,6 +105,30 @@ pub fn answer_all_now() {
     }
 }
 
+/// Set by the SIGTERM handler of a gracefully stopping child: the waiting thread answers what it
+/// owns at its next turn.
+static TERMINATED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigterm(_signal: libc::c_int) {
+    // Async-signal-safe: one atomic store.
+    TERMINATED.store(true, Ordering::Release);
+}
+
+/// For a child stopping gracefully: a later SIGTERM (the parent's, once a graceful stop runs out
+/// of time or an immediate stop follows) has the waiting thread answer every request it owns.
+pub fn answer_all_on_sigterm() {
+    // SAFETY: a sigaction of plain data whose handler only stores an atomic. The event MPM's own
+    // SIGTERM handler of a child past its start-up does nothing (dummy_signal_handler): the child
+    // reads the pipe of death instead, and no longer once it stops.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
+    }
+}
+
 fn start() -> Option<Sender<Message>> {
     let (sender, receiver) = channel();
     let spawned = std::thread::Builder::new()
@@ -180,6 +204,10 @@ impl Waits {
         }
         fault_injection(&self.waits);
         self.take_over_proven();
+        if TERMINATED.swap(false, Ordering::AcqRel) && !super::STOPPING.swap(true, Ordering::AcqRel) {
+            log::server_error("SIGTERM while stopping gracefully: the suspended requests are answered now");
+            self.answer_everything();
+        }
         if super::STOPPING.load(Ordering::Acquire) {
             // Parked when the stop's answers were already given: answered as soon as ours.
             self.answer_owned_waits();
@@ -222,6 +250,9 @@ impl Waits {
                 let parked = self.parked.swap_remove(index);
                 // SAFETY: its worker has left it (`handoff`); from here on this thread owns it.
                 let request = unsafe { OwnedRequest::new(parked.request) };
+                if request.client_aborted() {
+                    continue; // dropped: its connection is closed, nothing can be written to it
+                }
                 self.wait(Suspension { request, handover: parked.handover });
             } else {
                 let since = self.parked[index].since;
