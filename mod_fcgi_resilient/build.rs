@@ -30,6 +30,9 @@ fn main() {
         .allowlist_function("ap_hook_(pre_config|post_config|error_log|handler|child_init)")
         .allowlist_function("ap_set_content_type|ap_rputs|ap_rwrite|ap_state_query|ap_lookup_provider")
         .allowlist_function("ap_get_server_name|ap_runtime_dir_relative|ap_escape_html2")
+        // The load-time check of the running httpd against these headers (ffi/compat.rs).
+        .allowlist_function("ap_get_server_revision|ap_show_mpm")
+        .allowlist_var("AP_SERVER_(MAJORVERSION|MINORVERSION|PATCHLEVEL)_NUMBER")
         .allowlist_function("apr_palloc|apr_pstrdup|apr_pstrndup|apr_table_get|apr_table_setn|apr_table_unset")
         .allowlist_function("apr_pool_cleanup_register|apr_pool_cleanup_null|apr_time_now")
         .allowlist_function("apr_pool_userdata_get|apr_pool_userdata_set")
@@ -44,8 +47,10 @@ fn main() {
         .allowlist_var("apr_bucket_type_eos|AP_IOBUFSIZE")
         .allowlist_type("apr_bucket_brigade|apr_bucket|ap_input_mode_t|apr_read_type_e")
         .allowlist_var("apr_hook_debug_current|ap_server_conf")
-        // Waiting without a worker thread (ffi/suspend.rs).
-        .allowlist_function("ap_hook_(suspend_connection|child_stopping)|ap_mpm_register_timed_callback")
+        // Waiting without a worker thread (ffi/suspend.rs). Not ap_hook_child_stopping (2.4.49):
+        // ffi/compat.rs looks it up, so that an older httpd gets a message rather than dlopen's
+        // "undefined symbol".
+        .allowlist_function("ap_hook_suspend_connection|ap_mpm_register_timed_callback")
         .allowlist_function("ap_run_handler|ap_die|ap_process_request_after_handler")
         .allowlist_function("apr_pool_destroy|apr_thread_mutex_(lock|unlock)|ap_hook_get_handler")
         .allowlist_type("ap_LINK_handler_t")

@@ -30,6 +30,22 @@ if ! grep -qE "^depends = \".*apache2-api-$mmn(,|\")" mod_fcgi_resilient/Cargo.t
         "apache2-api-*: update it to apache2-api-$mmn" >&2
     exit 1
 fi
+# The module refuses to run in an httpd older than the headers it was built against, and in
+# any before 2.4.53 (mod_fcgi_resilient/src/httpd_version.rs): both packages require the
+# headers' version. Cargo.toml's "apache2-bin (>= 2.4.53)" is raised to it below.
+release_header="$(apxs -q INCLUDEDIR)/ap_release.h"
+httpd_version=$(awk '$1 == "#define" && $2 ~ /^AP_SERVER_(MAJORVERSION|MINORVERSION|PATCHLEVEL)_NUMBER$/ { n[$2] = $3 }
+    END { print n["AP_SERVER_MAJORVERSION_NUMBER"] "." n["AP_SERVER_MINORVERSION_NUMBER"] "." n["AP_SERVER_PATCHLEVEL_NUMBER"] }' \
+    "$release_header")
+if [[ ! "$httpd_version" =~ ^2\.4\.[0-9]+$ ]] || dpkg --compare-versions "$httpd_version" lt 2.4.53; then
+    echo "package: the headers in $release_header are httpd '$httpd_version'; the module needs 2.4.53 or later" >&2
+    exit 1
+fi
+floor='apache2-bin (>= 2.4.53)'
+if ! grep -qF "$floor" mod_fcgi_resilient/Cargo.toml; then
+    echo "package: [package.metadata.deb] depends in mod_fcgi_resilient/Cargo.toml lacks \"$floor\"" >&2
+    exit 1
+fi
 # Fedora/RHEL's httpd Provides httpd-mmn = <major><ISA> (%{_httpd_mmn}, e.g. 20120211x8664).
 isa=$(rpm --eval '%{__isa_name}%{__isa_bits}' 2>/dev/null || true)
 if [[ -z "$isa" || "$isa" == *%* ]]; then
@@ -86,10 +102,13 @@ fi
 cargo deb --locked -p mod_fcgi_resilient --no-build --strip "${maintainer[@]}"
 deb=$(compgen -G "$target_dir/debian/libapache2-mod-fcgi-resilient_*.deb")
 # cargo-deb writes no md5sums control file (dpkg --verify and debsums use it): unpack, add it,
-# rebuild with dpkg-deb, which is what dh_md5sums + dh_builddeb do.
+# rebuild with dpkg-deb, which is what dh_md5sums + dh_builddeb do. On the way, the
+# apache2-bin floor becomes the headers' version (cargo-deb has no build-time substitution).
 unpacked="$target_dir/debian/unpacked"
 rm -rf "$unpacked"
 dpkg-deb --raw-extract "$deb" "$unpacked"
+sed -i "/^Depends:/s/apache2-bin (>= 2\.4\.53)/apache2-bin (>= $httpd_version)/" "$unpacked/DEBIAN/control"
+grep -qF "apache2-bin (>= $httpd_version)" "$unpacked/DEBIAN/control"
 (cd "$unpacked" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z |
     xargs -0 md5sum >DEBIAN/md5sums)
 chmod 644 "$unpacked/DEBIAN/md5sums"
@@ -120,6 +139,7 @@ rpmbuild -bb --quiet \
     --define "pkg_version $version" \
     --define "pkg_license $rpm_license" \
     --define "httpd_mmn ${mmn}${isa}" \
+    --define "httpd_version $httpd_version" \
     "${url_define[@]}" \
     --define "__brp_compress bash /usr/lib/rpm/brp-compress %{_prefix}" \
     packaging/rpm/mod_fcgi_resilient.spec

@@ -353,7 +353,11 @@ fi
 deb=$(realpath "${debs[0]}")
 rpm_file=${rpms[0]}
 mmn=$(awk '$1 == "#define" && $2 == "MODULE_MAGIC_NUMBER_MAJOR" { print $3 }' "$(apxs -q INCLUDEDIR)/ap_mmn.h")
-echo "packages: $deb $rpm_file (Apache API $mmn)"
+# The headers' httpd version: the oldest httpd the built module runs in (it refuses older ones).
+httpd_version=$(awk '$1 == "#define" && $2 ~ /^AP_SERVER_(MAJORVERSION|MINORVERSION|PATCHLEVEL)_NUMBER$/ { n[$2] = $3 }
+    END { print n["AP_SERVER_MAJORVERSION_NUMBER"] "." n["AP_SERVER_MINORVERSION_NUMBER"] "." n["AP_SERVER_PATCHLEVEL_NUMBER"] }' \
+    "$(apxs -q INCLUDEDIR)/ap_release.h")
+echo "packages: $deb $rpm_file (Apache API $mmn, httpd $httpd_version headers)"
 
 # --- rpm ---------------------------------------------------------------------------------------
 check "rpm: file list (rpm -qlp)" same_lines "$(rpm -qlp "$rpm_file")" "/etc/httpd/conf.modules.d/10-fcgi_resilient.conf
@@ -379,7 +383,7 @@ check "rpm: file list (rpm -qlp)" same_lines "$(rpm -qlp "$rpm_file")" "/etc/htt
 /usr/share/man/man5/mod_fcgi_resilient.5.gz
 /usr/share/man/man8/fcgi-resilient-helper.8.gz"
 requires=$(rpm -qp --requires "$rpm_file")
-check "rpm: Requires httpd" grep -qx 'httpd' <<<"$requires"
+check "rpm: Requires httpd >= $httpd_version" grep -qxF "httpd >= $httpd_version" <<<"$requires"
 check "rpm: Requires httpd-mmn = ${mmn}<isa>" grep -qE "^httpd-mmn = ${mmn}[a-z0-9_]+$" <<<"$requires"
 check "rpm: --configfiles lists 10-fcgi_resilient.conf" \
     grep -qx /etc/httpd/conf.modules.d/10-fcgi_resilient.conf <<<"$(rpm -qp --configfiles "$rpm_file")"
@@ -409,6 +413,8 @@ check "deb: Package $pkg" test "$(dpkg-deb -f "$deb" Package)" = "$pkg"
 depends=$(dpkg-deb -f "$deb" Depends)
 check "deb: Depends apache2, apache2-api-$mmn ($depends)" \
     bash -c 'grep -qE "(^|, )apache2(,|$)" <<<"$1" && grep -qF "apache2-api-$2" <<<"$1"' _ "$depends" "$mmn"
+check "deb: Depends apache2-bin (>= $httpd_version), the headers' version ($depends)" \
+    grep -qF "apache2-bin (>= $httpd_version)" <<<"$depends"
 check "deb: apache2-api-$mmn is provided by the installed apache2-bin" \
     bash -c 'dpkg-query -W -f="\${Provides}" apache2-bin | grep -qF "apache2-api-$1"' _ "$mmn"
 check "deb: file list (dpkg -c)" same_lines "$(dpkg -c "$deb" | awk '$1 !~ /^d/ { print $6 }' | sed 's|^\./|/|' | LC_ALL=C sort)" \

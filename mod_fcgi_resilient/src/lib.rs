@@ -8,8 +8,9 @@
 //! member should fail over rather than wait (`balancer`), looking at the backend and the client
 //! (`probe`), how a request body read before waiting is kept (`body_spool`), and the shared
 //! counters behind the status page and the server-wide waiting cap (`stats`, `waiters`,
-//! `liveness`, `status_page`, and `prometheus` for the metrics), and deliberate pauses of a
-//! backend (`pause`, and `pause_file`, the file format the helper shares).
+//! `liveness`, `status_page`, and `prometheus` for the metrics), deliberate pauses of a
+//! backend (`pause`, and `pause_file`, the file format the helper shares), and which httpd
+//! versions the module runs in and suspends requests in (`httpd_version`).
 
 pub mod attempt;
 pub mod backoff;
@@ -18,6 +19,7 @@ pub mod body_spool;
 pub mod breaker;
 pub mod duration;
 pub mod handoff;
+pub mod httpd_version;
 pub mod known_down;
 pub mod liveness;
 pub mod pause;

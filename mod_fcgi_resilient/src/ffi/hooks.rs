@@ -1,9 +1,9 @@
-//! Hook registration and the process-wide hooks: joining mod_proxy's chain at pre_config,
+//! Hook registration and the process-wide hooks: checking the running httpd (`compat`) and joining mod_proxy's chain at pre_config,
 //! learning the MPM's MaxRequestWorkers (and mod_http2's workers) and attaching the shared counters at post_config,
 //! serving the status page, and adding a section to mod_status's page.
 
 use super::log::{self, mark};
-use super::{guard::guard, pause_watch, proxy, scheme_handler, server_status, status_handler, suspend, sys};
+use super::{compat, guard::guard, pause_watch, proxy, scheme_handler, server_status, status_handler, suspend, sys};
 use crate::settings;
 use crate::waiters::{http2_workers_per_child, WaiterRecords};
 use std::ffi::c_int;
@@ -57,8 +57,8 @@ pub unsafe extern "C" fn register(_pool: *mut sys::apr_pool_t) {
                 sys::APR_HOOK_FIRST as c_int,
             );
             sys::ap_hook_suspend_connection(Some(suspend::hand_over), null(), null(), order);
-            sys::ap_hook_child_stopping(Some(suspend::child_stopping), null(), null(), order);
         }
+        compat::hook_child_stopping(suspend::child_stopping, order);
         server_status::register();
         pause_watch::register_hooks();
     })
@@ -70,7 +70,7 @@ unsafe extern "C" fn pre_config(
     _ptemp: *mut sys::apr_pool_t,
 ) -> c_int {
     guard("pre_config", sys::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
-        match proxy::register_ahead_of_mod_proxy_fcgi(scheme_handler::handle) {
+        match compat::check().and_then(|()| proxy::register_ahead_of_mod_proxy_fcgi(scheme_handler::handle)) {
             Ok(()) => OK,
             Err(message) => {
                 let level = (sys::APLOG_EMERG | sys::APLOG_STARTUP) as c_int;
@@ -93,6 +93,7 @@ unsafe extern "C" fn post_config(
         suspend::learn_mpm();
         // SAFETY: a plain query of httpd's state.
         if unsafe { sys::ap_state_query(sys::AP_SQ_MAIN_STATE as c_int) } == sys::AP_SQ_MS_CREATE_CONFIG as c_int {
+            compat::log_verdict(server);
             log::for_server(server, sys::APLOG_NOTICE as c_int, mark!(), suspend::mode_line());
         }
         pause_watch::prepare_directory(server);

@@ -12,8 +12,9 @@
 //! At every moment exactly one side may use a suspended request, its connection and their
 //! pools (the connection's pool, `ptrans`, holds the MPM's own state of it, `cs`, and
 //! `conn_rec`; the request pool is its child). Checked in server/mpm/event/event.c and
-//! server/scoreboard.c of httpd 2.4.51 to 2.4.63 (the 2.4.x branch; Debian 12's 2.4.71 is
-//! that code); `httpd_version` refuses suspension elsewhere.
+//! server/scoreboard.c of httpd 2.4.53 to the 2.4.x branch (2.4.63-dev; Debian 12's 2.4.71
+//! was compared with it instruction by instruction); `httpd_version` keeps requests in their
+//! thread under any other MPM or version.
 //!
 //! 1. **The suspending worker W.** `handle` runs on W inside `ap_process_async_request`. It
 //!    stages the request (`STAGED`, keyed by connection) and returns SUSPENDED. A client already
@@ -134,7 +135,8 @@ pub fn learn_mpm() {
     let mut async_mpm: c_int = 0;
     // SAFETY: ap_mpm_query writes one int; prefork and worker answer APR_ENOTIMPL for this code.
     let status = unsafe { sys::ap_mpm_query(sys::AP_MPMQ_IS_ASYNC as c_int, &mut async_mpm) };
-    ASYNC_MPM.store(status == sys::APR_SUCCESS as c_int && async_mpm != 0, Ordering::Relaxed);
+    let async_mpm = status == sys::APR_SUCCESS as c_int && async_mpm != 0;
+    ASYNC_MPM.store(async_mpm && super::compat::suspension_allowed(), Ordering::Relaxed);
 }
 
 pub fn can_suspend() -> bool {
