@@ -57,7 +57,7 @@ pub fn post_expecting_continue(
     connection.send_expecting_continue("POST", path, "localhost", body)
 }
 
-fn request_head(method: &str, path: &str, host: &str, body: &[u8], extra_headers: &str) -> String {
+pub(crate) fn request_head(method: &str, path: &str, host: &str, body: &[u8], extra_headers: &str) -> String {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: fcgi-resilient-tests\r\n");
     if !body.is_empty() || method == "POST" {
         head += &format!("Content-Type: application/octet-stream\r\nContent-Length: {}\r\n", body.len());
@@ -136,7 +136,7 @@ fn bad(message: &str) -> std::io::Error {
 pub const CLOSED_BEFORE_STATUS: &str = "connection closed before the status line";
 
 /// Reads one response; also says whether the connection stays usable.
-fn read_response(reader: &mut impl BufRead, head_only: bool) -> std::io::Result<(bool, Response)> {
+pub(crate) fn read_response(reader: &mut impl BufRead, head_only: bool) -> std::io::Result<(bool, Response)> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Err(bad(CLOSED_BEFORE_STATUS));

@@ -8,7 +8,7 @@
 //! a few of 64 requests were answered 503 at once by the per-child cap.
 
 use harness::apache::{ApacheConfig, Processes};
-use harness::status::{self, STATUS_LOCATION};
+use harness::status::{self, assert_nothing_left, STATUS_LOCATION};
 use harness::transport::{self, curl, CurlRequest, Transport};
 use harness::uploads::Uploads;
 use harness::{http, load, wait_until, Apache, PhpFpm, WorkDir};
@@ -29,27 +29,13 @@ fn outage_with_few_threads(name: &str) -> (WorkDir, PhpFpm, ApacheConfig) {
     fpm.start();
     let mut config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler()).with_server_directives(&format!(
         "FcgiResilient On\nFcgiResilientTimeout 20s\nFcgiResilientMaxWaiting 1000\nAsyncRequestWorkerFactor 64\n\
-         {STATUS_LOCATION}<Location /server-status>\n    SetHandler server-status\n</Location>\n"
+         {STATUS_LOCATION}"
     ));
-    config.modules.push("status");
+    status::serve_server_status(&mut config);
     config.processes = Processes { start_servers: 1, server_limit: 1, threads_per_child: THREADS };
     config.log_level = "info fcgi_resilient:debug".to_string();
     fpm.stop();
     (work, fpm, config)
-}
-
-/// mod_status's count of this server's connections (the asking one included).
-fn connections(target: std::net::SocketAddr) -> u64 {
-    let page = http::get(target, "/server-status?auto").expect("server-status").text();
-    page.lines().find_map(|line| line.strip_prefix("ConnsTotal: ")?.trim().parse().ok()).unwrap_or(u64::MAX)
-}
-
-fn assert_nothing_left(target: std::net::SocketAddr, apache: &Apache) {
-    wait_until("no request waiting", Duration::from_secs(30), || {
-        (status::total(target, "TotalWaiting") == 0).then_some(())
-    });
-    wait_until("only the asking connection open", Duration::from_secs(30), || (connections(target) <= 1).then_some(()));
-    assert!(!apache.error_log().contains("exit signal"), "a child crashed\n{}", apache.error_log());
 }
 
 #[test]
