@@ -431,3 +431,30 @@ fn resumptions_leave_workers_free_for_other_connections() {
     assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}\n{}", apache.error_log());
     assert_nothing_left(target, &apache);
 }
+
+/// `apachectl -k graceful-stop` lets children finish, but only for `GracefulShutdownTimeout`:
+/// then the parent sends SIGTERM, which a gracefully stopping child of the event MPM no longer
+/// acts on, and SIGKILL 3 s later. Every suspended client still gets 503 with Retry-After, not
+/// a connection cut by SIGKILL.
+#[test]
+fn a_graceful_stop_past_its_timeout_answers_every_suspended_request() {
+    let (work, _fpm, config) = outage_with_few_threads("suspended-graceful-stop");
+    let config = config.with_server_directives("GracefulShutdownTimeout 1\n");
+    let mut apache = Apache::start(&work.subdir("apache"), config);
+    let target = apache.address();
+    let waiting: Vec<_> = (0..10).map(|_| std::thread::spawn(move || http::get(target, "/index.php"))).collect();
+    status::wait_for_total(target, "TotalWaiting", 10);
+    apache.signal(libc::SIGWINCH);
+    for client in waiting {
+        let response = client.join().unwrap().unwrap_or_else(|error| {
+            panic!("an answer, not a connection cut by SIGKILL: {error}\n{}", apache.error_log())
+        });
+        assert_eq!(response.status, 503, "{}", response.text());
+        assert!(response.header("Retry-After").is_some(), "no Retry-After");
+    }
+    wait_until("apache2 exits", Duration::from_secs(30), || (!apache.is_running()).then_some(()));
+    let log = apache.error_log();
+    assert!(log.contains("SIGTERM while stopping gracefully"), "{log}");
+    assert!(!log.contains("sending a SIGKILL"), "{log}");
+    assert!(!log.contains("exit signal"), "a child crashed\n{log}");
+}

@@ -109,22 +109,31 @@ pub fn answer_all_now() {
 /// owns at its next turn.
 static TERMINATED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_sigterm(_signal: libc::c_int) {
-    // Async-signal-safe: one atomic store.
-    TERMINATED.store(true, Ordering::Release);
+extern "C" fn on_sigterm(_signal: libc::c_int, info: *mut libc::siginfo_t, _context: *mut libc::c_void) {
+    // A stopping child's listener sends SIGTERM to its own process to wake the main thread
+    // (event.c, close_listeners): only another process's (the parent's) means "stop now".
+    // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler; getpid is
+    // async-signal-safe, and so is one atomic store.
+    unsafe {
+        if (*info).si_pid() != libc::getpid() {
+            TERMINATED.store(true, Ordering::Release);
+        }
+    }
 }
 
 /// For a child stopping gracefully: a later SIGTERM (the parent's, once a graceful stop runs out
 /// of time or an immediate stop follows) has the waiting thread answer every request it owns.
 pub fn answer_all_on_sigterm() {
-    // SAFETY: a sigaction of plain data whose handler only stores an atomic. The event MPM's own
-    // SIGTERM handler of a child past its start-up does nothing (dummy_signal_handler): the child
-    // reads the pipe of death instead, and no longer once it stops.
+    // SAFETY: a sigaction of plain data whose handler only reads its siginfo and stores an
+    // atomic. The event MPM's own SIGTERM handler of a child past its start-up does nothing
+    // (dummy_signal_handler): the child reads the pipe of death instead, and no longer once it
+    // stops.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_sigaction =
+            on_sigterm as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) as libc::sighandler_t;
         libc::sigemptyset(&mut action.sa_mask);
-        action.sa_flags = libc::SA_RESTART;
+        action.sa_flags = libc::SA_RESTART | libc::SA_SIGINFO;
         libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
     }
 }
