@@ -50,9 +50,10 @@ pub fn resumable_now(idle_workers: usize, scheduled_not_started: usize, reserve:
     idle_workers.saturating_sub(scheduled_not_started).saturating_sub(reserve)
 }
 
-/// Workers a child keeps free of resumptions: an eighth of its threads, at least one.
+/// Workers a child keeps free of resumptions: an eighth of its threads, at least one, but never
+/// all of them (a child of one thread must still resume its requests).
 pub fn reserve_for(threads_per_child: usize) -> usize {
-    (threads_per_child / 8).max(1)
+    (threads_per_child / 8).max(1).min(threads_per_child.saturating_sub(1))
 }
 
 #[cfg(test)]
@@ -93,9 +94,11 @@ mod tests {
     }
 
     #[test]
-    fn the_reserve_is_an_eighth_of_the_threads_and_never_none() {
+    fn the_reserve_is_an_eighth_of_the_threads_at_least_one_never_all() {
         assert_eq!(reserve_for(25), 3);
         assert_eq!(reserve_for(8), 1);
-        assert_eq!(reserve_for(1), 1);
+        assert_eq!(reserve_for(2), 1);
+        assert_eq!(reserve_for(1), 0);
+        assert_eq!(resumable_now(1, 0, reserve_for(1)), 1, "a child of one thread still resumes");
     }
 }

@@ -76,10 +76,11 @@ pub struct Lingering {
 unsafe impl Send for Lingering {}
 
 impl Lingering {
-    /// Whether it is closed now: the client closed too, an error, or time is up.
+    /// Whether it is closed now: the client closed too, an error, or time is up. Reads 64 KB at
+    /// most per call, so that a client that keeps sending holds up no other connection.
     pub fn is_done(&mut self, now: Instant) -> bool {
         let mut buffer = [0u8; 4096];
-        loop {
+        for _ in 0..16 {
             // SAFETY: reads into a buffer of this length; the descriptor is a duplicate of ours.
             let read = unsafe {
                 libc::recv(self.socket.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len(), libc::MSG_DONTWAIT)
@@ -90,6 +91,7 @@ impl Lingering {
             let would_block = read < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock;
             return !would_block || now >= self.until;
         }
+        now >= self.until
     }
 }
 
