@@ -7,6 +7,7 @@
 use super::resume::{self, Claim, Lingering, OwnedRequest, Suspension};
 use super::{lock, Handover, RequestPointer};
 use crate::backoff::BackoffBounds;
+use crate::ffi::guard::guard;
 use crate::ffi::log;
 use crate::ffi::scheme_handler::KNOWN_DOWN;
 use crate::ffi::{hooks, pause_watch, scoreboard, status_handler};
@@ -14,7 +15,6 @@ use crate::handoff::{self, LeavingWorker};
 use crate::probe::{BackendAddress, ClientWatch};
 use crate::stats::unix_millis_now;
 use crate::suspended::{Resolution, SuspendedWaits};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, SendError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -140,9 +140,7 @@ pub fn answer_all_on_sigterm() {
 
 fn start() -> Option<Sender<Message>> {
     let (sender, receiver) = channel();
-    let spawned = std::thread::Builder::new()
-        .name("fcgi-resilient-waits".into())
-        .spawn(move || crate::ffi::guard::guard("the waiting thread", (), || keep_waits(&receiver)));
+    let spawned = std::thread::Builder::new().name("fcgi-resilient-waits".into()).spawn(move || keep_waits(&receiver));
     match spawned {
         Ok(_) => Some(sender),
         Err(error) => {
@@ -176,18 +174,12 @@ fn keep_waits(arrivals: &Receiver<Message>) {
         last_knock: None,
     };
     loop {
-        match catch_unwind(AssertUnwindSafe(|| state.turn(arrivals))) {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(payload) => {
-                let detail = payload
-                    .downcast_ref::<&str>()
-                    .map(|text| text.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                log::server_error(&format!(
-                    "internal error in the waiting thread: {detail}; the suspended requests it kept are answered 503"
-                ));
+        // A panic is logged by `guard` ("internal error in the waiting thread: …").
+        match guard("the waiting thread", None, || Some(state.turn(arrivals))) {
+            Some(true) => {}
+            Some(false) => return,
+            None => {
+                log::server_error("the suspended requests the waiting thread kept are answered 503");
                 state.answer_owned_waits();
             }
         }
