@@ -323,6 +323,7 @@ fn mpm_notes(log: &str) -> Vec<String> {
         "all workers are busy",
         "AH00484",
         "scoreboard is full",
+        "exit signal",
     ] {
         let n = count(needle);
         if let Some(first) = log.lines().find(|l| l.contains(needle)) {
