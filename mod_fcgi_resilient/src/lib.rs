@@ -34,6 +34,7 @@ pub mod status_page;
 pub mod suspended;
 #[cfg(test)]
 mod test_dir;
+pub mod wait_record;
 pub mod waiters;
 pub mod waiting;
 

@@ -42,6 +42,9 @@ pub trait Backend {
     fn can_wait_without_a_thread(&mut self, _attempt: Attempt) -> bool {
         false
     }
+    /// How many runs of this request the backend has dropped so far, this call's and those
+    /// before it waited without a thread (`wait_record`): the repeat limit counts them all.
+    fn drops(&self) -> u32;
 }
 
 const SERVICE_UNAVAILABLE: i32 = 503;
@@ -125,7 +128,6 @@ pub fn serve(
             _ => (0, Attempt::NotConnected(SERVICE_UNAVAILABLE)),
         },
     };
-    let mut dropped = 0;
     let mut waited = false;
     let mut seed = Some(seed);
     let mut backoff = None;
@@ -135,8 +137,7 @@ pub fn serve(
                 return Outcome::Served { status, retries: attempts.saturating_sub(1), waited };
             }
             Attempt::DroppedBeforeResponse(status) => {
-                dropped += 1;
-                if !limits.retry_dropped || dropped > MAX_DROPPED_RETRIES {
+                if !limits.retry_dropped || backend.drops() > MAX_DROPPED_RETRIES {
                     return Outcome::Served { status, retries: attempts.saturating_sub(1), waited };
                 }
             }
@@ -168,7 +169,7 @@ pub fn serve(
         // Only a first connect failure may be retried without a pause (the backend may be
         // back already); otherwise a probe and mod_proxy that disagree would spin. A request
         // that has not run the handler has just probed.
-        let pause_first = attempts != 1 || dropped > 0;
+        let pause_first = attempts != 1 || backend.drops() > 0;
         if let Err((reason, last_errno)) = wait_until_accepting(backend, limits, backoff, pause_first) {
             return Outcome::GaveUp { reason, attempts, last_errno };
         }
@@ -243,6 +244,8 @@ mod tests {
         probes: VecDeque<ProbeOutcome>,
         clock: Duration,
         handler_runs: u32,
+        /// Drops before this call (`drops_before`) and during it.
+        drops: u32,
         probes_done: u32,
         waits: Vec<Duration>,
         /// After this many waits, `reason_to_stop` gives this reason.
@@ -261,6 +264,7 @@ mod tests {
                 probes: probes.iter().copied().collect(),
                 clock: Duration::ZERO,
                 handler_runs: 0,
+                drops: 0,
                 probes_done: 0,
                 waits: Vec::new(),
                 stop_after_waits: None,
@@ -278,7 +282,11 @@ mod tests {
             if let Some(places) = &self.places {
                 self.held_while_running.push(places.current() > 0);
             }
-            self.attempts.pop_front().expect("handler ran more often than scripted")
+            let attempt = self.attempts.pop_front().expect("handler ran more often than scripted");
+            if matches!(attempt, Attempt::DroppedBeforeResponse(_)) {
+                self.drops += 1;
+            }
+            attempt
         }
         fn probe(&mut self, _patience: Duration) -> ProbeOutcome {
             self.probes_done += 1;
@@ -300,6 +308,9 @@ mod tests {
         }
         fn can_wait_without_a_thread(&mut self, _attempt: Attempt) -> bool {
             self.suspendable
+        }
+        fn drops(&self) -> u32 {
+            self.drops
         }
     }
 
@@ -567,6 +578,18 @@ mod tests {
             long_pauses, MAX_DROPPED_RETRIES,
             "each repeat came after a pause that lets PHP-FPM's children exit"
         );
+    }
+
+    #[test]
+    fn drops_before_a_suspension_count_against_the_repeat_limit() {
+        let attempts = vec![Attempt::DroppedBeforeResponse(UNAVAILABLE); 10];
+        let probes = vec![ProbeOutcome::Accepting; 10];
+        let mut backend = Scripted::new(&attempts, &probes);
+        backend.drops = MAX_DROPPED_RETRIES; // dropped twice before it was suspended
+        let opted_in = RetryLimits { retry_dropped: true, ..limits() };
+        let outcome = serve(&mut backend, Start::RunHandler, &opted_in, &WaitingCount::new(), || 1);
+        assert_eq!(outcome, Outcome::Served { status: UNAVAILABLE, retries: 0, waited: false });
+        assert_eq!(backend.handler_runs, 1, "three runs in all, whichever driver ran them");
     }
 
     #[test]

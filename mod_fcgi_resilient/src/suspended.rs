@@ -7,6 +7,7 @@
 
 use crate::backoff::{Backoff, BackoffBounds};
 use crate::probe::{BackendAddress, ClientWatch, ProbeOutcome, Prober};
+use crate::retry::UNUSABLE_PROBES_BEFORE_GIVING_UP;
 use nix::errno::Errno;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,9 @@ pub enum Resolution {
     BudgetSpent,
     /// Its client left: nothing is run, nothing answered.
     ClientGone,
+    /// The backend meets an error waiting will not mend (its socket's permissions): 503 now,
+    /// as a request waiting in its thread gets (`retry::UNUSABLE_PROBES_BEFORE_GIVING_UP`).
+    BackendUnusable,
     /// The child process is stopping (graceful restart or stop) and the backend still refuses:
     /// answered 503 now rather than kept until the budget ends.
     Stopping,
@@ -47,7 +51,12 @@ pub struct SuspendedWaits<T> {
 
 struct BackendWaits<T> {
     prober: Prober,
+    /// The section's `FcgiResilientBackoff`: requests of sections with other bounds have a
+    /// schedule of their own.
+    bounds: BackoffBounds,
     backoff: Backoff,
+    /// Probes in a row that met an error waiting will not mend (EACCES, `probe`).
+    unusable_in_a_row: u32,
     next_probe: Instant,
     probes: u32,
     last_errno: Option<Errno>,
@@ -91,7 +100,7 @@ impl<T> SuspendedWaits<T> {
         client: Option<ClientWatch>,
         now: Instant,
     ) {
-        self.add_not_before(address, request, deadline, client, now);
+        self.add_not_before(address, self.backoff, request, deadline, client, now);
     }
 
     /// Like `add`, leaving the request alone until `not_before` (e.g. a pause after its
@@ -99,6 +108,7 @@ impl<T> SuspendedWaits<T> {
     pub fn add_not_before(
         &mut self,
         address: BackendAddress,
+        bounds: BackoffBounds,
         request: T,
         deadline: Instant,
         client: Option<ClientWatch>,
@@ -106,7 +116,8 @@ impl<T> SuspendedWaits<T> {
     ) {
         let now = not_before;
         let mut suspended = Suspended { request, deadline, not_before, client, probes_before: 0 };
-        if let Some(backend) = self.backends.iter_mut().find(|backend| *backend.prober.address() == address) {
+        let same = |backend: &&mut BackendWaits<T>| *backend.prober.address() == address && backend.bounds == bounds;
+        if let Some(backend) = self.backends.iter_mut().find(same) {
             suspended.probes_before = backend.probes;
             backend.requests.push(suspended);
             return;
@@ -114,7 +125,9 @@ impl<T> SuspendedWaits<T> {
         let seed = self.backends.len() as u64 + 1;
         self.backends.push(BackendWaits {
             prober: Prober::new(address),
-            backoff: Backoff::new(self.backoff, seed),
+            bounds,
+            backoff: Backoff::new(bounds, seed),
+            unusable_in_a_row: 0,
             next_probe: now,
             probes: 0,
             last_errno: None,
@@ -183,6 +196,9 @@ impl<T> BackendWaits<T> {
                 match (accepts, stopping) {
                     (true, _) => Some(Resolution::Accepting),
                     (false, true) => Some(Resolution::Stopping),
+                    (false, false) if self.unusable_in_a_row >= UNUSABLE_PROBES_BEFORE_GIVING_UP => {
+                        Some(Resolution::BackendUnusable)
+                    }
                     (false, false) => None,
                 }
             };
@@ -203,7 +219,10 @@ impl<T> BackendWaits<T> {
             return false;
         }
         self.probes += 1;
-        match self.prober.probe(PROBE_PATIENCE) {
+        let outcome = self.prober.probe(PROBE_PATIENCE);
+        self.unusable_in_a_row =
+            if matches!(outcome, ProbeOutcome::Unusable { .. }) { self.unusable_in_a_row + 1 } else { 0 };
+        match outcome {
             ProbeOutcome::Accepting => {
                 self.backoff.reset();
                 self.last_errno = None;
@@ -354,6 +373,40 @@ mod tests {
         let _listener = UnixListener::bind(&socket).unwrap();
         waits.tick(now + Duration::from_millis(100), false, 100);
         assert_eq!(waits.take_probed(), vec![(address, true)]);
+    }
+
+    #[test]
+    fn a_backend_waiting_will_not_mend_ends_its_waits_after_a_few_probes() {
+        let dir = temp_dir("unusable");
+        let path = dir.join("php.sock");
+        std::fs::write(&path, b"not a socket").unwrap();
+        let mut waits = waits();
+        let now = Instant::now();
+        waits.add(BackendAddress::Unix(path), 1, now + LONG, None, now);
+        let mut ended = Vec::new();
+        for step in 0..UNUSABLE_PROBES_BEFORE_GIVING_UP {
+            ended = waits.tick(now + Duration::from_secs(step as u64), false, 100);
+        }
+        assert_eq!(resolutions_of(&ended), vec![(1, Resolution::BackendUnusable)]);
+        assert_eq!((ended[0].probes, ended[0].last_errno), (UNUSABLE_PROBES_BEFORE_GIVING_UP, Some(Errno::ENOTSOCK)));
+    }
+
+    #[test]
+    fn each_request_waits_on_its_own_sections_backoff() {
+        let dir = temp_dir("bounds");
+        let address = BackendAddress::Unix(dir.join("php.sock"));
+        let slow = BackoffBounds::new(Duration::from_millis(500), Duration::from_millis(500)).unwrap();
+        let mut waits = waits();
+        let now = Instant::now();
+        waits.add_not_before(address.clone(), slow, 1, now + LONG, None, now);
+        waits.tick(now, false, 100);
+        waits.tick(now + Duration::from_millis(100), false, 100);
+        waits.tick(now + Duration::from_millis(400), false, 100);
+        let ended = waits.end_all(Resolution::Stopping);
+        assert_eq!(ended[0].probes, 1, "asked once in 400 ms with a 500 ms backoff, not every 2 to 20 ms");
+        waits.add(address.clone(), 2, now + LONG, None, now);
+        waits.add_not_before(address, slow, 3, now + LONG, None, now);
+        assert_eq!(waits.backends.len(), 2, "sections with other bounds keep a schedule of their own");
     }
 
     #[test]

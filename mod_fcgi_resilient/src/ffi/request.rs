@@ -4,6 +4,7 @@
 use super::log::{self, Mark};
 use super::sys;
 use crate::probe::ClientWatch;
+use crate::wait_record::WaitRecord;
 use std::ffi::{c_int, CStr, CString};
 use std::marker::PhantomData;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -154,6 +155,23 @@ impl<'r> Request<'r> {
         }
     }
 
+    /// This request's record of its waits (`wait_record`), kept with the initial request so that
+    /// its ErrorDocument, redirects and resumed runs share it; made when first asked for.
+    pub fn with_wait_record<T>(&self, use_it: impl FnOnce(&mut WaitRecord) -> T) -> T {
+        let pool = self.initial().rec().pool;
+        let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
+        // SAFETY: looks up this module's key in the live initial request's pool.
+        unsafe { sys::apr_pool_userdata_get(&mut data, WAIT_RECORD_KEY.as_ptr(), pool) };
+        if data.is_null() {
+            data = Box::into_raw(Box::<WaitRecord>::default()).cast();
+            // SAFETY: the pool owns the box from here; `drop_wait_record` frees it with the pool.
+            unsafe { sys::apr_pool_userdata_setn(data, WAIT_RECORD_KEY.as_ptr(), Some(drop_wait_record), pool) };
+        }
+        // SAFETY: the box set above or by an earlier call, alive as long as the initial request;
+        // only the thread serving the request uses it, and not across this call.
+        use_it(unsafe { &mut *data.cast::<WaitRecord>() })
+    }
+
     /// Whether a write to the client has failed already (httpd sets `c->aborted` then).
     pub fn client_aborted(&self) -> bool {
         self.connection().aborted != 0
@@ -270,4 +288,12 @@ fn table_len(table: *mut sys::apr_table_t) -> i32 {
     }
     // SAFETY: apr_tables.h documents apr_table_t as beginning with an apr_array_header_t.
     unsafe { (*(table as *const sys::apr_array_header_t)).nelts }
+}
+
+const WAIT_RECORD_KEY: &CStr = c"fcgi_resilient-wait-record";
+
+unsafe extern "C" fn drop_wait_record(data: *mut std::ffi::c_void) -> sys::apr_status_t {
+    // SAFETY: the Box<WaitRecord> `with_wait_record` gave the pool, freed once with it.
+    drop(unsafe { Box::from_raw(data.cast::<WaitRecord>()) });
+    sys::APR_SUCCESS as sys::apr_status_t
 }

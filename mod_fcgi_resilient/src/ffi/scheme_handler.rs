@@ -38,8 +38,6 @@ const CLIENT_GONE: c_int = sys::HTTP_BAD_REQUEST as c_int;
 /// mod_proxy_fcgi sets it while building the CGI environment: see `attempt`.
 const ENVIRONMENT_MARKER: &CStr = c"GATEWAY_INTERFACE";
 const RETRY_AFTER: &CStr = c"Retry-After";
-/// How often the backend dropped this request in runs that then suspended it.
-const DROPS_NOTE: &CStr = c"fcgi_resilient-drops";
 /// Set when this module added Retry-After, so that a balancer's next member, served in the
 /// same request, does not send it with its answer.
 const RETRY_AFTER_NOTE: &CStr = c"fcgi_resilient-retry-after";
@@ -299,13 +297,15 @@ impl<'r> HttpdBackend<'r> {
                 });
                 SERVICE_UNAVAILABLE
             }
-            Outcome::GaveUp { reason, attempts, last_errno } => {
+            Outcome::GaveUp { reason, attempts: _, last_errno } => {
                 let budget = self.budget;
                 if let Some(counters) = self.counters() {
                     counters.gave_up(waited.as_millis() as u64);
                 }
                 self.set_retry_after(policy);
-                let (address, probes) = (self.address_text(), self.probes);
+                // This request's runs and probes in all, in its thread or suspended before.
+                let (attempts, probes) = self.request.with_wait_record(|record| (record.attempts, record.probes));
+                let address = self.address_text();
                 self.request.log(log::ERROR, mark!(), || {
                     give_up_message(reason, &address, (attempts, probes), (waited, budget), last_errno, policy)
                 });
@@ -369,6 +369,7 @@ impl Backend for HttpdBackend<'_> {
             self.worker.clear_error();
         }
         self.handler_runs += 1;
+        self.request.with_wait_record(|record| record.attempts += 1);
         if self.handler_runs > 1 {
             if let Some(counters) = self.counters() {
                 counters.retried();
@@ -381,6 +382,9 @@ impl Backend for HttpdBackend<'_> {
             }
         }
         let attempt = attempt::classify(&evidence);
+        if let Attempt::DroppedBeforeResponse(_) = attempt {
+            self.request.with_wait_record(|record| record.drops += 1);
+        }
         if let Attempt::NotConnected(status) = attempt {
             KNOWN_DOWN.mark_down(&self.address_text(), Instant::now());
             self.note_refusal();
@@ -403,6 +407,7 @@ impl Backend for HttpdBackend<'_> {
             return held;
         }
         self.probes += 1;
+        self.request.with_wait_record(|record| record.probes += 1);
         let outcome = self.prober().probe(patience);
         let (request, address) = (&self.request, self.prober.as_ref().map(|p| p.address().to_string()));
         let address = address.unwrap_or_default();
@@ -455,14 +460,8 @@ impl Backend for HttpdBackend<'_> {
             return false;
         }
         if let Attempt::DroppedBeforeResponse(_) = attempt {
-            // Counted across suspensions, so that a script that crashes PHP on every run is
-            // not run again and again for the whole budget.
-            let drops: u32 =
-                self.request.note(DROPS_NOTE).and_then(|n| std::str::from_utf8(n).ok()?.parse().ok()).unwrap_or(0);
-            if drops >= retry::MAX_DROPPED_RETRIES {
-                return false;
-            }
-            self.request.set_note_text(DROPS_NOTE, &(drops + 1).to_string());
+            // `serve` repeats it only within the limit, which counts the drops of every run
+            // (`wait_record`), suspended or not.
             self.request.set_note(suspend::AFTER_A_DROP_NOTE, c"1");
         } else if self.probe(Duration::from_millis(50)) == ProbeOutcome::Accepting {
             // mod_proxy_fcgi does not say why its connect failed: a probe does (and counts
@@ -474,6 +473,10 @@ impl Backend for HttpdBackend<'_> {
         let address = self.address_text();
         self.request.set_note_text(suspend::SUSPEND_NOTE, &address);
         true
+    }
+
+    fn drops(&self) -> u32 {
+        self.request.with_wait_record(|record| record.drops)
     }
 
     fn has_refused_for_a_whole_budget(&mut self) -> bool {

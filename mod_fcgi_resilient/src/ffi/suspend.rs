@@ -178,7 +178,8 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     }
     let policy = settings.resolve(hooks::default_max_waiting());
     if KNOWN_DOWN.any() {
-        if let Some(address) = proxy_backend(&request).filter(|address| still_refusing(address, &policy)) {
+        let refusing = |address: &BackendAddress| still_refusing(&request, address, &policy);
+        if let Some(address) = proxy_backend(&request).filter(refusing) {
             // Before mod_proxy runs at all: nothing of its bookkeeping has happened.
             return suspend(&request, address, &policy, BodyRead::NotYet).unwrap_or(DECLINED);
         }
@@ -193,14 +194,18 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     match suspend(&request, address.clone(), &policy, BodyRead::Already) {
         Ok(suspended) => suspended,
         Err(refusal) => {
+            let text = address.to_string();
+            if let Some(counters) = status_handler::shared_table().and_then(|table| table.backend(&text)) {
+                counters.gave_up(0);
+            }
             request.set_retry_after(policy.retry_after_secs);
-            let budget = policy.budget;
+            let (attempts, probes) = request.with_wait_record(|record| (record.attempts, record.probes));
             request.log(log::ERROR, mark!(), || {
                 give_up_message(
                     GiveUpReason::TooManyWaiting(refusal),
-                    &address.to_string(),
-                    (1, 0),
-                    (Duration::ZERO, budget),
+                    &text,
+                    (attempts, probes),
+                    (Duration::ZERO, policy.budget),
                     None,
                     &policy,
                 )
@@ -212,11 +217,12 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
 
 /// Whether a backend this child has seen refuse refuses now too, and is not one the breaker
 /// answers at once (the usual path says so).
-fn still_refusing(address: &BackendAddress, policy: &Policy) -> bool {
+fn still_refusing(request: &Request, address: &BackendAddress, policy: &Policy) -> bool {
     let text = address.to_string();
     if !KNOWN_DOWN.contains(&text, Instant::now()) {
         return false;
     }
+    request.with_wait_record(|record| record.probes += 1);
     if Prober::new(address.clone()).probe(Duration::from_millis(50)) == ProbeOutcome::Accepting {
         return false;
     }

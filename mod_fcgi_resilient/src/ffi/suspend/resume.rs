@@ -248,6 +248,16 @@ unsafe fn client_socket(c: *mut sys::conn_rec) -> Option<OwnedFd> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }.try_clone_to_owned().ok()
 }
 
+/// How a suspended request's wait ends, once and for both places that end it.
+enum Ending {
+    /// The handler ran: its status goes to the client.
+    Served(c_int),
+    ClientGone,
+    GaveUp(GiveUpReason),
+    /// The child stops at once: 503 now.
+    Stopping,
+}
+
 /// Serves or answers the request as ap_process_async_request would have, and returns its
 /// connection for closing — or `None` when the request waits again (it went back to the
 /// waiting thread).
@@ -267,8 +277,7 @@ unsafe fn finish(
     let waited = suspended_at.elapsed();
     // SAFETY: owned until ap_process_request_after_handler below.
     let request = unsafe { Request::from_raw(r) };
-    let text = address.to_string();
-    let counters = status_handler::shared_table().and_then(|table| table.backend(&text));
+    request.with_wait_record(|record| record.probes += probes);
     // SAFETY: r->invoke_mtx is the request's own mutex (made by ap_process_async_request and
     // unlocked when the request was suspended), in its pool; null without threads.
     let mutex = unsafe { (*r).invoke_mtx };
@@ -285,7 +294,7 @@ unsafe fn finish(
         }
     };
     lock(true);
-    let status = match resolution {
+    let ending = match resolution {
         Resolution::Accepting if on_worker => {
             // SAFETY: the handler phase of a live request, as ap_invoke_handler would run it
             // (its filters were inserted before the request was suspended).
@@ -293,71 +302,32 @@ unsafe fn finish(
                 DECLINED => INTERNAL_SERVER_ERROR,
                 status => status,
             };
-            // Refused or dropped again (PHP-FPM still going down): it waits on, suspended.
-            if let Some(Some(address)) = suspension_asked(&request) {
-                if let Ok(place) = super::take_place(&address.to_string(), &policy) {
-                    let again = super::handover(&request, address, place, &policy);
-                    lock(false);
-                    // SAFETY: this worker's scoreboard entry must not be written once it has
-                    // left the request; the waiting thread owns it from the next line.
-                    unsafe { (*(*r).connection).sbh = std::ptr::null_mut() };
-                    // SAFETY: owned, and handed over whole.
-                    let request = unsafe { OwnedRequest::new(RequestPointer(r)) };
-                    waiting_thread::wait_again(Suspension { request, handover: again });
-                    return None;
-                }
+            match suspension_asked(&request) {
+                // Refused or dropped again (PHP-FPM still going down): it waits on, suspended.
+                Some(Some(address)) => match super::take_place(&address.to_string(), &policy) {
+                    Ok(place) => {
+                        let again = super::handover(&request, address, place, &policy);
+                        lock(false);
+                        // SAFETY: this worker's scoreboard entry must not be written once it
+                        // has left the request; the waiting thread owns it from the next line.
+                        unsafe { (*(*r).connection).sbh = std::ptr::null_mut() };
+                        // SAFETY: owned, and handed over whole.
+                        let request = unsafe { OwnedRequest::new(RequestPointer(r)) };
+                        waiting_thread::wait_again(Suspension { request, handover: again });
+                        return None;
+                    }
+                    // The waiting cap is full: answered as a request refused a place at first.
+                    Err(refusal) => Ending::GaveUp(GiveUpReason::TooManyWaiting(refusal)),
+                },
+                _ => Ending::Served(status),
             }
-            if let Some(counters) = counters.filter(|_| status == sys::OK as c_int) {
-                counters.recovered(waited.as_millis() as u64);
-            }
-            request.log(log::INFO, mark!(), || {
-                format!(
-                    "backend {address} answered after {} ms of waiting, suspended (no thread held)",
-                    waited.as_millis()
-                )
-            });
-            status
         }
-        Resolution::ClientGone => {
-            if let Some(counters) = counters {
-                counters.client_left(waited.as_millis() as u64);
-            }
-            request.mark_client_gone();
-            request.log(log::INFO, mark!(), || {
-                format!(
-                    "the client closed its connection after {} ms of waiting for backend {address}; \
-                     the request was not sent to the backend",
-                    waited.as_millis()
-                )
-            });
-            CLIENT_GONE
-        }
-        Resolution::Accepting | Resolution::BudgetSpent | Resolution::Stopping => {
-            if let Some(counters) = counters {
-                counters.gave_up(waited.as_millis() as u64);
-            }
-            request.set_retry_after(policy.retry_after_secs);
-            // The probe that found it refusing before it was suspended counts too.
-            let probes = probes + 1;
-            let stopping = resolution != Resolution::BudgetSpent;
-            request.log(log::ERROR, mark!(), || {
-                let message = give_up_message(
-                    GiveUpReason::BudgetSpent,
-                    &text,
-                    (0, probes),
-                    (waited, policy.budget),
-                    last_errno,
-                    &policy,
-                );
-                if stopping {
-                    format!("{message}; answered early: this child process is stopping")
-                } else {
-                    message
-                }
-            });
-            SERVICE_UNAVAILABLE
-        }
+        Resolution::ClientGone => Ending::ClientGone,
+        Resolution::BudgetSpent => Ending::GaveUp(GiveUpReason::BudgetSpent),
+        Resolution::BackendUnusable => Ending::GaveUp(GiveUpReason::BackendUnusable),
+        Resolution::Accepting | Resolution::Stopping => Ending::Stopping,
     };
+    let status = answer(&request, ending, &address.to_string(), &policy, waited, last_errno);
     lock(false);
     // SAFETY: what ap_process_async_request does after a handler returns: the answer (or the
     // error page), then the end-of-request bucket that logs the request and frees its pool.
@@ -366,6 +336,64 @@ unsafe fn finish(
         sys::ap_die(status, r);
         sys::ap_process_request_after_handler(r);
         Some(connection)
+    }
+}
+
+/// The status, counters, Retry-After and log line of a suspended request's end.
+fn answer(
+    request: &Request,
+    ending: Ending,
+    address: &str,
+    policy: &crate::settings::Policy,
+    waited: Duration,
+    last_errno: Option<nix::errno::Errno>,
+) -> c_int {
+    let counters = status_handler::shared_table().and_then(|table| table.backend(address));
+    let waited_ms = waited.as_millis() as u64;
+    match ending {
+        Ending::Served(status) => {
+            if let Some(counters) = counters.filter(|_| status == sys::OK as c_int) {
+                counters.recovered(waited_ms);
+            }
+            request.log(log::INFO, mark!(), || {
+                format!("backend {address} answered after {waited_ms} ms of waiting, suspended (no thread held)")
+            });
+            status
+        }
+        Ending::ClientGone => {
+            if let Some(counters) = counters {
+                counters.client_left(waited_ms);
+            }
+            request.mark_client_gone();
+            request.log(log::INFO, mark!(), || {
+                format!(
+                    "the client closed its connection after {waited_ms} ms of waiting for backend {address}; \
+                     the request was not sent to the backend"
+                )
+            });
+            CLIENT_GONE
+        }
+        Ending::GaveUp(_) | Ending::Stopping => {
+            if let Some(counters) = counters {
+                counters.gave_up(waited_ms);
+            }
+            request.set_retry_after(policy.retry_after_secs);
+            let (attempts, probes) = request.with_wait_record(|record| (record.attempts, record.probes));
+            let reason = match ending {
+                Ending::GaveUp(reason) => reason,
+                _ => GiveUpReason::BudgetSpent,
+            };
+            request.log(log::ERROR, mark!(), || {
+                let message =
+                    give_up_message(reason, address, (attempts, probes), (waited, policy.budget), last_errno, policy);
+                if matches!(ending, Ending::Stopping) {
+                    format!("{message}; answered early: this child process is stopping")
+                } else {
+                    message
+                }
+            });
+            SERVICE_UNAVAILABLE
+        }
     }
 }
 

@@ -237,7 +237,8 @@ impl Waits {
         let client = suspension.handover.client.take().map(ClientWatch::new);
         let handover = &suspension.handover;
         let (address, deadline, not_before) = (handover.address.clone(), handover.deadline, handover.not_before);
-        self.waits.add_not_before(address, suspension, deadline, client, not_before);
+        let backoff = handover.policy.backoff;
+        self.waits.add_not_before(address, backoff, suspension, deadline, client, not_before);
     }
 
     /// Step 3 to 4: parked requests whose worker has provably left become this thread's.
