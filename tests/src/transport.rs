@@ -159,9 +159,15 @@ pub struct CurlAnswer {
     pub http_version: String,
     pub body: Vec<u8>,
     pub stderr: String,
+    /// The final answer's header lines, as (name, value).
+    pub headers: Vec<(String, String)>,
 }
 
 impl CurlAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
     pub fn is_ok_over(&self, transport: Transport) -> bool {
         self.exit == 0 && self.status == 200 && self.http_version == transport.curl_version()
     }
@@ -180,9 +186,12 @@ pub struct CurlRequest<'a> {
 /// Sends one request over `transport` with curl and waits for its answer.
 pub fn curl(ports: &Ports, transport: Transport, path: &str, request: &CurlRequest) -> CurlAnswer {
     let body_out = tempfile_path("curl-body");
+    let headers_out = tempfile_path("curl-headers");
     let mut command = Command::new("curl");
     command
         .args(["--silent", "--show-error", "--insecure", transport.curl_protocol()])
+        .arg("--dump-header")
+        .arg(&headers_out)
         .args(["--max-time", &request.max_time.unwrap_or(Duration::from_secs(60)).as_secs_f64().to_string()])
         .args(["--write-out", "%{http_code} %{http_version}", "--output"])
         .arg(&body_out);
@@ -196,7 +205,20 @@ pub fn curl(ports: &Ports, transport: Transport, path: &str, request: &CurlReque
     let output = command.output().expect("run curl");
     let body = std::fs::read(&body_out).unwrap_or_default();
     let _ = std::fs::remove_file(&body_out);
-    parse_curl(&output, body)
+    let headers = final_headers(&std::fs::read_to_string(&headers_out).unwrap_or_default());
+    let _ = std::fs::remove_file(&headers_out);
+    CurlAnswer { headers, ..parse_curl(&output, body) }
+}
+
+/// The header lines of the last answer in curl's --dump-header output (interim answers such as
+/// 100 Continue come first, each after its own status line).
+fn final_headers(dump: &str) -> Vec<(String, String)> {
+    let last = dump.rsplit("HTTP/").next().unwrap_or("");
+    last.lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
+        .collect()
 }
 
 fn parse_curl(output: &Output, body: Vec<u8>) -> CurlAnswer {
@@ -208,6 +230,7 @@ fn parse_curl(output: &Output, body: Vec<u8>) -> CurlAnswer {
         http_version: fields.next().unwrap_or("").to_string(),
         body,
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        headers: Vec::new(),
     }
 }
 

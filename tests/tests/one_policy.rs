@@ -1,0 +1,177 @@
+//! One retry policy, whichever way a request waits: the same scenario over HTTP/1.1 and TLS
+//! (suspended under the event MPM, no thread held) and over h2c and h2 (an HTTP/2 stream waits
+//! in its thread) ends with the same status, Retry-After, status-page counters and give-up
+//! line. Each transport gets an Apache of its own, so that each request is its child's first.
+//!
+//! Before, the two drivers disagreed: a suspended request ignored FcgiResilientBackoff (117
+//! probes in 2 s where a thread made 5) and reported 0 attempts; a GET whose script kills its
+//! PHP worker ran 5 times suspended and 3 times in a thread; a permission error was waited out
+//! to the end of the budget and answered "budget spent" when suspended.
+
+use harness::apache::{ApacheConfig, Processes};
+use harness::status::{self, STATUS_LOCATION};
+use harness::transport::{self, curl, CurlAnswer, CurlRequest, Ports, Transport};
+use harness::{Apache, PhpFpm, WorkDir};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// The section every scenario runs under, with `extra` directives.
+fn config(work: &WorkDir, fpm: &PhpFpm, extra: &str) -> ApacheConfig {
+    let mut config = ApacheConfig::new(&work.docroot(), &fpm.listen.proxy_handler()).with_server_directives(&format!(
+        "FcgiResilient On\nFcgiResilientTimeout 2s\nFcgiResilientRetryAfter 7\n{extra}\n{STATUS_LOCATION}"
+    ));
+    config.processes = Processes { start_servers: 1, server_limit: 1, threads_per_child: 8 };
+    config.log_level = "info fcgi_resilient:debug".to_string();
+    config
+}
+
+/// One request over `transport` to a fresh Apache with `config`; its answer and error log.
+fn one_request(work: &WorkDir, name: &str, config: ApacheConfig, transport: Transport, path: &str) -> Ended {
+    let dir = work.subdir(name);
+    let (config, ports) = transport::serve_every_transport(config, &dir);
+    let apache = Apache::start(&dir, config);
+    let answer = curl(&ports, transport, path, &CurlRequest::default());
+    let log = apache.error_log();
+    let gave_up = status::total(ports.plain, "TotalGaveUp");
+    assert!(!log.contains("exit signal"), "a child crashed\n{log}");
+    Ended { answer, log, gave_up, ports }
+}
+
+struct Ended {
+    answer: CurlAnswer,
+    log: String,
+    gave_up: u64,
+    #[allow(dead_code)]
+    ports: Ports,
+}
+
+impl Ended {
+    /// The module's give-up line, without its date and pid prefix.
+    fn give_up_line(&self) -> String {
+        let line = self.log.lines().find(|line| line.contains("[fcgi_resilient:error]")).unwrap_or_default();
+        line.rsplit_once("] ").map_or(String::new(), |(_, message)| message.to_string())
+    }
+
+    fn attempts_and_probes(&self) -> Option<(u32, u32)> {
+        let line = self.give_up_line();
+        let after = line.split_once(" after ")?.1;
+        let mut words = after.split_whitespace();
+        let attempts = words.next()?.parse().ok()?;
+        let probes = words.find_map(|word| word.parse().ok())?;
+        Some((attempts, probes))
+    }
+
+    fn suspended(&self) -> bool {
+        self.log.contains("the request waits suspended")
+    }
+}
+
+fn assert_same_answer(transport: Transport, ended: &Ended) {
+    let name = transport.name();
+    assert_eq!((ended.answer.exit, ended.answer.status), (0, 503), "{name}: {:?}\n{}", ended.answer, ended.log);
+    assert_eq!(ended.answer.header("Retry-After"), Some("7"), "{name}: {:?}", ended.answer.headers);
+    assert_eq!(ended.gave_up, 1, "{name}: counted once as given up\n{}", ended.log);
+    let suspended = matches!(transport, Transport::Http1 | Transport::Tls);
+    assert_eq!(ended.suspended(), suspended, "{name}: waited suspended: {}\n{}", ended.suspended(), ended.log);
+}
+
+/// PHP-FPM down, FcgiResilientTimeout 2s, FcgiResilientBackoff 500ms 500ms: the backend is
+/// asked about every 500 ms however the request waits, and the one connect mod_proxy made is
+/// counted as an attempt.
+#[test]
+fn the_backoff_and_the_attempts_are_the_same_suspended_or_in_a_thread() {
+    let work = WorkDir::new("policy-backoff");
+    let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
+    fpm.start();
+    fpm.stop();
+    for transport in Transport::ALL {
+        let config = config(&work, &fpm, "FcgiResilientBackoff 500ms 500ms");
+        let ended = one_request(&work, &format!("backoff-{}", transport.name().len()), config, transport, "/index.php");
+        assert_same_answer(transport, &ended);
+        let line = ended.give_up_line();
+        assert!(line.starts_with("gave up on backend"), "{}: {line}", transport.name());
+        let (attempts, probes) = ended.attempts_and_probes().unwrap_or_else(|| panic!("{line}"));
+        assert_eq!(attempts, 1, "{}: {line}", transport.name());
+        // 2 s at one probe per 500 ms: about 4, plus the one that found it refusing.
+        assert!((3..=7).contains(&probes), "{}: {probes} probes: {line}", transport.name());
+    }
+}
+
+/// A socket Apache's user may not connect to (EACCES) is a configuration error waiting will not
+/// mend: answered after a few probes with a message about the socket's permissions, not after
+/// the whole budget with "budget spent", however the request waits.
+#[test]
+fn a_permission_error_is_answered_early_with_the_same_message() {
+    let work = WorkDir::new("policy-eacces");
+    let fpm = PhpFpm::unix(work.path(), &work.docroot());
+    let socket = socket_path(&fpm);
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind the socket");
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    for transport in Transport::ALL {
+        let config = config(&work, &fpm, "FcgiResilientTimeout 30s");
+        let ended = one_request(&work, &format!("eacces-{}", transport.name().len()), config, transport, "/index.php");
+        assert_same_answer(transport, &ended);
+        let line = ended.give_up_line();
+        assert!(line.contains("check the socket path and its permissions"), "{}: {line}", transport.name());
+        assert!(line.contains("Permission denied"), "{}: {line}", transport.name());
+    }
+}
+
+/// With FcgiResilientRetryIdempotent On, a GET whose script kills its own PHP worker is run
+/// three times in all (two repeats), whether it waits suspended between runs or in its thread.
+#[test]
+fn a_dropped_get_is_repeated_twice_at_most_however_it_waits() {
+    let work = WorkDir::new("policy-drops");
+    let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
+    let runs = work.path().join("runs");
+    std::fs::create_dir_all(&runs).expect("runs directory");
+    std::fs::set_permissions(&runs, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let script = format!(
+        "<?php file_put_contents('{}/' . $_GET['id'], 'x', FILE_APPEND); shell_exec('kill -9 ' . getmypid());\n",
+        runs.display()
+    );
+    std::fs::write(work.docroot().join("crash.php"), script).expect("crash.php");
+    fpm.start();
+    let mut statuses = Vec::new();
+    for transport in Transport::ALL {
+        let id = transport.name().len();
+        let config = config(&work, &fpm, "FcgiResilientRetryIdempotent On\nFcgiResilientTimeout 10s");
+        let ended = one_request(&work, &format!("drops-{id}"), config, transport, &format!("/crash.php?id={id}"));
+        let ran = std::fs::read(runs.join(id.to_string())).map_or(0, |text| text.len());
+        assert_eq!(ran, 3, "{}: PHP ran the GET {ran} times: {:?}\n{}", transport.name(), ended.answer, ended.log);
+        statuses.push((ended.answer.exit, ended.answer.status));
+    }
+    assert!(statuses.windows(2).all(|pair| pair[0] == pair[1]), "the same answer everywhere: {statuses:?}");
+}
+
+/// FcgiResilientMaxWaiting 1 with PHP-FPM down: while one request waits, the next is refused a
+/// place and answered 503 with Retry-After at once, counted as given up, however it would
+/// have waited.
+#[test]
+fn a_request_refused_a_waiting_place_is_answered_alike() {
+    let work = WorkDir::new("policy-cap");
+    let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
+    fpm.start();
+    fpm.stop();
+    for transport in Transport::ALL {
+        let dir = work.subdir(&format!("cap-{}", transport.name().len()));
+        let config = config(&work, &fpm, "FcgiResilientMaxWaiting 1\nFcgiResilientTimeout 5s");
+        let (config, ports) = transport::serve_every_transport(config, &dir);
+        let apache = Apache::start(&dir, config);
+        let first = std::thread::spawn(move || curl(&ports, transport, "/index.php", &CurlRequest::default()));
+        status::wait_for_total(ports.plain, "TotalWaiting", 1);
+        let refused = curl(&ports, transport, "/index.php", &CurlRequest::default());
+        let name = transport.name();
+        assert_eq!((refused.exit, refused.status), (0, 503), "{name}: {refused:?}\n{}", apache.error_log());
+        assert_eq!(refused.header("Retry-After"), Some("7"), "{name}: {:?}", refused.headers);
+        assert!(apache.error_log().contains("answering 503 at once"), "{name}\n{}", apache.error_log());
+        assert_eq!(status::total(ports.plain, "TotalGaveUp"), 1, "{name}: the refused one\n{}", apache.error_log());
+        assert_eq!(first.join().unwrap().status, 503, "{name}: the first waits its budget out");
+    }
+}
+
+fn socket_path(fpm: &PhpFpm) -> std::path::PathBuf {
+    let handler = fpm.listen.proxy_handler();
+    let path = handler.strip_prefix("proxy:unix:").and_then(|rest| rest.split('|').next()).expect("a Unix socket");
+    Path::new(path).to_path_buf()
+}
