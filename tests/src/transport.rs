@@ -181,6 +181,8 @@ pub struct CurlRequest<'a> {
     pub expect_continue: bool,
     /// curl gives up (and closes its connection) after this long.
     pub max_time: Option<Duration>,
+    /// curl's --limit-rate: sends (and reads) no faster, e.g. "100k".
+    pub limit_rate: Option<&'a str>,
 }
 
 /// Sends one request over `transport` with curl and waits for its answer.
@@ -195,6 +197,9 @@ pub fn curl(ports: &Ports, transport: Transport, path: &str, request: &CurlReque
         .args(["--max-time", &request.max_time.unwrap_or(Duration::from_secs(60)).as_secs_f64().to_string()])
         .args(["--write-out", "%{http_code} %{http_version}", "--output"])
         .arg(&body_out);
+    if let Some(rate) = request.limit_rate {
+        command.args(["--limit-rate", rate]);
+    }
     if let Some(file) = request.body_file {
         command.arg("--data-binary").arg(format!("@{}", file.display()));
         command.args(["-H", "Content-Type: application/octet-stream"]);

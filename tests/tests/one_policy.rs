@@ -175,3 +175,42 @@ fn socket_path(fpm: &PhpFpm) -> std::path::PathBuf {
     let path = handler.strip_prefix("proxy:unix:").and_then(|rest| rest.split('|').next()).expect("a Unix socket");
     Path::new(path).to_path_buf()
 }
+
+/// A slow upload while PHP-FPM restarts: FcgiResilientTimeout is for waiting on the backend,
+/// not for the client's sending (Timeout and mod_reqtimeout bound a slow client), and a request
+/// whose body has arrived asks the backend at least once. A 400 KB body sent at 100 KB/s (about
+/// 4 s, twice the 2 s budget) with PHP-FPM back 1.5 s in is served whole, over every transport.
+/// Before, the 4 s of sending spent the budget and the backend, long back, was never asked:
+/// "gave up … after 1 attempt and 0 probes over 4.0s; last error: none".
+#[test]
+fn the_time_a_client_takes_to_send_its_body_is_not_charged_to_the_wait() {
+    let work = WorkDir::new("policy-slow-upload");
+    let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
+    let uploads = harness::uploads::Uploads::install(&work);
+    fpm.start();
+    fpm.stop();
+    let body = harness::load::body_pattern(400_000, 9);
+    let body_file = work.join("body");
+    std::fs::write(&body_file, &body).expect("body file");
+    for transport in Transport::ALL {
+        let id = format!("slow-{}", transport.name().len());
+        let dir = work.subdir(&id);
+        let (config, ports) = transport::serve_every_transport(config(&work, &fpm, ""), &dir);
+        let apache = Apache::start(&dir, config);
+        let sender = {
+            let (body_file, path) = (body_file.clone(), format!("/upload.php?id={id}"));
+            std::thread::spawn(move || {
+                let request =
+                    CurlRequest { body_file: Some(&body_file), limit_rate: Some("100k"), ..Default::default() };
+                curl(&ports, transport, &path, &request)
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        fpm.start();
+        let answer = sender.join().expect("curl");
+        let name = transport.name();
+        assert!(answer.is_ok_over(transport) && answer.body == body, "{name}: {answer:?}\n{}", apache.error_log());
+        assert_eq!(uploads.runs(&id), vec![body.len()], "{name}: PHP ran it once, whole");
+        fpm.stop();
+    }
+}

@@ -393,9 +393,15 @@ impl Backend for HttpdBackend<'_> {
                 return Attempt::Finished(status);
             }
             // The body must not wait with the request: see request_body.rs. A failed read ends
-            // the request here, before the backend received anything.
+            // the request here, before the backend received anything. The time the client takes
+            // to send it is not the backend's: the budget is for waiting on the backend (a slow
+            // client is bounded by Timeout and mod_reqtimeout), so it starts again once the body
+            // is in, and a request whose body has arrived asks the backend at least once.
+            let reading = Instant::now();
             // SAFETY: a live request, between two runs of mod_proxy_fcgi's handler.
-            if let Err(status) = unsafe { request_body::read_before_waiting(self.call.r) } {
+            let read = unsafe { request_body::read_before_waiting(self.call.r) };
+            self.started += reading.elapsed();
+            if let Err(status) = read {
                 return Attempt::Finished(status);
             }
         }
