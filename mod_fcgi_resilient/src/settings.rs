@@ -189,6 +189,37 @@ mod tests {
         assert_eq!(policy.retry_after_secs, DEFAULT_RETRY_AFTER_SECS);
     }
 
+    /// The commented directives of the shipped configurations are the real defaults: an admin
+    /// who uncomments one changes nothing.
+    #[test]
+    fn the_shipped_configurations_state_the_real_defaults() {
+        let shipped = [
+            include_str!("../../httpd-conf/debian/fcgi_resilient.conf"),
+            include_str!("../../httpd-conf/rhel/10-fcgi_resilient.conf"),
+        ];
+        for text in shipped {
+            let mut seen = 0;
+            for line in text.lines().map(str::trim).filter_map(|line| line.strip_prefix("#FcgiResilient")) {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                let directive = format!("FcgiResilient{}", words[0]);
+                let default = SectionSettings::default().resolve(8192);
+                match words[0] {
+                    "Timeout" => assert_eq!(parse_budget(&directive, words[1]), Ok(default.budget)),
+                    "Backoff" => assert_eq!(parse_backoff(&directive, words[1], words[2]), Ok(default.backoff)),
+                    "MaxWaiting" => assert_eq!(parse_max_waiting(&directive, words[1]), Ok(default.max_waiting)),
+                    "RetryIdempotent" => {
+                        assert_eq!(parse_on_off(&directive, words[1]), Ok(default.retry_idempotent))
+                    }
+                    "RetryAfter" => assert_eq!(parse_retry_after(&directive, words[1]), Ok(default.retry_after_secs)),
+                    "MaxBodySpool" => assert_eq!(parse_body_spool(&directive, words[1]), Ok(default.max_body_spool)),
+                    other => panic!("a shipped directive this test does not know: {other}"),
+                }
+                seen += 1;
+            }
+            assert_eq!(seen, 6, "every tunable directive is shown");
+        }
+    }
+
     #[test]
     fn default_cap_leaves_threads_free() {
         assert_eq!(default_max_waiting(400), 300, "event's default MaxRequestWorkers");
