@@ -52,6 +52,8 @@ fn main() {
         // "undefined symbol".
         .allowlist_function("ap_hook_suspend_connection|ap_mpm_register_timed_callback")
         .allowlist_function("ap_run_handler|ap_die|ap_process_request_after_handler")
+        // Where an internal redirect (a front controller's rewrite) leads (ffi/suspend.rs).
+        .allowlist_function("ap_sub_req_lookup_uri|ap_destroy_sub_req")
         .allowlist_function("apr_pool_destroy|apr_thread_mutex_(lock|unlock)|ap_hook_get_handler")
         .allowlist_type("ap_LINK_handler_t")
         // Who owns a suspended connection, and resumed requests on the scoreboard (ffi/scoreboard.rs).

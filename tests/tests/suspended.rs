@@ -462,3 +462,49 @@ fn a_graceful_stop_past_its_timeout_answers_every_suspended_request() {
     assert!(!log.contains("sending a SIGKILL"), "{log}");
     assert!(!log.contains("exit signal"), "a child crashed\n{log}");
 }
+
+/// WordPress's `.htaccess` (pretty permalinks): mod_rewrite sends every URL that is not a file
+/// to /index.php by an internal redirect, which httpd 2.4 cannot suspend. Once the child knows
+/// PHP-FPM is down, such requests are suspended before the redirect, so far more of them than
+/// threads wait without holding one, static files are served meanwhile, and all are answered by
+/// PHP once it is back. Before, every one waited in a worker thread.
+#[test]
+fn front_controller_requests_are_suspended_before_their_rewrite() {
+    let (work, mut fpm, mut config) = outage_with_few_threads("suspended-front-controller");
+    std::fs::write(
+        work.docroot().join(".htaccess"),
+        "RewriteEngine On\nRewriteBase /\nRewriteRule ^index\\.php$ - [L]\n\
+         RewriteCond %{REQUEST_URI} !^/(fcgi-resilient-status|server-status)\n\
+         RewriteCond %{REQUEST_FILENAME} !-f\nRewriteCond %{REQUEST_FILENAME} !-d\nRewriteRule . /index.php [L]\n",
+    )
+    .expect(".htaccess");
+    config.modules.push("rewrite");
+    config.site = config.site.replace("AllowOverride None", "AllowOverride All");
+    let apache = Apache::start(&work.subdir("apache"), config);
+    let target = apache.address();
+    // The first request of the outage teaches the child that the backend is down (the status
+    // pages are left out of the rewrite, as an admin does).
+    let first = std::thread::spawn(move || http::get(target, "/2026/12/hello-world/"));
+    status::wait_for_total(target, "TotalWaiting", 1);
+    let waiting: Vec<_> = (0..CLIENTS)
+        .map(|index| std::thread::spawn(move || http::get(target, &format!("/2026/12/post-{index}/"))))
+        .collect();
+    status::wait_for_total(target, "TotalWaiting", CLIENTS as u64 + 1);
+    for _ in 0..20 {
+        let response = http::get(target, "/static.txt").expect("static file during the outage");
+        assert_eq!(response.status, 200, "{}", apache.error_log());
+    }
+    fpm.start();
+    for client in waiting.into_iter().chain([first]) {
+        let response = client.join().unwrap().expect("an answer");
+        assert_eq!(
+            (response.status, response.text()),
+            (200, "hello from php-fpm\n".to_string()),
+            "{}",
+            apache.error_log()
+        );
+    }
+    let suspended = apache.error_log().matches("waiting, suspended (no thread held)").count();
+    assert!(suspended >= CLIENTS, "only {suspended} of {CLIENTS} front-controller requests were suspended");
+    assert_nothing_left(target, &apache);
+}

@@ -172,6 +172,38 @@ impl<'r> Request<'r> {
         use_it(unsafe { &mut *data.cast::<WaitRecord>() })
     }
 
+    /// A GET, HEAD or OPTIONS without a body: safe to repeat, nothing to keep while it waits.
+    pub fn is_safe_without_body(&self) -> bool {
+        matches!(self.method(), b"GET" | b"HEAD" | b"OPTIONS")
+            && self.header_in(c"Transfer-Encoding").is_none()
+            && self.header_in(c"Content-Length").is_none_or(|length| length == b"0")
+    }
+
+    /// Where mod_rewrite's per-directory rules send this request by an internal redirect (its
+    /// handler "redirect-handler", its filename "redirect:URI"), as a NUL-terminated URI.
+    pub fn internal_redirect_target(&self) -> Option<CString> {
+        match self.handler_and_filename() {
+            (Some(b"redirect-handler"), Some(filename)) => CString::new(filename.strip_prefix(b"redirect:")?).ok(),
+            _ => None,
+        }
+    }
+
+    /// Looks `uri` up as a subrequest of this one (translation, access checks, fixups: no
+    /// handler runs) and gives the subrequest to `inspect`; the subrequest is destroyed after.
+    pub fn with_lookup<T>(&self, uri: &CStr, inspect: impl FnOnce(Option<&Request>) -> T) -> T {
+        // SAFETY: a live request; the subrequest lives until ap_destroy_sub_req below.
+        let sub = unsafe { sys::ap_sub_req_lookup_uri(uri.as_ptr(), self.raw, std::ptr::null_mut()) };
+        if sub.is_null() {
+            return inspect(None);
+        }
+        // SAFETY: the subrequest just made, used by this thread only until it is destroyed.
+        let lookup = unsafe { Request::from_raw(sub) };
+        let found = inspect((lookup.rec().status == sys::HTTP_OK as c_int).then_some(&lookup));
+        // SAFETY: made above, destroyed once.
+        unsafe { sys::ap_destroy_sub_req(sub) };
+        found
+    }
+
     /// Whether a write to the client has failed already (httpd sets `c->aborted` then).
     pub fn client_aborted(&self) -> bool {
         self.connection().aborted != 0

@@ -215,12 +215,6 @@ impl<'r> HttpdBackend<'r> {
         self.prober().address().to_string()
     }
 
-    fn is_safe_without_body(&self) -> bool {
-        matches!(self.request.method(), b"GET" | b"HEAD" | b"OPTIONS")
-            && self.request.header_in(c"Transfer-Encoding").is_none()
-            && self.request.header_in(c"Content-Length").is_none_or(|length| length == b"0")
-    }
-
     /// For a balancer member that refused: hand the request back to mod_proxy's fail-over
     /// when another member accepts (clearing the stale error state that member may carry),
     /// and wait only when none does.
@@ -259,7 +253,7 @@ impl<'r> HttpdBackend<'r> {
             response_started: self.request.response_started(),
             response_headers_parsed: self.request.response_state() != before,
             environment_built: self.request.has_env(ENVIRONMENT_MARKER),
-            safe_without_body: self.is_safe_without_body(),
+            safe_without_body: self.request.is_safe_without_body(),
         }
     }
 

@@ -146,8 +146,10 @@ pub fn can_suspend() -> bool {
 pub fn mode_line() -> &'static str {
     if ASYNC_MPM.load(Ordering::Relaxed) {
         "waiting requests: top-level HTTP/1.x requests (plain and TLS) are suspended while they wait, \
-         no worker thread held; HTTP/2 streams, subrequests, internal redirects and balancer members \
-         wait in their thread"
+         no worker thread held, and so are bodiless requests a mod_rewrite front controller redirects \
+         to PHP (suspended before the redirect); HTTP/2 streams, subrequests, other internal redirects \
+         and balancer members wait in their thread (FallbackResource instead of a rewrite lets POSTs \
+         to a front controller wait without a thread too)"
     } else {
         "waiting requests: this MPM cannot suspend requests; every waiting request holds its thread"
     }
@@ -165,8 +167,11 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     }
     // SAFETY: a live request, used by this thread for the rest of this call.
     let request = unsafe { Request::from_raw(r) };
-    if !request.is_initial_http1() || request.note(RESUMED_NOTE).is_some() || !is_proxy_fcgi(&request) {
-        return DECLINED; // static files and the like: a few comparisons
+    if !request.is_initial_http1() || request.note(RESUMED_NOTE).is_some() {
+        return DECLINED;
+    }
+    if !is_proxy_fcgi(&request) {
+        return suspend_before_a_redirect(&request).unwrap_or(DECLINED); // static files: a few comparisons
     }
     // SAFETY: a live request inside the handler phase.
     let settings = unsafe { dir_config::for_request(r) };
@@ -213,6 +218,27 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
             SERVICE_UNAVAILABLE
         }
     }
+}
+
+/// A front controller (WordPress's, Drupal's, Laravel's `.htaccess`): mod_rewrite sends the
+/// request to index.php by an internal redirect, and a request suspended inside an internal
+/// redirect cannot be resumed in httpd 2.4 (ap_internal_redirect answers SUSPENDED with a 500).
+/// So while a backend is known down, the request is suspended before the redirect, when the
+/// redirect would lead to that backend; resumed, it runs the redirect as it would have. Only a
+/// request without a body: one with a body waits in its thread.
+fn suspend_before_a_redirect(request: &Request) -> Option<c_int> {
+    if !KNOWN_DOWN.any() || !request.is_safe_without_body() {
+        return None;
+    }
+    let target = request.internal_redirect_target()?;
+    let (address, policy) = request.with_lookup(&target, |lookup| {
+        let lookup = lookup.filter(|lookup| is_proxy_fcgi(lookup))?;
+        // SAFETY: the subrequest is live for this closure.
+        let settings = unsafe { dir_config::for_request(lookup.raw()) };
+        settings.is_enabled().then(|| (proxy_backend(lookup), settings.resolve(hooks::default_max_waiting())))
+    })?;
+    let address = address.filter(|address| still_refusing(request, address, &policy))?;
+    suspend(request, address, &policy, BodyRead::NotYet).ok()
 }
 
 /// Whether a backend this child has seen refuse refuses now too, and is not one the breaker
