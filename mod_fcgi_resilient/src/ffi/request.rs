@@ -62,11 +62,6 @@ impl<'r> Request<'r> {
         unsafe { sys::apr_table_setn(self.rec().notes, name.as_ptr(), value.as_ptr()) };
     }
 
-    /// Sets a note whose value is copied into the request pool.
-    pub fn set_note_text(&self, name: &'static CStr, value: &str) {
-        self.set_pooled(self.rec().notes, name, value);
-    }
-
     /// The request this one was made for: internal redirects (an ErrorDocument among them)
     /// lead back through `prev`, subrequests through `main`.
     pub fn initial(&self) -> Request<'r> {
@@ -80,11 +75,6 @@ impl<'r> Request<'r> {
             }
             raw = earlier;
         }
-    }
-
-    pub fn unset_note(&self, name: &CStr) {
-        // SAFETY: the request's own table.
-        unsafe { sys::apr_table_unset(self.rec().notes, name.as_ptr()) };
     }
 
     pub fn raw(&self) -> *mut sys::request_rec {

@@ -19,7 +19,7 @@ use crate::known_down::KnownDown;
 use crate::probe::{BackendAddress, ProbeOutcome, Prober, WaitEnd};
 use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits, Start};
 use crate::settings::Policy;
-use crate::shared_budget::{self, DEADLINE_NOTE};
+use crate::shared_budget;
 use crate::stats::{unix_millis_now, BackendSlot};
 use crate::waiters::{per_child_limit, ServerWideGate, ThreadCap};
 use crate::waiting::{Cap, Refusal, WaitingCount};
@@ -83,8 +83,8 @@ unsafe fn serve(call: SchemeCall) -> c_int {
     let (request, worker) = unsafe { (Request::from_raw(call.r), Worker::from_raw(call.worker)) };
     forget_retry_after_of_an_earlier_member(&request);
     let policy = settings.resolve(hooks::default_max_waiting());
-    let initial = request.initial();
-    let budget = shared_budget::remaining(initial.note(DEADLINE_NOTE), policy.budget, SystemTime::now);
+    let deadline = request.with_wait_record(|record| record.deadline);
+    let budget = shared_budget::remaining(deadline, policy.budget, SystemTime::now);
     let limits = RetryLimits {
         budget,
         backoff: policy.backoff,
@@ -112,9 +112,9 @@ unsafe fn serve(call: SchemeCall) -> c_int {
         }
         None => retry::serve(&mut backend, start, &limits, &WAITING, seed),
     };
-    if !matches!(outcome, Outcome::Served { waited: false, .. }) && initial.note(DEADLINE_NOTE).is_none() {
+    if !matches!(outcome, Outcome::Served { waited: false, .. }) && deadline.is_none() {
         let started_at = SystemTime::now() - backend.started.elapsed();
-        initial.set_note_text(DEADLINE_NOTE, &shared_budget::deadline_note(started_at, backend.budget));
+        request.with_wait_record(|record| record.deadline = Some(started_at + backend.budget));
     }
     backend.conclude(outcome, &policy)
 }
@@ -455,14 +455,14 @@ impl Backend for HttpdBackend<'_> {
     }
 
     fn can_wait_without_a_thread(&mut self, attempt: Attempt) -> bool {
-        if self.request.note(suspend::MAY_SUSPEND_NOTE).is_none() || balancer::is_balancer_member(self.worker.status())
-        {
+        let may_suspend = self.request.is_initial_http1() && self.request.with_wait_record(|record| record.may_suspend);
+        if !may_suspend || balancer::is_balancer_member(self.worker.status()) {
             return false;
         }
         if let Attempt::DroppedBeforeResponse(_) = attempt {
             // `serve` repeats it only within the limit, which counts the drops of every run
             // (`wait_record`), suspended or not.
-            self.request.set_note(suspend::AFTER_A_DROP_NOTE, c"1");
+            self.request.with_wait_record(|record| record.after_a_drop = true);
         } else if self.probe(Duration::from_millis(50)) == ProbeOutcome::Accepting {
             // mod_proxy_fcgi does not say why its connect failed: a probe does (and counts
             // it), and a backend that accepts by now is better served from this thread.
@@ -470,8 +470,8 @@ impl Backend for HttpdBackend<'_> {
         }
         // Its body was read when the connect failed (`run_handler`). The backend is named
         // here: a ProxyPass worker's socket is in the worker, not in the request.
-        let address = self.address_text();
-        self.request.set_note_text(suspend::SUSPEND_NOTE, &address);
+        let address = self.prober().address().clone();
+        self.request.with_wait_record(|record| record.suspend_for = Some(address));
         true
     }
 

@@ -63,12 +63,12 @@ use crate::handoff::LeavingWorker;
 use crate::probe::{proxy_fcgi_target, BackendAddress, ProbeOutcome, Prober};
 use crate::retry::{GiveUpReason, PAUSE_AFTER_A_DROP};
 use crate::settings::Policy;
-use crate::shared_budget::{self, DEADLINE_NOTE};
+use crate::shared_budget;
 use crate::stats::unix_millis_now;
 use crate::waiters::WaiterPlace;
 use crate::waiting::{Cap, Refusal};
 use std::collections::HashMap;
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_int, c_void};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -77,14 +77,6 @@ use std::time::{Duration, Instant, SystemTime};
 const DECLINED: c_int = sys::DECLINED as c_int;
 const SERVICE_UNAVAILABLE: c_int = sys::HTTP_SERVICE_UNAVAILABLE as c_int;
 const CLIENT_GONE: c_int = sys::HTTP_BAD_REQUEST as c_int;
-const RESUMED_NOTE: &CStr = c"fcgi_resilient-resumed";
-/// Set while this module runs mod_proxy for a request it may suspend: its scheme handler then
-/// answers a refused connect at once with `SUSPEND_NOTE` rather than wait in the thread.
-pub const MAY_SUSPEND_NOTE: &CStr = c"fcgi_resilient-may-suspend";
-/// Set by the scheme handler to the backend (as `BackendAddress` displays it) it refused for.
-pub const SUSPEND_NOTE: &CStr = c"fcgi_resilient-suspend";
-/// Set with `SUSPEND_NOTE` when the backend dropped the request rather than refused it.
-pub const AFTER_A_DROP_NOTE: &CStr = c"fcgi_resilient-after-a-drop";
 
 /// Whether the MPM can suspend: the event MPM (AP_MPMQ_IS_ASYNC) of a checked version, asked
 /// at post_config.
@@ -167,7 +159,7 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     }
     // SAFETY: a live request, used by this thread for the rest of this call.
     let request = unsafe { Request::from_raw(r) };
-    if !request.is_initial_http1() || request.note(RESUMED_NOTE).is_some() {
+    if !request.is_initial_http1() || request.with_wait_record(|record| record.resumed) {
         return DECLINED;
     }
     if !is_proxy_fcgi(&request) {
@@ -192,10 +184,10 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     // mod_proxy runs from here, so that a request whose connect is refused comes back here
     // (mod_fcgi_resilient's scheme handler returns it at once, its body read) to be suspended
     // once mod_proxy has done its bookkeeping, instead of waiting in this thread.
-    request.set_note(MAY_SUSPEND_NOTE, c"1");
+    request.with_wait_record(|record| record.may_suspend = true);
     // SAFETY: inside the handler hook, for the request it was given.
     let status = unsafe { run_handlers_after_ours(r) };
-    let Some(Some(address)) = suspension_asked(&request) else { return status };
+    let Some(address) = suspension_asked(&request) else { return status };
     match suspend(&request, address.clone(), &policy, BodyRead::Already) {
         Ok(suspended) => suspended,
         Err(refusal) => {
@@ -331,17 +323,17 @@ fn take_place(address: &str, policy: &Policy) -> Result<WaiterPlace<'static>, Re
 
 /// What the waiting thread needs of a request about to be suspended.
 fn handover(request: &Request, address: BackendAddress, place: WaiterPlace<'static>, policy: &Policy) -> Handover {
-    request.set_note(RESUMED_NOTE, c"1");
-    if request.note(DEADLINE_NOTE).is_none() {
-        request.set_note_text(DEADLINE_NOTE, &shared_budget::deadline_note(SystemTime::now(), policy.budget));
-    }
-    let left = shared_budget::remaining(request.note(DEADLINE_NOTE), policy.budget, SystemTime::now);
+    let (deadline, after_a_drop) = request.with_wait_record(|record| {
+        record.resumed = true;
+        let deadline = *record.deadline.get_or_insert_with(|| SystemTime::now() + policy.budget);
+        (deadline, std::mem::take(&mut record.after_a_drop))
+    });
+    let left = shared_budget::remaining(Some(deadline), policy.budget, SystemTime::now);
     request.close_connection_after();
     let now = Instant::now();
     // A backend that dropped the request is going down: PHP-FPM's exiting children must be
     // gone before it is asked again (retry::PAUSE_AFTER_A_DROP).
-    let not_before = if request.note(AFTER_A_DROP_NOTE).is_some() { now + PAUSE_AFTER_A_DROP } else { now };
-    request.unset_note(AFTER_A_DROP_NOTE);
+    let not_before = if after_a_drop { now + PAUSE_AFTER_A_DROP } else { now };
     request.log(log::DEBUG, mark!(), || format!("backend {address} refuses: the request waits suspended"));
     Handover {
         address,
@@ -355,11 +347,8 @@ fn handover(request: &Request, address: BackendAddress, place: WaiterPlace<'stat
 }
 
 /// The backend the scheme handler asked this request to be suspended for, if it did.
-fn suspension_asked(request: &Request) -> Option<Option<BackendAddress>> {
-    let backend = request.note(SUSPEND_NOTE)?;
-    let address = BackendAddress::parse_display(&String::from_utf8_lossy(backend));
-    request.unset_note(SUSPEND_NOTE);
-    Some(address)
+fn suspension_asked(request: &Request) -> Option<BackendAddress> {
+    request.with_wait_record(|record| record.suspend_for.take())
 }
 
 /// A request mod_proxy will send to a FastCGI backend: cheap byte comparisons, no allocation.

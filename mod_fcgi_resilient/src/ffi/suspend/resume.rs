@@ -304,7 +304,7 @@ unsafe fn finish(
             };
             match suspension_asked(&request) {
                 // Refused or dropped again (PHP-FPM still going down): it waits on, suspended.
-                Some(Some(address)) => match super::take_place(&address.to_string(), &policy) {
+                Some(address) => match super::take_place(&address.to_string(), &policy) {
                     Ok(place) => {
                         let again = super::handover(&request, address, place, &policy);
                         lock(false);
@@ -319,7 +319,7 @@ unsafe fn finish(
                     // The waiting cap is full: answered as a request refused a place at first.
                     Err(refusal) => Ending::GaveUp(GiveUpReason::TooManyWaiting(refusal)),
                 },
-                _ => Ending::Served(status),
+                None => Ending::Served(status),
             }
         }
         Resolution::ClientGone => Ending::ClientGone,
