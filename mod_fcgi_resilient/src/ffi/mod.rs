@@ -6,6 +6,7 @@ mod compat;
 mod dir_config;
 mod directives;
 mod guard;
+mod hook_chain;
 mod hooks;
 mod log;
 mod module_record;

@@ -7,7 +7,7 @@
 //! so registering then works whatever the load order — and a missing mod_proxy becomes a
 //! clear start-up error instead of dlopen's "undefined symbol".
 
-use super::{module_record::MODULE_NAME, sys};
+use super::{hook_chain, module_record::MODULE_NAME, sys};
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -84,35 +84,20 @@ pub struct SchemeCall {
 /// # Safety
 /// Must be called from within mod_proxy's scheme_handler hook with that hook's arguments.
 pub unsafe fn run_handlers_after(ours: SchemeHandler, call: &SchemeCall) -> c_int {
-    let declined = sys::DECLINED as c_int;
     let get_handlers = GET_SCHEME_HANDLERS.load(Ordering::Acquire);
     if get_handlers.is_null() {
-        return declined;
+        return sys::DECLINED as c_int;
     }
     // SAFETY: stored from the exported proxy_hook_get_scheme_handler, whose signature this is.
     let handlers = unsafe { std::mem::transmute::<*mut c_void, GetSchemeHandlers>(get_handlers)() };
-    if handlers.is_null() {
-        return declined;
-    }
-    // SAFETY: the hook array holds `nelts` proxy_LINK_scheme_handler_t entries.
-    let entries = unsafe {
-        std::slice::from_raw_parts(
-            (*handlers).elts as *const sys::proxy_LINK_scheme_handler_t,
-            (*handlers).nelts as usize,
-        )
-    };
-    let position = entries.iter().position(|entry| entry.pFunc.map(|f| f as usize) == Some(ours as usize));
-    let Some(position) = position else { return declined };
-    for entry in &entries[position + 1..] {
-        let Some(handler) = entry.pFunc else { continue };
+    let function = |entry: &sys::proxy_LINK_scheme_handler_t| entry.pFunc;
+    let run = |handler: SchemeHandler| {
         // A fresh copy per call: a handler may rewrite the URL it is given.
         // SAFETY: r->pool outlives the request; url is NUL-terminated.
         let url = unsafe { sys::apr_pstrdup((*call.r).pool, call.url) };
         // SAFETY: the same arguments mod_proxy passed to the hook, as its runner would pass them.
-        let status = unsafe { handler(call.r, call.worker, call.conf, url, call.proxyname, call.proxyport) };
-        if status != declined {
-            return status;
-        }
-    }
-    declined
+        unsafe { handler(call.r, call.worker, call.conf, url, call.proxyname, call.proxyport) }
+    };
+    // SAFETY: mod_proxy's scheme_handler hook array, of proxy_LINK_scheme_handler_t entries.
+    unsafe { hook_chain::run_after(handlers, ours as usize, function, |handler| handler as usize, run) }
 }

@@ -58,7 +58,7 @@ mod waiting_thread;
 use super::log::{self, mark};
 use super::request::Request;
 use super::scheme_handler::{give_up_message, KNOWN_DOWN};
-use super::{dir_config, guard::guard, hooks, request_body, scoreboard, status_handler, sys};
+use super::{dir_config, guard::guard, hook_chain, hooks, request_body, scoreboard, status_handler, sys};
 use crate::handoff::LeavingWorker;
 use crate::probe::{proxy_fcgi_target, BackendAddress, ProbeOutcome, Prober};
 use crate::retry::{GiveUpReason, PAUSE_AFTER_A_DROP};
@@ -370,25 +370,12 @@ fn is_proxy_fcgi(request: &Request) -> bool {
 unsafe fn run_handlers_after_ours(r: *mut sys::request_rec) -> c_int {
     // SAFETY: httpd's handler hook array, sorted and fixed once requests are served.
     let hooks = unsafe { sys::ap_hook_get_handler() };
-    if hooks.is_null() {
-        return DECLINED;
-    }
-    // SAFETY: the array holds `nelts` ap_LINK_handler_t entries.
-    let entries =
-        unsafe { std::slice::from_raw_parts((*hooks).elts as *const sys::ap_LINK_handler_t, (*hooks).nelts as usize) };
     let ours = handle as unsafe extern "C" fn(*mut sys::request_rec) -> c_int;
-    let Some(position) = entries.iter().position(|entry| entry.pFunc.map(|f| f as usize) == Some(ours as usize)) else {
-        return DECLINED;
-    };
-    for entry in &entries[position + 1..] {
-        let Some(handler) = entry.pFunc else { continue };
-        // SAFETY: the request httpd passed to the hook, as its runner would pass it.
-        let status = unsafe { handler(r) };
-        if status != DECLINED {
-            return status;
-        }
-    }
-    DECLINED
+    let function = |entry: &sys::ap_LINK_handler_t| entry.pFunc;
+    // SAFETY: the request httpd passed to the hook, as its runner would pass it.
+    let run = |handler: unsafe extern "C" fn(*mut sys::request_rec) -> c_int| unsafe { handler(r) };
+    // SAFETY: the handler hook array holds ap_LINK_handler_t entries.
+    unsafe { hook_chain::run_after(hooks, ours as usize, function, |handler| handler as usize, run) }
 }
 
 /// The FastCGI backend of a proxy request before mod_proxy's handler: `SetHandler "proxy:…"`
