@@ -2,7 +2,7 @@
 //! directives land in each server's default per-directory config, so this one merge gives
 //! Apache's usual inheritance: main server, then virtual host, then <Directory>/<Location>.
 
-use super::{module_record, sys};
+use super::{module_record, request::Request, sys};
 use crate::settings::SectionSettings;
 use std::ffi::{c_char, c_void};
 
@@ -30,6 +30,13 @@ pub unsafe extern "C" fn merge(pool: *mut sys::apr_pool_t, base: *mut c_void, ad
         // SAFETY: `pool` is the pool httpd wants the merged config to live in.
         unsafe { store(pool, outer.merged_with(inner)) }
     })
+}
+
+/// The merged settings that apply to this request.
+pub fn of(request: &Request) -> SectionSettings {
+    // SAFETY: a live request (`Request`'s contract) in a phase where httpd has set up its
+    // per-directory configuration (every hook this module reads settings in).
+    unsafe { for_request(request.raw()) }
 }
 
 /// The merged settings that apply to this request.

@@ -2,6 +2,7 @@
 //! module record, directive and hook registration, logging, and the glue that runs the retry
 //! policy over a real `request_rec`. Each `extern "C"` entry point catches panics (`guard`).
 
+mod brigade;
 mod compat;
 mod dir_config;
 mod directives;

@@ -319,3 +319,79 @@ unsafe extern "C" fn drop_wait_record(data: *mut std::ffi::c_void) -> sys::apr_s
     drop(unsafe { Box::from_raw(data.cast::<WaitRecord>()) });
     sys::APR_SUCCESS as sys::apr_status_t
 }
+
+/// What the request-body and status-page glue needs of a request (`brigade`, `request_body`,
+/// `status_handler`).
+impl<'r> Request<'r> {
+    /// The request's pool, for the `brigade` view to allocate in; it outlives 'r.
+    pub(super) fn pool(&self) -> *mut sys::apr_pool_t {
+        self.rec().pool
+    }
+
+    /// The connection's bucket allocator, which the request's brigades use.
+    pub(super) fn bucket_alloc(&self) -> *mut sys::apr_bucket_alloc_t {
+        self.connection().bucket_alloc
+    }
+
+    /// The head of the request's input filter chain.
+    pub(super) fn input_filters(&self) -> *mut sys::ap_filter_t {
+        self.rec().input_filters
+    }
+
+    /// Sets a request header, its value copied into the request pool.
+    pub fn set_header_in(&self, name: &'static CStr, value: &str) {
+        let value = CString::new(value.replace('\0', "")).unwrap_or_default();
+        // SAFETY: the request's own table; the value is copied into the request pool, so the
+        // entry outlives this call.
+        unsafe {
+            let pooled = sys::apr_pstrdup(self.rec().pool, value.as_ptr());
+            sys::apr_table_setn(self.rec().headers_in, name.as_ptr(), pooled);
+        }
+    }
+
+    pub fn unset_header_in(&self, name: &CStr) {
+        // SAFETY: the request's own table.
+        unsafe { sys::apr_table_unset(self.rec().headers_in, name.as_ptr()) };
+    }
+
+    /// r->method_number (M_GET for HEAD too).
+    pub fn method_number(&self) -> c_int {
+        self.rec().method_number
+    }
+
+    /// The query string, where there is one.
+    pub fn args(&self) -> Option<&'r [u8]> {
+        let args = self.rec().args;
+        // SAFETY: a non-null args is the request's NUL-terminated query string, in its pool.
+        (!args.is_null()).then(|| unsafe { CStr::from_ptr(args) }.to_bytes())
+    }
+
+    pub fn set_content_type(&self, content_type: &'static CStr) {
+        // SAFETY: a live request; the static string outlives it.
+        unsafe { sys::ap_set_content_type(self.raw, content_type.as_ptr()) };
+    }
+
+    /// Sends `body` to the client (ap_rwrite), unless the request is a HEAD.
+    pub fn write_body(&self, body: &str) {
+        if self.rec().header_only != 0 {
+            return;
+        }
+        // SAFETY: a live request answered by this thread; ap_rwrite copies `body` before returning.
+        unsafe { sys::ap_rwrite(body.as_ptr().cast(), body.len() as c_int, self.raw) };
+    }
+
+    /// Hands `value` to the request's pool, which drops it when it is destroyed, however the
+    /// request ends; meanwhile it is shared for 'r.
+    pub fn keep_in_pool<T: 'static>(&self, value: T) -> &'r T {
+        unsafe extern "C" fn drop_kept<T>(data: *mut std::ffi::c_void) -> sys::apr_status_t {
+            // SAFETY: the Box<T> `keep_in_pool` gave the pool, dropped once with it.
+            drop(unsafe { Box::from_raw(data.cast::<T>()) });
+            sys::APR_SUCCESS as sys::apr_status_t
+        }
+        let kept = Box::into_raw(Box::new(value));
+        self.on_cleanup(drop_kept::<T>, kept.cast());
+        // SAFETY: the pool owns the box until it is destroyed, after 'r; only shared
+        // references are handed out.
+        unsafe { &*kept }
+    }
+}

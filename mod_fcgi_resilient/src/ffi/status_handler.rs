@@ -2,7 +2,7 @@
 //! Access is left to the usual Require directives of the section that sets the handler.
 
 use super::log::{self, mark};
-use super::{guard::guard, hooks, sys};
+use super::{guard::guard, hooks, request::Request, sys};
 use crate::stats::{StatsTable, TableReport, TABLE_KEY};
 use crate::status_page::{render_auto, render_html, PageFormat};
 use crate::{pause, prometheus};
@@ -31,12 +31,8 @@ pub fn current_report() -> TableReport {
 /// # Safety
 /// `r` must be a live request that a handler (or mod_status's hook) is answering.
 pub unsafe fn write_body(r: *mut sys::request_rec, body: &str) {
-    // SAFETY: the caller guarantees a live request; ap_rwrite copies `body` before returning.
-    unsafe {
-        if (*r).header_only == 0 {
-            sys::ap_rwrite(body.as_ptr().cast(), body.len() as c_int, r);
-        }
-    }
+    // SAFETY: the caller guarantees a live request, answered by this thread for this call.
+    unsafe { Request::from_raw(r) }.write_body(body);
 }
 
 /// Finds the table made at the first start-up, or makes it: httpd unloads and reloads the
@@ -60,11 +56,14 @@ pub unsafe fn attach_shared_table(server: *mut sys::server_rec) {
         let message = format!("{mismatch}; counting in a fresh table");
         log::for_server(server, sys::APLOG_NOTICE as c_int, mark!(), &message);
     }
-    let Some(table) = found.and_then(Result::ok).or_else(|| new_table_under(key, pool)) else { return };
+    // SAFETY: the process pool, read above.
+    let Some(table) = found.and_then(Result::ok).or_else(|| unsafe { new_table_under(key, pool) }) else { return };
     SHARED_TABLE.store(table as *const StatsTable as *mut StatsTable, Ordering::Release);
 }
 
-fn new_table_under(key: &CStr, pool: *mut sys::apr_pool_t) -> Option<&'static StatsTable> {
+/// # Safety
+/// `pool` must be the live process pool.
+unsafe fn new_table_under(key: &CStr, pool: *mut sys::apr_pool_t) -> Option<&'static StatsTable> {
     let table = StatsTable::new_shared()?;
     let memory = table as *const StatsTable as *mut c_void;
     // apr_pool_cleanup_null: no cleanup code from a module that may be unloaded.
@@ -74,26 +73,20 @@ fn new_table_under(key: &CStr, pool: *mut sys::apr_pool_t) -> Option<&'static St
 }
 
 pub unsafe extern "C" fn handle(r: *mut sys::request_rec) -> c_int {
-    // SAFETY: httpd calls handlers with a live request.
-    guard("the status handler", sys::HTTP_INTERNAL_SERVER_ERROR as c_int, || unsafe { serve(r) })
+    guard("the status handler", sys::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
+        // SAFETY: httpd calls handlers with a live request, served by this thread for the call.
+        serve(unsafe { Request::from_raw(r) })
+    })
 }
 
-unsafe fn serve(r: *mut sys::request_rec) -> c_int {
-    // SAFETY: httpd hands handlers a live request.
-    let request = unsafe { &*r };
-    if request.handler.is_null() {
+fn serve(request: Request) -> c_int {
+    if request.handler_and_filename().0 != Some(HANDLER_NAME) {
         return DECLINED;
     }
-    // SAFETY: checked non-null above; httpd's handler names are NUL-terminated.
-    if unsafe { CStr::from_ptr(request.handler) }.to_bytes() != HANDLER_NAME {
+    if request.method_number() != sys::M_GET as c_int {
         return DECLINED;
     }
-    if request.method_number != sys::M_GET as c_int {
-        return DECLINED;
-    }
-    // SAFETY: a non-null args is the request's NUL-terminated query string.
-    let query =
-        (!request.args.is_null()).then(|| unsafe { CStr::from_ptr(request.args) }.to_string_lossy().into_owned());
+    let query = request.args().map(|args| String::from_utf8_lossy(args).into_owned());
     let report = current_report();
     let paused = super::pause_watch::paused_backends(&report);
     let (content_type, body) = match PageFormat::from_query(query.as_deref()) {
@@ -103,10 +96,7 @@ unsafe fn serve(r: *mut sys::request_rec) -> c_int {
             (prometheus::CONTENT_TYPE, prometheus::render_prometheus(&report) + &pause::render_prometheus(&paused))
         }
     };
-    // SAFETY: a live request; the content type is static.
-    unsafe {
-        sys::ap_set_content_type(r, content_type.as_ptr());
-        write_body(r, &body);
-    }
+    request.set_content_type(content_type);
+    request.write_body(&body);
     OK
 }
