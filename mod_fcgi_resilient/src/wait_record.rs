@@ -12,10 +12,6 @@ pub struct WaitRecord {
     /// When its budget ends, set by its first wait: its later runs (ErrorDocument, redirects,
     /// the next balancer member, a resumed run) wait at most until then (`shared_budget`).
     pub deadline: Option<SystemTime>,
-    /// The suspending handler runs mod_proxy for this (top-level HTTP/1.x) request and may
-    /// suspend it: the scheme handler then answers a refused connect at once instead of
-    /// waiting in the thread, naming the backend in `suspend_for`.
-    pub may_suspend: bool,
     /// The backend a run asked this request be suspended for; taken by the suspending side.
     pub suspend_for: Option<BackendAddress>,
     /// That run ended with a drop: the backend is given `retry::PAUSE_AFTER_A_DROP` first.

@@ -149,9 +149,7 @@ impl<'r> Request<'r> {
     /// its ErrorDocument, redirects and resumed runs share it; made when first asked for.
     pub fn with_wait_record<T>(&self, use_it: impl FnOnce(&mut WaitRecord) -> T) -> T {
         let pool = self.initial().rec().pool;
-        let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
-        // SAFETY: looks up this module's key in the live initial request's pool.
-        unsafe { sys::apr_pool_userdata_get(&mut data, WAIT_RECORD_KEY.as_ptr(), pool) };
+        let mut data = Self::wait_record_in(pool);
         if data.is_null() {
             data = Box::into_raw(Box::<WaitRecord>::default()).cast();
             // SAFETY: the pool owns the box from here; `drop_wait_record` frees it with the pool.
@@ -160,6 +158,21 @@ impl<'r> Request<'r> {
         // SAFETY: the box set above or by an earlier call, alive as long as the initial request;
         // only the thread serving the request uses it, and not across this call.
         use_it(unsafe { &mut *data.cast::<WaitRecord>() })
+    }
+
+    /// Like `with_wait_record` for a request that has one, without making one: the happy path
+    /// (a request that never waited) allocates nothing.
+    pub fn with_existing_wait_record<T>(&self, use_it: impl FnOnce(&mut WaitRecord) -> T) -> Option<T> {
+        let data = Self::wait_record_in(self.initial().rec().pool);
+        // SAFETY: as in `with_wait_record`.
+        (!data.is_null()).then(|| use_it(unsafe { &mut *data.cast::<WaitRecord>() }))
+    }
+
+    fn wait_record_in(pool: *mut sys::apr_pool_t) -> *mut std::ffi::c_void {
+        let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
+        // SAFETY: looks up this module's key in a live request's pool.
+        unsafe { sys::apr_pool_userdata_get(&mut data, WAIT_RECORD_KEY.as_ptr(), pool) };
+        data
     }
 
     /// A GET, HEAD or OPTIONS without a body: safe to repeat, nothing to keep while it waits.

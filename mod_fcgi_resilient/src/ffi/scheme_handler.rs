@@ -21,6 +21,7 @@ use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits, S
 use crate::settings::Policy;
 use crate::shared_budget;
 use crate::stats::{unix_millis_now, BackendSlot};
+use crate::wait_record::WaitRecord;
 use crate::waiters::{per_child_limit, ServerWideGate, ThreadCap};
 use crate::waiting::{Cap, Refusal, WaitingCount};
 use nix::errno::Errno;
@@ -83,7 +84,7 @@ unsafe fn serve(call: SchemeCall) -> c_int {
     let (request, worker) = unsafe { (Request::from_raw(call.r), Worker::from_raw(call.worker)) };
     forget_retry_after_of_an_earlier_member(&request);
     let policy = settings.resolve(hooks::default_max_waiting());
-    let deadline = request.with_wait_record(|record| record.deadline);
+    let deadline = request.with_existing_wait_record(|record| record.deadline).flatten();
     let budget = shared_budget::remaining(deadline, policy.budget, SystemTime::now);
     let limits = RetryLimits {
         budget,
@@ -363,7 +364,6 @@ impl Backend for HttpdBackend<'_> {
             self.worker.clear_error();
         }
         self.handler_runs += 1;
-        self.request.with_wait_record(|record| record.attempts += 1);
         if self.handler_runs > 1 {
             if let Some(counters) = self.counters() {
                 counters.retried();
@@ -376,8 +376,17 @@ impl Backend for HttpdBackend<'_> {
             }
         }
         let attempt = attempt::classify(&evidence);
-        if let Attempt::DroppedBeforeResponse(_) = attempt {
-            self.request.with_wait_record(|record| record.drops += 1);
+        // Counted in the request's record (`wait_record`); a run that served the request
+        // makes none: the happy path allocates nothing.
+        let dropped = matches!(attempt, Attempt::DroppedBeforeResponse(_)) as u32;
+        let count = |record: &mut WaitRecord| {
+            record.attempts += 1;
+            record.drops += dropped;
+        };
+        if let Attempt::Finished(_) = attempt {
+            self.request.with_existing_wait_record(count);
+        } else {
+            self.request.with_wait_record(count);
         }
         if let Attempt::NotConnected(status) = attempt {
             KNOWN_DOWN.mark_down(&self.address_text(), Instant::now());
@@ -455,7 +464,7 @@ impl Backend for HttpdBackend<'_> {
     }
 
     fn can_wait_without_a_thread(&mut self, attempt: Attempt) -> bool {
-        let may_suspend = self.request.is_initial_http1() && self.request.with_wait_record(|record| record.may_suspend);
+        let may_suspend = suspend::may_suspend_now() && self.request.is_initial_http1();
         if !may_suspend || balancer::is_balancer_member(self.worker.status()) {
             return false;
         }
@@ -476,7 +485,7 @@ impl Backend for HttpdBackend<'_> {
     }
 
     fn drops(&self) -> u32 {
-        self.request.with_wait_record(|record| record.drops)
+        self.request.with_existing_wait_record(|record| record.drops).unwrap_or(0)
     }
 
     fn has_refused_for_a_whole_budget(&mut self) -> bool {

@@ -159,7 +159,7 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     }
     // SAFETY: a live request, used by this thread for the rest of this call.
     let request = unsafe { Request::from_raw(r) };
-    if !request.is_initial_http1() || request.with_wait_record(|record| record.resumed) {
+    if !request.is_initial_http1() {
         return DECLINED;
     }
     if !is_proxy_fcgi(&request) {
@@ -167,7 +167,7 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     }
     // SAFETY: a live request inside the handler phase.
     let settings = unsafe { dir_config::for_request(r) };
-    if !settings.is_enabled() {
+    if !settings.is_enabled() || request.with_existing_wait_record(|record| record.resumed) == Some(true) {
         return DECLINED;
     }
     if scoreboard::this_worker().is_none() || !waiting_thread::running() {
@@ -184,9 +184,8 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     // mod_proxy runs from here, so that a request whose connect is refused comes back here
     // (mod_fcgi_resilient's scheme handler returns it at once, its body read) to be suspended
     // once mod_proxy has done its bookkeeping, instead of waiting in this thread.
-    request.with_wait_record(|record| record.may_suspend = true);
     // SAFETY: inside the handler hook, for the request it was given.
-    let status = unsafe { run_handlers_after_ours(r) };
+    let status = running_mod_proxy(|| unsafe { run_handlers_after_ours(r) });
     let Some(address) = suspension_asked(&request) else { return status };
     match suspend(&request, address.clone(), &policy, BodyRead::Already) {
         Ok(suspended) => suspended,
@@ -222,6 +221,9 @@ fn suspend_before_a_redirect(request: &Request) -> Option<c_int> {
     if !KNOWN_DOWN.any() || !request.is_safe_without_body() {
         return None;
     }
+    if request.with_existing_wait_record(|record| record.resumed) == Some(true) {
+        return None;
+    }
     let target = request.internal_redirect_target()?;
     let (address, policy) = request.with_lookup(&target, |lookup| {
         let lookup = lookup.filter(|lookup| is_proxy_fcgi(lookup))?;
@@ -231,6 +233,31 @@ fn suspend_before_a_redirect(request: &Request) -> Option<c_int> {
     })?;
     let address = address.filter(|address| still_refusing(request, address, &policy))?;
     suspend(request, address, &policy, BodyRead::NotYet).ok()
+}
+
+thread_local! {
+    static RUNNING_MOD_PROXY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside the suspending handler's run of mod_proxy (first or resumed)
+/// for a request it may suspend: the scheme handler then answers a refused connect at once,
+/// naming the backend in the request's record, rather than wait in the thread. A flag of the
+/// thread, not of the request: set and cleared around the one call, it costs no allocation.
+pub fn may_suspend_now() -> bool {
+    RUNNING_MOD_PROXY.with(std::cell::Cell::get)
+}
+
+/// Runs `run` (mod_proxy's handler, through the hook chain) with `may_suspend_now` true.
+fn running_mod_proxy<T>(run: impl FnOnce() -> T) -> T {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            RUNNING_MOD_PROXY.with(|flag| flag.set(false));
+        }
+    }
+    RUNNING_MOD_PROXY.with(|flag| flag.set(true));
+    let _clear = Clear;
+    run()
 }
 
 /// Whether a backend this child has seen refuse refuses now too, and is not one the breaker

@@ -298,7 +298,7 @@ unsafe fn finish(
         Resolution::Accepting if on_worker => {
             // SAFETY: the handler phase of a live request, as ap_invoke_handler would run it
             // (its filters were inserted before the request was suspended).
-            let status = match unsafe { sys::ap_run_handler(r) } {
+            let status = match super::running_mod_proxy(|| unsafe { sys::ap_run_handler(r) }) {
                 DECLINED => INTERNAL_SERVER_ERROR,
                 status => status,
             };
