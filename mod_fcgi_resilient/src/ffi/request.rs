@@ -145,34 +145,47 @@ impl<'r> Request<'r> {
         }
     }
 
-    /// This request's record of its waits (`wait_record`), kept with the initial request so that
-    /// its ErrorDocument, redirects and resumed runs share it; made when first asked for.
+    /// This request's record of its waits (`wait_record`), kept in the initial request's
+    /// `request_config` (as httpd's modules keep per-request state) so that its ErrorDocument,
+    /// redirects and resumed runs share it; made when first asked for.
     pub fn with_wait_record<T>(&self, use_it: impl FnOnce(&mut WaitRecord) -> T) -> T {
-        let pool = self.initial().rec().pool;
-        let mut data = Self::wait_record_in(pool);
-        if data.is_null() {
-            data = Box::into_raw(Box::<WaitRecord>::default()).cast();
-            // SAFETY: the pool owns the box from here; `drop_wait_record` frees it with the pool.
-            unsafe { sys::apr_pool_userdata_setn(data, WAIT_RECORD_KEY.as_ptr(), Some(drop_wait_record), pool) };
+        let initial = self.initial();
+        let slot = initial.wait_record_slot();
+        // SAFETY: this module's entry of the initial request's request_config vector.
+        let mut record = unsafe { *slot };
+        if record.is_null() {
+            record = Box::into_raw(Box::<WaitRecord>::default()).cast();
+            // SAFETY: the entry is this module's; the request pool's clean-up frees the box (and
+            // the vector lives in that pool, so nothing reads the entry after).
+            unsafe {
+                *slot = record;
+                sys::apr_pool_cleanup_register(
+                    initial.rec().pool,
+                    record,
+                    Some(drop_wait_record),
+                    Some(sys::apr_pool_cleanup_null),
+                );
+            }
         }
         // SAFETY: the box set above or by an earlier call, alive as long as the initial request;
         // only the thread serving the request uses it, and not across this call.
-        use_it(unsafe { &mut *data.cast::<WaitRecord>() })
+        use_it(unsafe { &mut *record.cast::<WaitRecord>() })
     }
 
     /// Like `with_wait_record` for a request that has one, without making one: the happy path
-    /// (a request that never waited) allocates nothing.
+    /// (a request that never waited) allocates nothing and reads one pointer.
     pub fn with_existing_wait_record<T>(&self, use_it: impl FnOnce(&mut WaitRecord) -> T) -> Option<T> {
-        let data = Self::wait_record_in(self.initial().rec().pool);
+        // SAFETY: this module's entry of the initial request's request_config vector.
+        let record = unsafe { *self.initial().wait_record_slot() };
         // SAFETY: as in `with_wait_record`.
-        (!data.is_null()).then(|| use_it(unsafe { &mut *data.cast::<WaitRecord>() }))
+        (!record.is_null()).then(|| use_it(unsafe { &mut *record.cast::<WaitRecord>() }))
     }
 
-    fn wait_record_in(pool: *mut sys::apr_pool_t) -> *mut std::ffi::c_void {
-        let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
-        // SAFETY: looks up this module's key in a live request's pool.
-        unsafe { sys::apr_pool_userdata_get(&mut data, WAIT_RECORD_KEY.as_ptr(), pool) };
-        data
+    /// This module's entry in the request's `request_config` (zeroed by httpd when the request
+    /// is made, one entry per loaded module: what ap_get_module_config reads).
+    fn wait_record_slot(&self) -> *mut *mut std::ffi::c_void {
+        let index = super::module_record::module_index() as usize;
+        (self.rec().request_config as *mut *mut std::ffi::c_void).wrapping_add(index)
     }
 
     /// A GET, HEAD or OPTIONS without a body: safe to repeat, nothing to keep while it waits.
@@ -324,8 +337,6 @@ fn table_len(table: *mut sys::apr_table_t) -> i32 {
     // SAFETY: apr_tables.h documents apr_table_t as beginning with an apr_array_header_t.
     unsafe { (*(table as *const sys::apr_array_header_t)).nelts }
 }
-
-const WAIT_RECORD_KEY: &CStr = c"fcgi_resilient-wait-record";
 
 unsafe extern "C" fn drop_wait_record(data: *mut std::ffi::c_void) -> sys::apr_status_t {
     // SAFETY: the Box<WaitRecord> `with_wait_record` gave the pool, freed once with it.
