@@ -4,10 +4,10 @@
 //! hook and directive registration, logging, a safe `Request` over `request_rec`, `Worker` over
 //! `proxy_worker`). Everything else is plain Rust that unit-tests without Apache: directive
 //! parsing and merging (`settings`, `duration`), the retry policy (`retry`, `backoff`,
-//! `waiting`, `known_down`, `shared_budget`), what one handler call left behind (`attempt`), when a balancer
+//! `waiting_cap`, `known_down`, `shared_budget`, `wait_record`, the record a request keeps across waits), what one handler call left behind (`attempt`), when a balancer
 //! member should fail over rather than wait (`balancer`), looking at the backend and the client
 //! (`probe`), how a request body read before waiting is kept (`body_spool`), and the shared
-//! counters behind the status page and the server-wide waiting cap (`stats`, `waiters`,
+//! counters behind the status page and the server-wide waiting cap (`stats`, `waiting_table`,
 //! `liveness`, `status_page`, and `prometheus` for the metrics), deliberate pauses of a
 //! backend (`pause`, and `pause_file`, the file format the helper shares), and which httpd
 //! versions the module runs in and suspends requests in (`httpd_version`).
@@ -31,12 +31,12 @@ pub mod settings;
 pub mod shared_budget;
 pub mod stats;
 pub mod status_page;
-pub mod suspended;
+pub mod suspended_waits;
 #[cfg(test)]
 mod test_dir;
 pub mod wait_record;
-pub mod waiters;
-pub mod waiting;
+pub mod waiting_cap;
+pub mod waiting_table;
 
 // httpd's symbols exist only inside a running httpd; the FFI layer is covered by the
 // integration tests in tests/, which load the module into a real Apache.

@@ -4,7 +4,7 @@
 
 use crate::backoff::{Backoff, BackoffBounds};
 use crate::probe::{ProbeOutcome, WaitEnd};
-use crate::waiting::{Refusal, WaitingGate};
+use crate::waiting_cap::{Refusal, WaitingGate};
 use nix::errno::Errno;
 use std::time::Duration;
 
@@ -57,7 +57,7 @@ pub const MAX_DROPPED_RETRIES: u32 = 2;
 /// repeat right away takes the next one and is dropped again, spending the few repeats above
 /// within milliseconds. Pausing this long lets the children exit, so mod_proxy sees their
 /// connections closed and connects afresh (refused while PHP-FPM is down: a normal wait).
-pub const PAUSE_AFTER_A_DROP: Duration = Duration::from_millis(100);
+pub const DELAY_AFTER_A_DROP: Duration = Duration::from_millis(100);
 
 /// PHP-FPM binds its socket as root and only then chowns and chmods it, so Apache's user can
 /// meet EACCES for an instant during every start. Only a lasting error is a configuration one.
@@ -163,14 +163,14 @@ pub fn serve(
         };
         waited = true;
         if matches!(attempt, Attempt::DroppedBeforeResponse(_)) {
-            backend.wait(PAUSE_AFTER_A_DROP.min(limits.budget.saturating_sub(backend.elapsed())));
+            backend.wait(DELAY_AFTER_A_DROP.min(limits.budget.saturating_sub(backend.elapsed())));
         }
         let backoff = backoff.get_or_insert_with(|| Backoff::new(limits.backoff, seed.take().map_or(1, |f| f())));
         // Only a first connect failure may be retried without a pause (the backend may be
         // back already); otherwise a probe and mod_proxy that disagree would spin. A request
         // that has not run the handler has just probed.
-        let pause_first = attempts != 1 || backend.drops() > 0;
-        if let Err((reason, last_errno)) = wait_until_accepting(backend, limits, backoff, pause_first) {
+        let back_off_first = attempts != 1 || backend.drops() > 0;
+        if let Err((reason, last_errno)) = wait_until_accepting(backend, limits, backoff, back_off_first) {
             return Outcome::GaveUp { reason, attempts, last_errno };
         }
         if let Some(reason) = backend.reason_to_stop() {
@@ -186,10 +186,10 @@ fn wait_until_accepting(
     backend: &mut impl Backend,
     limits: &RetryLimits,
     backoff: &mut Backoff,
-    pause_first: bool,
+    back_off_first: bool,
 ) -> Result<(), (GiveUpReason, Option<Errno>)> {
-    if pause_first {
-        pause(backend, limits, backoff);
+    if back_off_first {
+        back_off(backend, limits, backoff);
     }
     let mut unusable_in_a_row = 0;
     loop {
@@ -218,11 +218,11 @@ fn wait_until_accepting(
                 }
             }
         }
-        pause(backend, limits, backoff);
+        back_off(backend, limits, backoff);
     }
 }
 
-fn pause(backend: &mut impl Backend, limits: &RetryLimits, backoff: &mut Backoff) {
+fn back_off(backend: &mut impl Backend, limits: &RetryLimits, backoff: &mut Backoff) {
     let remaining = limits.budget.saturating_sub(backend.elapsed());
     if backend.wait(backoff.next_delay().min(remaining)) == WaitEnd::SocketDirectoryChanged {
         backoff.reset();
@@ -232,7 +232,7 @@ fn pause(backend: &mut impl Backend, limits: &RetryLimits, backoff: &mut Backoff
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::waiting::{Cap, WaitingCount};
+    use crate::waiting_cap::{Cap, WaitingCount};
     use std::collections::VecDeque;
 
     const OK: i32 = 0;
@@ -573,7 +573,7 @@ mod tests {
         let outcome = serve(&mut backend, Start::RunHandler, &opted_in, &WaitingCount::new(), || 1);
         assert_eq!(outcome, Outcome::Served { status: UNAVAILABLE, retries: MAX_DROPPED_RETRIES, waited: true });
         assert_eq!(backend.handler_runs, MAX_DROPPED_RETRIES + 1);
-        let long_pauses = backend.waits.iter().filter(|wait| **wait >= PAUSE_AFTER_A_DROP).count() as u32;
+        let long_pauses = backend.waits.iter().filter(|wait| **wait >= DELAY_AFTER_A_DROP).count() as u32;
         assert_eq!(
             long_pauses, MAX_DROPPED_RETRIES,
             "each repeat came after a pause that lets PHP-FPM's children exit"

@@ -19,10 +19,10 @@
 
 use crate::breaker::RefusalChain;
 use crate::liveness::{own_pid, process_alive};
-use crate::waiters::{WaiterRecords, WaitingNow};
+use crate::waiting_table::{WaiterRecords, WaitingNow};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
-/// Bump on any change to the structs of this file or of `waiters`: a graceful restart into
+/// Bump on any change to the structs of this file or of `waiting_table`: a graceful restart into
 /// new code then starts a fresh table instead of reading the old one with the new layout.
 pub const LAYOUT_VERSION: u32 = 4;
 const MAGIC: u64 = u64::from_le_bytes(*b"FCGIRSTB");

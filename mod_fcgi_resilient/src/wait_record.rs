@@ -14,7 +14,7 @@ pub struct WaitRecord {
     pub deadline: Option<SystemTime>,
     /// The backend a run asked this request be suspended for; taken by the suspending side.
     pub suspend_for: Option<BackendAddress>,
-    /// That run ended with a drop: the backend is given `retry::PAUSE_AFTER_A_DROP` first.
+    /// That run ended with a drop: the backend is given `retry::DELAY_AFTER_A_DROP` first.
     pub after_a_drop: bool,
     /// It has been suspended: when resumed, its handler phase runs without suspending it anew.
     pub resumed: bool,

@@ -5,7 +5,7 @@
 use super::log::{self, mark};
 use super::{compat, guard::guard, pause_watch, proxy, scheme_handler, server_status, status_handler, suspend, sys};
 use crate::settings;
-use crate::waiters::{http2_workers_per_child, WaiterRecords};
+use crate::waiting_table::{http2_workers_per_child, WaiterRecords};
 use std::ffi::c_int;
 use std::ptr::null;
 use std::sync::atomic::{AtomicU32, Ordering};

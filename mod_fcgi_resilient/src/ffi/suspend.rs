@@ -61,12 +61,12 @@ use super::scheme_handler::{give_up_message, KNOWN_DOWN};
 use super::{dir_config, guard::guard, hook_chain, hooks, request_body, scoreboard, status_handler, sys};
 use crate::handoff::LeavingWorker;
 use crate::probe::{proxy_fcgi_target, BackendAddress, ProbeOutcome, Prober};
-use crate::retry::{GiveUpReason, PAUSE_AFTER_A_DROP};
+use crate::retry::{GiveUpReason, DELAY_AFTER_A_DROP};
 use crate::settings::Policy;
 use crate::shared_budget;
 use crate::stats::unix_millis_now;
-use crate::waiters::WaiterPlace;
-use crate::waiting::{Cap, Refusal};
+use crate::waiting_cap::{Cap, Refusal};
+use crate::waiting_table::WaiterPlace;
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
 use std::os::fd::OwnedFd;
@@ -359,8 +359,8 @@ fn handover(request: &Request, address: BackendAddress, place: WaiterPlace<'stat
     request.close_connection_after();
     let now = Instant::now();
     // A backend that dropped the request is going down: PHP-FPM's exiting children must be
-    // gone before it is asked again (retry::PAUSE_AFTER_A_DROP).
-    let not_before = if after_a_drop { now + PAUSE_AFTER_A_DROP } else { now };
+    // gone before it is asked again (retry::DELAY_AFTER_A_DROP).
+    let not_before = if after_a_drop { now + DELAY_AFTER_A_DROP } else { now };
     request.log(log::DEBUG, mark!(), || format!("backend {address} refuses: the request waits suspended"));
     Handover {
         address,

@@ -9,7 +9,7 @@ use crate::ffi::request::Request;
 use crate::ffi::scheme_handler::give_up_message;
 use crate::ffi::{guard::guard, scoreboard, status_handler, sys};
 use crate::retry::GiveUpReason;
-use crate::suspended::{Ended, Resolution};
+use crate::suspended_waits::{Ended, Resolution};
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};

@@ -14,7 +14,7 @@ use crate::ffi::{hooks, pause_watch, scoreboard, status_handler};
 use crate::handoff::{self, LeavingWorker};
 use crate::probe::{BackendAddress, ClientWatch};
 use crate::stats::unix_millis_now;
-use crate::suspended::{Resolution, SuspendedWaits};
+use crate::suspended_waits::{Resolution, SuspendedWaits};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, SendError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};

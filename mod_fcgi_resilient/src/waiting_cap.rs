@@ -1,6 +1,6 @@
 //! The cap on requests that wait for a backend at the same time, so a long outage cannot tie
 //! up every worker and static files keep being served. The retry loop sees it as a
-//! [`WaitingGate`]; the module uses the server-wide one (`waiters`), and this per-process
+//! [`WaitingGate`]; the module uses the server-wide one (`waiting_table`), and this per-process
 //! count only when the shared table could not be made.
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -13,7 +13,7 @@
 //! refuse, which errs on the side of keeping workers free).
 
 use crate::liveness::{own_pid, process_alive};
-use crate::waiting::{Cap, Refusal, WaitingCount, WaitingGate, WaitingPlace};
+use crate::waiting_cap::{Cap, Refusal, WaitingCount, WaitingGate, WaitingPlace};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
