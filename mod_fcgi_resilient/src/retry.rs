@@ -63,6 +63,56 @@ pub const DELAY_AFTER_A_DROP: Duration = Duration::from_millis(100);
 /// meet EACCES for an instant during every start. Only a lasting error is a configuration one.
 pub const UNUSABLE_PROBES_BEFORE_GIVING_UP: u32 = 3;
 
+/// What a probe's outcome means for the requests waiting on that backend: decided here once,
+/// for a request waiting in its thread (`serve`) and for the suspended ones sharing a probe
+/// schedule (`suspended_waits`) alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The backend accepts: run the handler.
+    Accepting,
+    /// Not yet: wait the backoff out, from its start again when the socket was recreated.
+    NotYet { reset_backoff: bool },
+    /// The backend meets an error waiting will not mend (`UNUSABLE_PROBES_BEFORE_GIVING_UP`
+    /// probes in a row): answer now, saying so.
+    Unusable,
+}
+
+/// The probes of one backend as a wait sees them in turn: what the last one met, and how many
+/// in a row met an error waiting will not mend.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeChain {
+    unusable_in_a_row: u32,
+    pub last_errno: Option<Errno>,
+}
+
+impl ProbeChain {
+    pub fn note(&mut self, outcome: ProbeOutcome) -> Verdict {
+        match outcome {
+            ProbeOutcome::Accepting => {
+                *self = ProbeChain::default();
+                Verdict::Accepting
+            }
+            ProbeOutcome::NotYet { errno, recreated } => {
+                *self = ProbeChain { unusable_in_a_row: 0, last_errno: Some(errno) };
+                Verdict::NotYet { reset_backoff: recreated }
+            }
+            ProbeOutcome::Unusable { errno } => {
+                self.unusable_in_a_row += 1;
+                self.last_errno = Some(errno);
+                if self.waiting_will_not_mend() {
+                    Verdict::Unusable
+                } else {
+                    Verdict::NotYet { reset_backoff: false }
+                }
+            }
+        }
+    }
+
+    pub fn waiting_will_not_mend(&self) -> bool {
+        self.unusable_in_a_row >= UNUSABLE_PROBES_BEFORE_GIVING_UP
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryLimits {
     pub budget: Duration,
@@ -191,32 +241,18 @@ fn wait_until_accepting(
     if back_off_first {
         back_off(backend, limits, backoff);
     }
-    let mut unusable_in_a_row = 0;
+    let mut chain = ProbeChain::default();
     loop {
         if let Some(reason) = backend.reason_to_stop() {
             return Err((reason, None));
         }
         let remaining = limits.budget.saturating_sub(backend.elapsed());
-        let outcome = backend.probe(remaining);
-        unusable_in_a_row = if matches!(outcome, ProbeOutcome::Unusable { .. }) { unusable_in_a_row + 1 } else { 0 };
-        match outcome {
-            ProbeOutcome::Accepting if !remaining.is_zero() => return Ok(()),
-            ProbeOutcome::Accepting => return Err((GiveUpReason::BudgetSpent, None)),
-            ProbeOutcome::Unusable { errno } if unusable_in_a_row >= UNUSABLE_PROBES_BEFORE_GIVING_UP => {
-                return Err((GiveUpReason::BackendUnusable, Some(errno)))
-            }
-            ProbeOutcome::Unusable { errno } if remaining.is_zero() => {
-                return Err((GiveUpReason::BudgetSpent, Some(errno)))
-            }
-            ProbeOutcome::Unusable { .. } => {}
-            ProbeOutcome::NotYet { errno, recreated } => {
-                if remaining.is_zero() {
-                    return Err((GiveUpReason::BudgetSpent, Some(errno)));
-                }
-                if recreated {
-                    backoff.reset();
-                }
-            }
+        match chain.note(backend.probe(remaining)) {
+            Verdict::Accepting if !remaining.is_zero() => return Ok(()),
+            Verdict::Unusable => return Err((GiveUpReason::BackendUnusable, chain.last_errno)),
+            _ if remaining.is_zero() => return Err((GiveUpReason::BudgetSpent, chain.last_errno)),
+            Verdict::NotYet { reset_backoff: true } => backoff.reset(),
+            _ => {}
         }
         back_off(backend, limits, backoff);
     }
@@ -578,6 +614,24 @@ mod tests {
             long_pauses, MAX_DROPPED_RETRIES,
             "each repeat came after a pause that lets PHP-FPM's children exit"
         );
+    }
+
+    #[test]
+    fn a_chain_of_probes_gives_up_only_on_errors_in_a_row_that_waiting_will_not_mend() {
+        let unusable = ProbeOutcome::Unusable { errno: Errno::EACCES };
+        let mut chain = ProbeChain::default();
+        assert_eq!(chain.note(unusable), Verdict::NotYet { reset_backoff: false });
+        assert_eq!(chain.note(unusable), Verdict::NotYet { reset_backoff: false });
+        assert_eq!(chain.note(REFUSED), Verdict::NotYet { reset_backoff: false }, "a refusal breaks the chain");
+        for _ in 1..UNUSABLE_PROBES_BEFORE_GIVING_UP {
+            assert_eq!(chain.note(unusable), Verdict::NotYet { reset_backoff: false });
+        }
+        assert_eq!(chain.note(unusable), Verdict::Unusable);
+        assert_eq!(chain.last_errno, Some(Errno::EACCES));
+        assert_eq!(chain.note(ProbeOutcome::Accepting), Verdict::Accepting);
+        assert_eq!(chain.last_errno, None);
+        let recreated = ProbeOutcome::NotYet { errno: Errno::ECONNREFUSED, recreated: true };
+        assert_eq!(chain.note(recreated), Verdict::NotYet { reset_backoff: true });
     }
 
     #[test]

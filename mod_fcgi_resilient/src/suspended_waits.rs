@@ -6,8 +6,8 @@
 //! requests cost one connect per backoff step, not a thousand.
 
 use crate::backoff::{Backoff, BackoffBounds};
-use crate::probe::{BackendAddress, ClientWatch, ProbeOutcome, Prober};
-use crate::retry::UNUSABLE_PROBES_BEFORE_GIVING_UP;
+use crate::probe::{BackendAddress, ClientWatch, Prober};
+use crate::retry::{ProbeChain, Verdict};
 use nix::errno::Errno;
 use std::time::{Duration, Instant};
 
@@ -55,11 +55,10 @@ struct BackendWaits<T> {
     /// schedule of their own.
     bounds: BackoffBounds,
     backoff: Backoff,
-    /// Probes in a row that met an error waiting will not mend (EACCES, `probe`).
-    unusable_in_a_row: u32,
+    /// What its probes met (`retry::ProbeChain`, the same rules as a wait in a thread).
+    chain: ProbeChain,
     next_probe: Instant,
     probes: u32,
-    last_errno: Option<Errno>,
     requests: Vec<Suspended<T>>,
 }
 
@@ -127,10 +126,9 @@ impl<T> SuspendedWaits<T> {
             prober: Prober::new(address),
             bounds,
             backoff: Backoff::new(bounds, seed),
-            unusable_in_a_row: 0,
+            chain: ProbeChain::default(),
             next_probe: now,
             probes: 0,
-            last_errno: None,
             requests: vec![suspended],
         });
     }
@@ -141,7 +139,12 @@ impl<T> SuspendedWaits<T> {
         for backend in self.backends.drain(..) {
             for suspended in backend.requests {
                 let probes = backend.probes - suspended.probes_before;
-                ended.push(Ended { request: suspended.request, resolution, probes, last_errno: backend.last_errno });
+                ended.push(Ended {
+                    request: suspended.request,
+                    resolution,
+                    probes,
+                    last_errno: backend.chain.last_errno,
+                });
             }
         }
         ended
@@ -169,7 +172,7 @@ impl<T> SuspendedWaits<T> {
             let held = paused(backend.prober.address());
             backend.end_waits(now, stopping && !held, held, most.saturating_sub(ended.len()), &mut ended);
             if backend.probes != probes_before {
-                self.probed.push((backend.prober.address().clone(), backend.last_errno.is_none()));
+                self.probed.push((backend.prober.address().clone(), backend.chain.last_errno.is_none()));
             }
         }
         self.backends.retain(|backend| !backend.requests.is_empty());
@@ -196,9 +199,7 @@ impl<T> BackendWaits<T> {
                 match (accepts, stopping) {
                     (true, _) => Some(Resolution::Accepting),
                     (false, true) => Some(Resolution::Stopping),
-                    (false, false) if self.unusable_in_a_row >= UNUSABLE_PROBES_BEFORE_GIVING_UP => {
-                        Some(Resolution::BackendUnusable)
-                    }
+                    (false, false) if self.chain.waiting_will_not_mend() => Some(Resolution::BackendUnusable),
                     (false, false) => None,
                 }
             };
@@ -206,7 +207,12 @@ impl<T> BackendWaits<T> {
                 Some(resolution) => {
                     let suspended = self.requests.swap_remove(index);
                     let probes = self.probes - suspended.probes_before;
-                    ended.push(Ended { request: suspended.request, resolution, probes, last_errno: self.last_errno });
+                    ended.push(Ended {
+                        request: suspended.request,
+                        resolution,
+                        probes,
+                        last_errno: self.chain.last_errno,
+                    });
                 }
                 None => index += 1,
             }
@@ -219,25 +225,15 @@ impl<T> BackendWaits<T> {
             return false;
         }
         self.probes += 1;
-        let outcome = self.prober.probe(PROBE_PATIENCE);
-        self.unusable_in_a_row =
-            if matches!(outcome, ProbeOutcome::Unusable { .. }) { self.unusable_in_a_row + 1 } else { 0 };
-        match outcome {
-            ProbeOutcome::Accepting => {
+        match self.chain.note(self.prober.probe(PROBE_PATIENCE)) {
+            Verdict::Accepting => {
                 self.backoff.reset();
-                self.last_errno = None;
                 true
             }
-            ProbeOutcome::NotYet { errno, recreated } => {
-                if recreated {
+            verdict => {
+                if verdict == (Verdict::NotYet { reset_backoff: true }) {
                     self.backoff.reset();
                 }
-                self.last_errno = Some(errno);
-                self.next_probe = now + self.backoff.next_delay();
-                false
-            }
-            ProbeOutcome::Unusable { errno } => {
-                self.last_errno = Some(errno);
                 self.next_probe = now + self.backoff.next_delay();
                 false
             }
@@ -248,6 +244,7 @@ impl<T> BackendWaits<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retry::UNUSABLE_PROBES_BEFORE_GIVING_UP;
     use crate::test_dir::TempDir;
     use std::os::fd::OwnedFd;
     use std::os::unix::net::{UnixListener, UnixStream};
