@@ -115,6 +115,9 @@ pub enum ProbeOutcome {
     Unusable {
         errno: Errno,
     },
+    /// Not asked: the admin paused the backend (`pause`). Nothing is learnt of it, and nothing
+    /// counts as a refusal.
+    Held,
 }
 
 /// The connect errors a PHP-FPM restart produces: socket file missing, not listening yet,

@@ -96,6 +96,7 @@ impl ProbeChain {
                 *self = ProbeChain { unusable_in_a_row: 0, last_errno: Some(errno) };
                 Verdict::NotYet { reset_backoff: recreated }
             }
+            ProbeOutcome::Held => Verdict::NotYet { reset_backoff: false },
             ProbeOutcome::Unusable { errno } => {
                 self.unusable_in_a_row += 1;
                 self.last_errno = Some(errno);

@@ -10,7 +10,7 @@
 
 use harness::apache::{ApacheConfig, Processes};
 use harness::status::{self, STATUS_LOCATION};
-use harness::transport::{self, curl, CurlAnswer, CurlRequest, Ports, Transport};
+use harness::transport::{self, curl, CurlAnswer, CurlRequest, Transport};
 use harness::{Apache, PhpFpm, WorkDir};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -32,17 +32,17 @@ fn one_request(work: &WorkDir, name: &str, config: ApacheConfig, transport: Tran
     let apache = Apache::start(&dir, config);
     let answer = curl(&ports, transport, path, &CurlRequest::default());
     let log = apache.error_log();
-    let gave_up = status::total(ports.plain, "TotalGaveUp");
+    let totals = status::totals(ports.plain);
+    let total = |key: &str| totals.get(key).copied().unwrap_or(0);
     assert!(!log.contains("exit signal"), "a child crashed\n{log}");
-    Ended { answer, log, gave_up, ports }
+    Ended { answer, log, gave_up: total("TotalGaveUp"), connect_failures: total("TotalConnectFailures") }
 }
 
 struct Ended {
     answer: CurlAnswer,
     log: String,
     gave_up: u64,
-    #[allow(dead_code)]
-    ports: Ports,
+    connect_failures: u64,
 }
 
 impl Ended {
@@ -212,5 +212,37 @@ fn the_time_a_client_takes_to_send_its_body_is_not_charged_to_the_wait() {
         assert!(answer.is_ok_over(transport) && answer.body == body, "{name}: {answer:?}\n{}", apache.error_log());
         assert_eq!(uploads.runs(&id), vec![body.len()], "{name}: PHP ran it once, whole");
         fpm.stop();
+    }
+}
+
+/// A paused backend (`fcgi-resilient-helper pause`) holds its requests without asking it: no
+/// probe, no refusal counted, however the request waits. PHP-FPM runs meanwhile (a probe would
+/// find it accepting), and the pause outlasts the 2 s budget. Before, a request held in its
+/// thread counted a probe per backoff step and reported "Connection refused".
+#[test]
+fn a_pause_holds_requests_without_probes_or_refusals_however_they_wait() {
+    let work = WorkDir::new("policy-pause");
+    let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
+    fpm.start();
+    let pause_dir = work.path().join("pause");
+    std::fs::create_dir_all(&pause_dir).expect("pause directory");
+    std::fs::set_permissions(&pause_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let backend = fpm.listen.status_name();
+    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 600_000;
+    let file_name = backend.replace('%', "%25").replace('/', "%2F") + ".pause";
+    let record = format!("fcgi-resilient-pause 1\nbackend {backend}\nuntil {until}\n");
+    std::fs::write(pause_dir.join(file_name), record).expect("pause file");
+    for transport in Transport::ALL {
+        let directives = format!("FcgiResilientPauseDir {}", pause_dir.display());
+        let config = config(&work, &fpm, &directives);
+        let ended = one_request(&work, &format!("pause-{}", transport.name().len()), config, transport, "/index.php");
+        let name = transport.name();
+        assert_eq!((ended.answer.exit, ended.answer.status), (0, 503), "{name}: {:?}\n{}", ended.answer, ended.log);
+        assert_eq!(ended.answer.header("Retry-After"), Some("7"), "{name}");
+        assert_eq!(ended.gave_up, 1, "{name}\n{}", ended.log);
+        let line = ended.give_up_line();
+        assert!(line.contains("after 0 attempts and 0 probes"), "{name}: {line}");
+        assert!(line.ends_with("last error: none"), "{name}: {line}");
+        assert_eq!(ended.connect_failures, 0, "{name}: a refusal was counted\n{}", ended.log);
     }
 }

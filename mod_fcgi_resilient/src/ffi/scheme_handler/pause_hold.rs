@@ -1,5 +1,6 @@
-//! A request for a paused backend is held as if the backend refused: it is not sent, it waits
-//! under the same budget, cap and client watch as any waiting request, and goes on when the
+//! A request for a paused backend is held: it is not sent, the backend is not asked (no probe,
+//! no refusal counted), and it waits under the same budget, cap and client watch as any
+//! waiting request, and goes on when the
 //! pause ends (waiting on as usual if the backend then refuses). While nothing is paused this
 //! costs one atomic load per handler run.
 
@@ -8,7 +9,6 @@ use crate::ffi::log::{self, mark};
 use crate::ffi::pause_watch;
 use crate::probe::ProbeOutcome;
 use crate::retry::Attempt;
-use nix::errno::Errno;
 
 impl HttpdBackend<'_> {
     /// Instead of running mod_proxy_fcgi's handler for a paused backend: the request's body
@@ -26,11 +26,11 @@ impl HttpdBackend<'_> {
         Some(Attempt::NotConnected(SERVICE_UNAVAILABLE))
     }
 
-    /// A paused backend answers every probe "not yet", without being asked.
+    /// A paused backend is not asked: the request is held, as a suspended one is, without a
+    /// probe or a refusal counted.
     pub(super) fn probe_held_by_pause(&mut self) -> Option<ProbeOutcome> {
         self.paused_until()?;
-        self.probes += 1;
-        Some(ProbeOutcome::NotYet { errno: Errno::ECONNREFUSED, recreated: false })
+        Some(ProbeOutcome::Held)
     }
 
     fn paused_until(&mut self) -> Option<u64> {
