@@ -4,9 +4,8 @@
 //! handler runs mod_proxy_fcgi's — over two hook arrays of the same shape.
 
 use super::sys;
+use crate::ffi::status_code::DECLINED;
 use std::ffi::c_int;
-
-const DECLINED: c_int = sys::DECLINED as c_int;
 
 /// Calls `call` with each hook function sorted after `ours` in `hooks` (an APR hook array of
 /// `Link` entries, whose function is `function(entry)`) until one does not decline; DECLINED if

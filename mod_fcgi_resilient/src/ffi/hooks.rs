@@ -4,13 +4,12 @@
 
 use super::log::{self, mark};
 use super::{compat, guard::guard, pause_watch, proxy, scheme_handler, server_status, status_handler, suspend, sys};
+use crate::ffi::status_code::{INTERNAL_SERVER_ERROR, OK};
 use crate::settings;
 use crate::waiting_table::{http2_workers_per_child, WaiterRecords};
 use std::ffi::c_int;
 use std::ptr::null;
 use std::sync::atomic::{AtomicU32, Ordering};
-
-const OK: c_int = sys::OK as c_int;
 
 struct HookOrder([*const std::ffi::c_char; 2]);
 // SAFETY: immutable pointers to static strings.
@@ -69,13 +68,13 @@ unsafe extern "C" fn pre_config(
     _plog: *mut sys::apr_pool_t,
     _ptemp: *mut sys::apr_pool_t,
 ) -> c_int {
-    guard("pre_config", sys::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
+    guard("pre_config", INTERNAL_SERVER_ERROR, || {
         match compat::check().and_then(|()| proxy::register_ahead_of_mod_proxy_fcgi(scheme_handler::handle)) {
             Ok(()) => OK,
             Err(message) => {
                 let level = (sys::APLOG_EMERG | sys::APLOG_STARTUP) as c_int;
                 log::for_server(std::ptr::null(), level, mark!(), &message);
-                sys::HTTP_INTERNAL_SERVER_ERROR as c_int
+                INTERNAL_SERVER_ERROR
             }
         }
     })

@@ -18,6 +18,7 @@ mod request_body;
 mod scheme_handler;
 mod scoreboard;
 mod server_status;
+mod status_code;
 mod status_handler;
 mod suspend;
 mod sys;

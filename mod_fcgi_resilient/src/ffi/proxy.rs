@@ -7,6 +7,7 @@
 //! so registering then works whatever the load order — and a missing mod_proxy becomes a
 //! clear start-up error instead of dlopen's "undefined symbol".
 
+use super::status_code::DECLINED;
 use super::{hook_chain, module_record::MODULE_NAME, sys};
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -86,7 +87,7 @@ pub struct SchemeCall {
 pub unsafe fn run_handlers_after(ours: SchemeHandler, call: &SchemeCall) -> c_int {
     let get_handlers = GET_SCHEME_HANDLERS.load(Ordering::Acquire);
     if get_handlers.is_null() {
-        return sys::DECLINED as c_int;
+        return DECLINED;
     }
     // SAFETY: stored from the exported proxy_hook_get_scheme_handler, whose signature this is.
     let handlers = unsafe { std::mem::transmute::<*mut c_void, GetSchemeHandlers>(get_handlers)() };

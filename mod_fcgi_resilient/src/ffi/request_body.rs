@@ -24,6 +24,7 @@ use super::log::{self, mark};
 use super::request::Request;
 use super::sys;
 use crate::body_spool::{content_length_for, disk_has_room, ChildSpool, Place, Spool, MEMORY_LIMIT};
+use crate::ffi::status_code::{BAD_REQUEST, INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE};
 use std::cell::Cell;
 use std::ffi::{c_int, CStr};
 
@@ -31,12 +32,9 @@ use std::ffi::{c_int, CStr};
 const INPUT_KEY: &CStr = c"proxy-fcgi-input";
 /// The request bodies this child's waiting requests hold (FcgiResilientMaxBodySpool).
 static CHILD_SPOOL: ChildSpool = ChildSpool::new();
-const SERVICE_UNAVAILABLE: c_int = sys::HTTP_SERVICE_UNAVAILABLE as c_int;
 
 /// Bytes asked of the input filters per read, as mod_proxy_fcgi asks them.
 const READ_SIZE: u64 = sys::AP_IOBUFSIZE as u64;
-const BAD_REQUEST: c_int = sys::HTTP_BAD_REQUEST as c_int;
-const INTERNAL_SERVER_ERROR: c_int = sys::HTTP_INTERNAL_SERVER_ERROR as c_int;
 /// A blocking read that keeps returning nothing is a broken filter, not a slow client: stop
 /// rather than spin.
 const EMPTY_READS_BEFORE_GIVING_UP: u32 = 100;

@@ -15,6 +15,7 @@ use super::{dir_config, guard::guard, hooks, request_body, status_handler, suspe
 use crate::attempt::{self, AttemptEvidence};
 use crate::balancer::{self, OnRefusal};
 use crate::duration::format_duration;
+use crate::ffi::status_code::{CLIENT_GONE, DECLINED, INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE};
 use crate::known_down::KnownDown;
 use crate::probe::{BackendAddress, ProbeOutcome, Prober, WaitEnd};
 use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits, Start};
@@ -29,12 +30,6 @@ use std::ffi::{c_char, c_int, CStr};
 use std::time::{Duration, Instant, SystemTime};
 
 mod pause_hold;
-
-const DECLINED: c_int = sys::DECLINED as c_int;
-const SERVICE_UNAVAILABLE: c_int = sys::HTTP_SERVICE_UNAVAILABLE as c_int;
-/// What httpd's own proxy answers when the client vanished while its request was read; the
-/// connection is marked aborted, so nothing is written.
-const CLIENT_GONE: c_int = sys::HTTP_BAD_REQUEST as c_int;
 
 /// mod_proxy_fcgi sets it while building the CGI environment: see `attempt`.
 const ENVIRONMENT_MARKER: &CStr = c"GATEWAY_INTERFACE";
@@ -66,7 +61,7 @@ pub unsafe extern "C" fn handle(
 ) -> c_int {
     let call = SchemeCall { r, worker, conf, url, proxyname, proxyport };
     // SAFETY: called by mod_proxy's scheme_handler hook runner with live arguments.
-    guard("the proxy scheme handler", sys::HTTP_INTERNAL_SERVER_ERROR as c_int, || unsafe { serve(call) })
+    guard("the proxy scheme handler", INTERNAL_SERVER_ERROR, || unsafe { serve(call) })
 }
 
 unsafe fn serve(call: SchemeCall) -> c_int {

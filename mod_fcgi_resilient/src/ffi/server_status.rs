@@ -6,13 +6,13 @@
 //! up each time it serves a page), and without mod_status nothing ever calls the function.
 
 use super::{guard::guard, status_handler, sys};
+use crate::ffi::status_code::OK;
 use crate::status_page::render_server_status_section;
 use std::ffi::{c_int, CStr};
 use std::ptr::null;
 
 /// APR keeps this pointer as the key of its table until the next restart clears the table.
 const STATUS_HOOK: &CStr = c"status_hook";
-const OK: c_int = sys::OK as c_int;
 
 /// mod_status's `ap_HOOK_status_hook_t`: `int (request_rec *r, int flags)`.
 type StatusHook = unsafe extern "C" fn(*mut sys::request_rec, c_int) -> c_int;

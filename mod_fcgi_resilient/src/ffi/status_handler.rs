@@ -3,6 +3,7 @@
 
 use super::log::{self, mark};
 use super::{guard::guard, hooks, request::Request, sys};
+use crate::ffi::status_code::{DECLINED, INTERNAL_SERVER_ERROR, OK};
 use crate::stats::{StatsTable, TableReport, TABLE_KEY};
 use crate::status_page::{render_auto, render_html, PageFormat};
 use crate::{pause, prometheus};
@@ -10,8 +11,6 @@ use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 const HANDLER_NAME: &[u8] = b"fcgi-resilient-status";
-const DECLINED: c_int = sys::DECLINED as c_int;
-const OK: c_int = sys::OK as c_int;
 
 static SHARED_TABLE: AtomicPtr<StatsTable> = AtomicPtr::new(std::ptr::null_mut());
 
@@ -73,7 +72,7 @@ unsafe fn new_table_under(key: &CStr, pool: *mut sys::apr_pool_t) -> Option<&'st
 }
 
 pub unsafe extern "C" fn handle(r: *mut sys::request_rec) -> c_int {
-    guard("the status handler", sys::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
+    guard("the status handler", INTERNAL_SERVER_ERROR, || {
         // SAFETY: httpd calls handlers with a live request, served by this thread for the call.
         serve(unsafe { Request::from_raw(r) })
     })

@@ -59,6 +59,7 @@ use super::log::{self, mark};
 use super::request::Request;
 use super::scheme_handler::{give_up_message, KNOWN_DOWN};
 use super::{dir_config, guard::guard, hook_chain, hooks, request_body, scoreboard, status_handler, sys};
+use crate::ffi::status_code::{CLIENT_GONE, DECLINED, SERVICE_UNAVAILABLE, SUSPENDED};
 use crate::handoff::LeavingWorker;
 use crate::probe::{proxy_fcgi_target, BackendAddress, ProbeOutcome, Prober};
 use crate::retry::{GiveUpReason, DELAY_AFTER_A_DROP};
@@ -73,10 +74,6 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
-
-const DECLINED: c_int = sys::DECLINED as c_int;
-const SERVICE_UNAVAILABLE: c_int = sys::HTTP_SERVICE_UNAVAILABLE as c_int;
-const CLIENT_GONE: c_int = sys::HTTP_BAD_REQUEST as c_int;
 
 /// Whether the MPM can suspend: the event MPM (AP_MPMQ_IS_ASYNC) of a checked version, asked
 /// at post_config.
@@ -310,7 +307,7 @@ fn suspend(request: &Request, address: BackendAddress, policy: &Policy, body: Bo
     }
     let handover = handover(request, address, place, policy);
     stage(request, Staged { request: RequestPointer(request.raw()), handover, worker });
-    Ok(sys::SUSPENDED)
+    Ok(SUSPENDED)
 }
 
 /// Leaves the request for `hand_over`. Should the MPM close the connection instead, the request

@@ -7,6 +7,7 @@ use super::{suspension_asked, Handover, RequestPointer, CLIENT_GONE, DECLINED, S
 use crate::ffi::log::{self, mark};
 use crate::ffi::request::Request;
 use crate::ffi::scheme_handler::give_up_message;
+use crate::ffi::status_code::{INTERNAL_SERVER_ERROR, OK};
 use crate::ffi::{guard::guard, scoreboard, status_handler, sys};
 use crate::retry::GiveUpReason;
 use crate::suspended_waits::{Ended, Resolution};
@@ -16,7 +17,6 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const INTERNAL_SERVER_ERROR: c_int = sys::HTTP_INTERNAL_SERVER_ERROR as c_int;
 /// httpd's own lingering close reads for 2 s at most (SECONDS_TO_LINGER).
 const LINGER: Duration = Duration::from_secs(2);
 /// Answers written on the waiting thread (a child stopping at once) may not wait on a client
@@ -352,7 +352,7 @@ fn answer(
     let waited_ms = waited.as_millis() as u64;
     match ending {
         Ending::Served(status) => {
-            if let Some(counters) = counters.filter(|_| status == sys::OK as c_int) {
+            if let Some(counters) = counters.filter(|_| status == OK) {
                 counters.recovered(waited_ms);
             }
             request.log(log::INFO, mark!(), || {
