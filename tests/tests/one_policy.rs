@@ -25,6 +25,15 @@ fn config(work: &WorkDir, fpm: &PhpFpm, extra: &str) -> ApacheConfig {
     config
 }
 
+/// A work directory and a PHP-FPM pool that was started once (its config written) and is down.
+fn backend_down(name: &str) -> (WorkDir, PhpFpm) {
+    let work = WorkDir::new(name);
+    let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
+    fpm.start();
+    fpm.stop();
+    (work, fpm)
+}
+
 /// One request over `transport` to a fresh Apache with `config`; its answer and error log.
 fn one_request(work: &WorkDir, name: &str, config: ApacheConfig, transport: Transport, path: &str) -> Ended {
     let dir = work.subdir(name);
@@ -80,10 +89,7 @@ fn assert_same_answer(transport: Transport, ended: &Ended) {
 /// counted as an attempt.
 #[test]
 fn the_backoff_and_the_attempts_are_the_same_suspended_or_in_a_thread() {
-    let work = WorkDir::new("policy-backoff");
-    let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
-    fpm.start();
-    fpm.stop();
+    let (work, fpm) = backend_down("policy-backoff");
     for transport in Transport::ALL {
         let config = config(&work, &fpm, "FcgiResilientBackoff 500ms 500ms");
         let ended = one_request(&work, &format!("backoff-{}", transport.name().len()), config, transport, "/index.php");
@@ -149,10 +155,7 @@ fn a_dropped_get_is_repeated_twice_at_most_however_it_waits() {
 /// have waited.
 #[test]
 fn a_request_refused_a_waiting_place_is_answered_alike() {
-    let work = WorkDir::new("policy-cap");
-    let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
-    fpm.start();
-    fpm.stop();
+    let (work, fpm) = backend_down("policy-cap");
     for transport in Transport::ALL {
         let dir = work.subdir(&format!("cap-{}", transport.name().len()));
         let config = config(&work, &fpm, "FcgiResilientMaxWaiting 1\nFcgiResilientTimeout 5s");
@@ -184,11 +187,8 @@ fn socket_path(fpm: &PhpFpm) -> std::path::PathBuf {
 /// "gave up … after 1 attempt and 0 probes over 4.0s; last error: none".
 #[test]
 fn the_time_a_client_takes_to_send_its_body_is_not_charged_to_the_wait() {
-    let work = WorkDir::new("policy-slow-upload");
-    let mut fpm = PhpFpm::unix(work.path(), &work.docroot());
+    let (work, mut fpm) = backend_down("policy-slow-upload");
     let uploads = harness::uploads::Uploads::install(&work);
-    fpm.start();
-    fpm.stop();
     let body = harness::load::body_pattern(400_000, 9);
     let body_file = work.join("body");
     std::fs::write(&body_file, &body).expect("body file");
