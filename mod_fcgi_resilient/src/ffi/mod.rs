@@ -6,6 +6,7 @@ mod brigade;
 mod compat;
 mod dir_config;
 mod directives;
+mod ending;
 mod guard;
 mod hook_chain;
 mod hooks;

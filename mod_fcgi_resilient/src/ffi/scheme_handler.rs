@@ -7,6 +7,7 @@
 //! and a failed connect has consumed nothing else. Whether a call may be repeated is read from
 //! the request itself after the call (`attempt`), never from log lines or the status alone.
 
+use super::ending::{set_retry_after, Ending, RETRY_AFTER_NOTE};
 use super::log::{self, mark};
 use super::proxy::{self, SchemeCall};
 use super::request::Request;
@@ -15,7 +16,7 @@ use super::{dir_config, guard::guard, hooks, request_body, status_handler, suspe
 use crate::attempt::{self, AttemptEvidence};
 use crate::balancer::{self, OnRefusal};
 use crate::duration::format_duration;
-use crate::ffi::status_code::{CLIENT_GONE, DECLINED, INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE};
+use crate::ffi::status_code::{DECLINED, INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE};
 use crate::known_down::KnownDown;
 use crate::probe::{BackendAddress, ProbeOutcome, Prober, WaitEnd};
 use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits, Start};
@@ -34,9 +35,6 @@ mod pause_hold;
 /// mod_proxy_fcgi sets it while building the CGI environment: see `attempt`.
 const ENVIRONMENT_MARKER: &CStr = c"GATEWAY_INTERFACE";
 const RETRY_AFTER: &CStr = c"Retry-After";
-/// Set when this module added Retry-After, so that a balancer's next member, served in the
-/// same request, does not send it with its answer.
-const RETRY_AFTER_NOTE: &CStr = c"fcgi_resilient-retry-after";
 
 /// How often a waiting balancer member looks whether another member accepts again.
 const MEMBER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
@@ -258,48 +256,30 @@ impl<'r> HttpdBackend<'r> {
         if self.uncounted_refusal && !self.counted_refusal {
             self.count_refusal(0);
         }
+        if let Outcome::Served { status, waited: false, .. } = outcome {
+            return status;
+        }
+        let (address, counters) = (self.address_text(), self.counters());
+        let ending = Ending { request: &self.request, address: &address, counters, waited };
         match outcome {
-            Outcome::Served { status, waited: false, .. } => status,
-            Outcome::Served { status, retries, waited: true } => {
-                if let Some(counters) = self.counters() {
-                    counters.recovered(waited.as_millis() as u64);
-                }
-                let address = self.address_text();
-                self.request.log(log::INFO, mark!(), || {
-                    format!(
-                        "backend {address} answered after {} ms of waiting and {retries} retr{}",
-                        waited.as_millis(),
-                        if retries == 1 { "y" } else { "ies" }
-                    )
-                });
-                status
+            Outcome::Served { status, retries, .. } => {
+                let how = format!(" and {retries} retr{}", if retries == 1 { "y" } else { "ies" });
+                ending.served(status, &how)
             }
-            Outcome::GaveUp { reason: GiveUpReason::ClientGone, .. } => self.client_gone(waited),
+            Outcome::GaveUp { reason: GiveUpReason::ClientGone, .. } => ending.client_gone(),
             Outcome::GaveUp { reason: GiveUpReason::StillRefusing, .. } => self.still_refusing(policy),
             Outcome::GaveUp { reason: GiveUpReason::WaitsSuspended, .. } => {
-                KNOWN_DOWN.mark_down(&self.address_text(), Instant::now());
+                KNOWN_DOWN.mark_down(&address, Instant::now());
                 SERVICE_UNAVAILABLE
             }
             Outcome::GaveUp { reason: GiveUpReason::FailOver, .. } => {
-                let address = self.address_text();
                 self.request.log(log::DEBUG, mark!(), || {
                     format!("another balancer member can serve: {address} fails over after {} ms", waited.as_millis())
                 });
                 SERVICE_UNAVAILABLE
             }
             Outcome::GaveUp { reason, attempts: _, last_errno } => {
-                let budget = self.budget;
-                if let Some(counters) = self.counters() {
-                    counters.gave_up(waited.as_millis() as u64);
-                }
-                self.set_retry_after(policy);
-                // This request's runs and probes in all, in its thread or suspended before.
-                let (attempts, probes) = self.request.with_wait_record(|record| (record.attempts, record.probes));
-                let address = self.address_text();
-                self.request.log(log::ERROR, mark!(), || {
-                    give_up_message(reason, &address, (attempts, probes), (waited, budget), last_errno, policy)
-                });
-                SERVICE_UNAVAILABLE
+                ending.gave_up(reason, self.budget, last_errno, policy, "")
             }
         }
     }
@@ -308,7 +288,7 @@ impl<'r> HttpdBackend<'r> {
     fn still_refusing(mut self, policy: &Policy) -> c_int {
         let Some(counters) = self.counters() else { return SERVICE_UNAVAILABLE };
         counters.answered_at_once();
-        self.set_retry_after(policy);
+        set_retry_after(&self.request, policy);
         let refusals = counters.refusals();
         let refusing = refusals.refusing_for(unix_millis_now()).unwrap_or_default();
         let level = if refusals.first_report() { log::ERROR } else { log::DEBUG };
@@ -322,29 +302,6 @@ impl<'r> HttpdBackend<'r> {
             )
         });
         SERVICE_UNAVAILABLE
-    }
-
-    fn set_retry_after(&self, policy: &Policy) {
-        if policy.retry_after_secs > 0 {
-            self.request.set_retry_after(policy.retry_after_secs);
-            self.request.set_note(RETRY_AFTER_NOTE, c"1");
-        }
-    }
-
-    fn client_gone(mut self, waited: Duration) -> c_int {
-        if let Some(counters) = self.counters() {
-            counters.client_left(waited.as_millis() as u64);
-        }
-        self.request.mark_client_gone();
-        let address = self.address_text();
-        self.request.log(log::INFO, mark!(), || {
-            format!(
-                "the client closed its connection after {} ms of waiting for backend {address}; \
-                 the request was not sent to the backend",
-                waited.as_millis()
-            )
-        });
-        CLIENT_GONE
     }
 }
 

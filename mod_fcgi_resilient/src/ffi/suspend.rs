@@ -55,9 +55,10 @@
 mod resume;
 mod waiting_thread;
 
+use super::ending::Ending;
 use super::log::{self, mark};
 use super::request::Request;
-use super::scheme_handler::{give_up_message, KNOWN_DOWN};
+use super::scheme_handler::KNOWN_DOWN;
 use super::{dir_config, guard::guard, hook_chain, hooks, request_body, scoreboard, status_handler, sys};
 use crate::ffi::status_code::{CLIENT_GONE, DECLINED, SERVICE_UNAVAILABLE, SUSPENDED};
 use crate::handoff::LeavingWorker;
@@ -188,22 +189,9 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
         Ok(suspended) => suspended,
         Err(refusal) => {
             let text = address.to_string();
-            if let Some(counters) = status_handler::shared_table().and_then(|table| table.backend(&text)) {
-                counters.gave_up(0);
-            }
-            request.set_retry_after(policy.retry_after_secs);
-            let (attempts, probes) = request.with_wait_record(|record| (record.attempts, record.probes));
-            request.log(log::ERROR, mark!(), || {
-                give_up_message(
-                    GiveUpReason::TooManyWaiting(refusal),
-                    &text,
-                    (attempts, probes),
-                    (Duration::ZERO, policy.budget),
-                    None,
-                    &policy,
-                )
-            });
-            SERVICE_UNAVAILABLE
+            let counters = status_handler::shared_table().and_then(|table| table.backend(&text));
+            let ending = Ending { request: &request, address: &text, counters, waited: Duration::ZERO };
+            ending.gave_up(GiveUpReason::TooManyWaiting(refusal), policy.budget, None, &policy, "")
         }
     }
 }

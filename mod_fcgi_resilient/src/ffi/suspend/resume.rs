@@ -3,11 +3,9 @@
 //! and the end of a connection this module owns.
 
 use super::waiting_thread;
-use super::{suspension_asked, Handover, RequestPointer, CLIENT_GONE, DECLINED, SERVICE_UNAVAILABLE};
-use crate::ffi::log::{self, mark};
+use super::{suspension_asked, Handover, RequestPointer, DECLINED};
 use crate::ffi::request::Request;
-use crate::ffi::scheme_handler::give_up_message;
-use crate::ffi::status_code::{INTERNAL_SERVER_ERROR, OK};
+use crate::ffi::status_code::INTERNAL_SERVER_ERROR;
 use crate::ffi::{guard::guard, scoreboard, status_handler, sys};
 use crate::retry::GiveUpReason;
 use crate::suspended_waits::{Ended, Resolution};
@@ -339,7 +337,7 @@ unsafe fn finish(
     }
 }
 
-/// The status, counters, Retry-After and log line of a suspended request's end.
+/// The status, counters, Retry-After and log line of a suspended request's end (`Ending`).
 fn answer(
     request: &Request,
     ending: Ending,
@@ -349,51 +347,18 @@ fn answer(
     last_errno: Option<nix::errno::Errno>,
 ) -> c_int {
     let counters = status_handler::shared_table().and_then(|table| table.backend(address));
-    let waited_ms = waited.as_millis() as u64;
+    let end = crate::ffi::ending::Ending { request, address, counters, waited };
     match ending {
-        Ending::Served(status) => {
-            if let Some(counters) = counters.filter(|_| status == OK) {
-                counters.recovered(waited_ms);
-            }
-            request.log(log::INFO, mark!(), || {
-                format!("backend {address} answered after {waited_ms} ms of waiting, suspended (no thread held)")
-            });
-            status
-        }
-        Ending::ClientGone => {
-            if let Some(counters) = counters {
-                counters.client_left(waited_ms);
-            }
-            request.mark_client_gone();
-            request.log(log::INFO, mark!(), || {
-                format!(
-                    "the client closed its connection after {waited_ms} ms of waiting for backend {address}; \
-                     the request was not sent to the backend"
-                )
-            });
-            CLIENT_GONE
-        }
-        Ending::GaveUp(_) | Ending::Stopping => {
-            if let Some(counters) = counters {
-                counters.gave_up(waited_ms);
-            }
-            request.set_retry_after(policy.retry_after_secs);
-            let (attempts, probes) = request.with_wait_record(|record| (record.attempts, record.probes));
-            let reason = match ending {
-                Ending::GaveUp(reason) => reason,
-                _ => GiveUpReason::BudgetSpent,
-            };
-            request.log(log::ERROR, mark!(), || {
-                let message =
-                    give_up_message(reason, address, (attempts, probes), (waited, policy.budget), last_errno, policy);
-                if matches!(ending, Ending::Stopping) {
-                    format!("{message}; answered early: this child process is stopping")
-                } else {
-                    message
-                }
-            });
-            SERVICE_UNAVAILABLE
-        }
+        Ending::Served(status) => end.served(status, ", suspended (no thread held)"),
+        Ending::ClientGone => end.client_gone(),
+        Ending::GaveUp(reason) => end.gave_up(reason, policy.budget, last_errno, policy, ""),
+        Ending::Stopping => end.gave_up(
+            GiveUpReason::BudgetSpent,
+            policy.budget,
+            last_errno,
+            policy,
+            "; answered early: this child process is stopping",
+        ),
     }
 }
 
