@@ -19,13 +19,14 @@
 //! 1. **The suspending worker W.** `handle` runs on W inside `ap_process_async_request`. It
 //!    stages the request (`STAGED`, keyed by connection) and returns SUSPENDED. A client already
 //!    gone (`c->aborted`, e.g. its `100 Continue` could not be written) is not suspended at all.
-//! 2. **The MPM, on W.** `process_socket` turns SUSPENDED into a lingering close when
-//!    `c->aborted`, and calls `notify_suspend` from its SUSPENDED branch and from its lingering
-//!    close alike; `notify_suspend` runs the suspend_connection hooks (`hand_over`) and then
-//!    still writes `c->sbh = NULL` and `cs->suspended = 1`. So `hand_over` takes a staged
-//!    request only when `c->cs->state` is CONN_STATE_SUSPENDED and `c->aborted` is not set;
-//!    otherwise the MPM closes the connection and recycles its pool, and the staged entry is
-//!    dropped, by the hook or by the request pool's clean-up, without touching the request.
+//! 2. **The MPM, on W.** `process_socket` (2.4.63 and later) turns SUSPENDED into a lingering
+//!    close when `c->aborted`, and calls `notify_suspend` from its SUSPENDED branch and from
+//!    its lingering close alike; `notify_suspend` runs the suspend_connection hooks
+//!    (`hand_over`) and then still writes `c->sbh = NULL` and `cs->suspended = 1`. So
+//!    `hand_over` takes a staged request only when `c->cs->state` is CONN_STATE_SUSPENDED
+//!    (2.4.53 to 2.4.62 leave an aborted one SUSPENDED too: it is taken, and closed unanswered
+//!    once owned); otherwise the MPM closes the connection and recycles its pool, and the
+//!    staged entry is dropped, by the hook or by the request pool's clean-up, untouched.
 //!    When it takes it, the hook writes a mark into W's scoreboard status and passes the
 //!    request, *parked*, to this child's waiting thread. The thread may not touch it yet.
 //! 3. **Parked: W is leaving.** The waiting thread waits for proof that W has left
@@ -35,7 +36,7 @@
 //!    (timed callbacks) since. No delay stands in for that proof.
 //! 4. **Owned by the waiting thread.** The MPM keeps no pointer to a suspended connection (no
 //!    queue, no pollset; `worker_sockets[]` is cleared when W leaves). The thread probes,
-//!    watches the client and the deadline (`suspended::SuspendedWaits`), and to resume one it
+//!    watches the client and the deadline (`suspended_waits::SuspendedWaits`), and to resume one it
 //!    registers a timed callback (`resume`), keeping a claim on it so that a stop that keeps
 //!    workers from running callbacks can take it back.
 //! 5. **A worker X runs `resume`** with the claim: it serves or answers the request on X's own
@@ -46,8 +47,9 @@
 //!    `decrement_connection_count` for a SUSPENDED connection) count it out.
 //!
 //! A stop at once (`child_stopping`, not graceful) asks the thread to answer every request it
-//! owns with 503 and close it before the child's workers are joined. A panic inside the
-//! waiting thread is caught; the requests it owned are answered 503 and the thread goes on.
+//! owns with 503 and close it before the child's workers are joined; so does the parent's
+//! SIGTERM to a child stopping gracefully (a graceful stop past its timeout). A panic inside
+//! the waiting thread is caught; the requests it owned are answered 503 and it goes on.
 //!
 //! Where the event MPM is not there (prefork, worker) or not a version checked above, requests
 //! wait in their thread (`can_suspend`).
