@@ -23,8 +23,8 @@ pub enum Resolution {
     /// The backend meets an error waiting will not mend (its socket's permissions): 503 now,
     /// as a request waiting in its thread gets (`retry::UNUSABLE_PROBES_BEFORE_GIVING_UP`).
     BackendUnusable,
-    /// The child process is stopping (graceful restart or stop) and the backend still refuses:
-    /// answered 503 now rather than kept until the budget ends.
+    /// The child process stops at once (`end_all`): answered 503 now rather than kept until
+    /// the budget ends.
     Stopping,
 }
 
@@ -153,8 +153,8 @@ impl<T> SuspendedWaits<T> {
     /// Ends the waits that are over at `now`, at most `most` of them (the rest next time):
     /// each resumed request takes a worker thread, and a flood of them would hold back the
     /// connections the MPM has queued.
-    pub fn tick(&mut self, now: Instant, stopping: bool, most: usize) -> Vec<Ended<T>> {
-        self.tick_holding(now, stopping, most, |_| false)
+    pub fn tick(&mut self, now: Instant, most: usize) -> Vec<Ended<T>> {
+        self.tick_holding(now, most, |_| false)
     }
 
     /// Like `tick`; a backend for which `paused` says so is held as if it refused, without
@@ -162,7 +162,6 @@ impl<T> SuspendedWaits<T> {
     pub fn tick_holding(
         &mut self,
         now: Instant,
-        stopping: bool,
         most: usize,
         paused: impl Fn(&BackendAddress) -> bool,
     ) -> Vec<Ended<T>> {
@@ -170,7 +169,7 @@ impl<T> SuspendedWaits<T> {
         for backend in &mut self.backends {
             let probes_before = backend.probes;
             let held = paused(backend.prober.address());
-            backend.end_waits(now, stopping && !held, held, most.saturating_sub(ended.len()), &mut ended);
+            backend.end_waits(now, held, most.saturating_sub(ended.len()), &mut ended);
             if backend.probes != probes_before {
                 self.probed.push((backend.prober.address().clone(), backend.chain.last_errno.is_none()));
             }
@@ -181,7 +180,7 @@ impl<T> SuspendedWaits<T> {
 }
 
 impl<T> BackendWaits<T> {
-    fn end_waits(&mut self, now: Instant, stopping: bool, held: bool, most: usize, ended: &mut Vec<Ended<T>>) {
+    fn end_waits(&mut self, now: Instant, held: bool, most: usize, ended: &mut Vec<Ended<T>>) {
         let mut accepting = None;
         let mut index = 0;
         while index < self.requests.len() && ended.len() < most {
@@ -195,12 +194,13 @@ impl<T> BackendWaits<T> {
             } else if now >= request.deadline {
                 Some(Resolution::BudgetSpent)
             } else {
-                let accepts = !held && *accepting.get_or_insert_with(|| self.probe_if_due(now, stopping));
-                match (accepts, stopping) {
-                    (true, _) => Some(Resolution::Accepting),
-                    (false, true) => Some(Resolution::Stopping),
-                    (false, false) if self.chain.waiting_will_not_mend() => Some(Resolution::BackendUnusable),
-                    (false, false) => None,
+                let accepts = !held && *accepting.get_or_insert_with(|| self.probe_if_due(now));
+                if accepts {
+                    Some(Resolution::Accepting)
+                } else if self.chain.waiting_will_not_mend() {
+                    Some(Resolution::BackendUnusable)
+                } else {
+                    None
                 }
             };
             match resolution {
@@ -219,9 +219,9 @@ impl<T> BackendWaits<T> {
         }
     }
 
-    /// A stopping child asks at once; otherwise the backoff decides when to ask again.
-    fn probe_if_due(&mut self, now: Instant, stopping: bool) -> bool {
-        if now < self.next_probe && !stopping {
+    /// The backoff decides when to ask again.
+    fn probe_if_due(&mut self, now: Instant) -> bool {
+        if now < self.next_probe {
             return false;
         }
         self.probes += 1;
@@ -277,10 +277,10 @@ mod tests {
             waits.add(BackendAddress::Unix(socket.clone()), request, now + LONG, None, now);
         }
         assert_eq!(waits.len(), 3);
-        assert!(waits.tick(now, false, 100).is_empty(), "no socket yet");
+        assert!(waits.tick(now, 100).is_empty(), "no socket yet");
         let _listener = UnixListener::bind(&socket).unwrap();
         let later = now + Duration::from_millis(100);
-        let mut ended = resolutions(waits.tick(later, false, 100));
+        let mut ended = resolutions(waits.tick(later, 100));
         ended.sort();
         assert_eq!(ended, vec![(0, Resolution::Accepting), (1, Resolution::Accepting), (2, Resolution::Accepting)]);
         assert!(waits.is_empty());
@@ -310,21 +310,10 @@ mod tests {
         waits.add(address.clone(), 2, now + LONG, Some(ClientWatch::new(OwnedFd::from(server_side))), now);
         waits.add(address, 3, now + LONG, None, now);
         drop(client);
-        let mut ended = resolutions(waits.tick(now + Duration::from_millis(20), false, 100));
+        let mut ended = resolutions(waits.tick(now + Duration::from_millis(20), 100));
         ended.sort();
         assert_eq!(ended, vec![(1, Resolution::BudgetSpent), (2, Resolution::ClientGone)]);
         assert_eq!(waits.len(), 1, "request 3 still waits");
-    }
-
-    #[test]
-    fn a_stopping_child_answers_its_waits_at_once() {
-        let dir = temp_dir("stopping");
-        let mut waits = waits();
-        let now = Instant::now();
-        waits.add(BackendAddress::Unix(dir.join("php.sock")), 1, now + LONG, None, now);
-        let ended = waits.tick(now, true, 100);
-        assert_eq!(resolutions_of(&ended), vec![(1, Resolution::Stopping)]);
-        assert_eq!((ended[0].probes, ended[0].last_errno), (1, Some(Errno::ENOENT)), "asked once, at once");
     }
 
     #[test]
@@ -337,9 +326,9 @@ mod tests {
         for request in 0..5 {
             waits.add(BackendAddress::Unix(socket.clone()), request, now + LONG, None, now);
         }
-        assert_eq!(waits.tick(now, false, 2).len(), 2);
-        assert_eq!(waits.tick(now, false, 2).len(), 2);
-        assert_eq!(waits.tick(now, false, 2).len(), 1);
+        assert_eq!(waits.tick(now, 2).len(), 2);
+        assert_eq!(waits.tick(now, 2).len(), 2);
+        assert_eq!(waits.tick(now, 2).len(), 1);
     }
 
     #[test]
@@ -350,9 +339,8 @@ mod tests {
         let mut waits = waits();
         let now = Instant::now();
         waits.add(BackendAddress::Unix(socket), 1, now + LONG, None, now);
-        assert!(waits.tick_holding(now, false, 100, |_| true).is_empty());
-        assert!(waits.tick_holding(now, true, 100, |_| true).is_empty(), "a stopping child holds it too");
-        assert_eq!(resolutions(waits.tick_holding(now, false, 100, |_| false)), vec![(1, Resolution::Accepting)]);
+        assert!(waits.tick_holding(now, 100, |_| true).is_empty());
+        assert_eq!(resolutions(waits.tick_holding(now, 100, |_| false)), vec![(1, Resolution::Accepting)]);
     }
 
     #[test]
@@ -364,11 +352,11 @@ mod tests {
         let now = Instant::now();
         waits.add(address.clone(), 1, now + LONG, None, now);
         waits.add(address.clone(), 2, now + LONG, None, now);
-        waits.tick(now, false, 100);
+        waits.tick(now, 100);
         assert_eq!(waits.take_probed(), vec![(address.clone(), false)], "one probe for both, refused");
         assert!(waits.take_probed().is_empty());
         let _listener = UnixListener::bind(&socket).unwrap();
-        waits.tick(now + Duration::from_millis(100), false, 100);
+        waits.tick(now + Duration::from_millis(100), 100);
         assert_eq!(waits.take_probed(), vec![(address, true)]);
     }
 
@@ -382,7 +370,7 @@ mod tests {
         waits.add(BackendAddress::Unix(path), 1, now + LONG, None, now);
         let mut ended = Vec::new();
         for step in 0..UNUSABLE_PROBES_BEFORE_GIVING_UP {
-            ended = waits.tick(now + Duration::from_secs(step as u64), false, 100);
+            ended = waits.tick(now + Duration::from_secs(step as u64), 100);
         }
         assert_eq!(resolutions_of(&ended), vec![(1, Resolution::BackendUnusable)]);
         assert_eq!((ended[0].probes, ended[0].last_errno), (UNUSABLE_PROBES_BEFORE_GIVING_UP, Some(Errno::ENOTSOCK)));
@@ -396,9 +384,9 @@ mod tests {
         let mut waits = waits();
         let now = Instant::now();
         waits.add_not_before(address.clone(), slow, 1, now + LONG, None, now);
-        waits.tick(now, false, 100);
-        waits.tick(now + Duration::from_millis(100), false, 100);
-        waits.tick(now + Duration::from_millis(400), false, 100);
+        waits.tick(now, 100);
+        waits.tick(now + Duration::from_millis(100), 100);
+        waits.tick(now + Duration::from_millis(400), 100);
         let ended = waits.end_all(Resolution::Stopping);
         assert_eq!(ended[0].probes, 1, "asked once in 400 ms with a 500 ms backoff, not every 2 to 20 ms");
         waits.add(address.clone(), 2, now + LONG, None, now);

@@ -62,7 +62,7 @@ use super::log::{self, mark};
 use super::request::Request;
 use super::scheme_handler::KNOWN_DOWN;
 use super::{dir_config, guard::guard, hook_chain, hooks, request_body, scoreboard, status_handler, sys};
-use crate::ffi::status_code::{CLIENT_GONE, DECLINED, SERVICE_UNAVAILABLE, SUSPENDED};
+use crate::ffi::status_code::{CLIENT_GONE, DECLINED, SUSPENDED};
 use crate::handoff::LeavingWorker;
 use crate::probe::{proxy_fcgi_target, BackendAddress, ProbeOutcome, Prober};
 use crate::retry::{GiveUpReason, DELAY_AFTER_A_DROP};
@@ -159,7 +159,8 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     }
     // SAFETY: a live request, used by this thread for the rest of this call.
     let request = unsafe { Request::from_raw(r) };
-    if !request.is_initial_http1() {
+    // A resumed request runs its handler phase again without being suspended anew.
+    if !request.is_initial_http1() || request.with_existing_wait_record(|record| record.resumed) == Some(true) {
         return DECLINED;
     }
     if !is_proxy_fcgi(&request) {
@@ -167,18 +168,16 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     }
     // SAFETY: a live request inside the handler phase.
     let settings = unsafe { dir_config::for_request(r) };
-    if !settings.is_enabled() || request.with_existing_wait_record(|record| record.resumed) == Some(true) {
+    if !settings.is_enabled() {
         return DECLINED;
     }
-    if scoreboard::this_worker().is_none() || !waiting_thread::running() {
-        return DECLINED; // nothing could take a suspended request over: it waits in its thread
-    }
+    let Some(worker) = taker() else { return DECLINED };
     let policy = settings.resolve(hooks::default_max_waiting());
     if KNOWN_DOWN.any() {
         let refusing = |address: &BackendAddress| still_refusing(&request, address, &policy);
         if let Some(address) = proxy_backend(&request).filter(refusing) {
             // Before mod_proxy runs at all: nothing of its bookkeeping has happened.
-            return suspend(&request, address, &policy, BodyRead::NotYet).unwrap_or(DECLINED);
+            return suspend(&request, worker, address, &policy, BodyRead::NotYet).unwrap_or(DECLINED);
         }
     }
     // mod_proxy runs from here, so that a request whose connect is refused comes back here
@@ -187,7 +186,7 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     // SAFETY: inside the handler hook, for the request it was given.
     let status = running_mod_proxy(|| unsafe { run_handlers_after_ours(r) });
     let Some(address) = suspension_asked(&request) else { return status };
-    match suspend(&request, address.clone(), &policy, BodyRead::Already) {
+    match suspend(&request, worker, address.clone(), &policy, BodyRead::Already) {
         Ok(suspended) => suspended,
         Err(refusal) => {
             let text = address.to_string();
@@ -208,9 +207,6 @@ fn suspend_before_a_redirect(request: &Request) -> Option<c_int> {
     if !KNOWN_DOWN.any() || !request.is_safe_without_body() {
         return None;
     }
-    if request.with_existing_wait_record(|record| record.resumed) == Some(true) {
-        return None;
-    }
     let target = request.internal_redirect_target()?;
     let (address, policy) = request.with_lookup(&target, |lookup| {
         let lookup = lookup.filter(|lookup| is_proxy_fcgi(lookup))?;
@@ -219,7 +215,14 @@ fn suspend_before_a_redirect(request: &Request) -> Option<c_int> {
         settings.is_enabled().then(|| (proxy_backend(lookup), settings.resolve(hooks::default_max_waiting())))
     })?;
     let address = address.filter(|address| still_refusing(request, address, &policy))?;
-    suspend(request, address, &policy, BodyRead::NotYet).ok()
+    suspend(request, taker()?, address, &policy, BodyRead::NotYet).ok()
+}
+
+/// The suspending worker's scoreboard entry, when a suspended request can be taken over: the
+/// worker is on the scoreboard (`handoff` needs its status) and a waiting thread runs.
+/// Otherwise the request waits in its thread.
+fn taker() -> Option<usize> {
+    scoreboard::this_worker().filter(|_| waiting_thread::running())
 }
 
 thread_local! {
@@ -273,8 +276,13 @@ enum BodyRead {
 
 /// Takes a waiting place, reads the body if need be and stages the request for `hand_over`.
 /// `Err`: the cap refused it.
-fn suspend(request: &Request, address: BackendAddress, policy: &Policy, body: BodyRead) -> Result<c_int, Refusal> {
-    let Some(worker) = scoreboard::this_worker() else { return Ok(SERVICE_UNAVAILABLE) };
+fn suspend(
+    request: &Request,
+    worker: usize,
+    address: BackendAddress,
+    policy: &Policy,
+    body: BodyRead,
+) -> Result<c_int, Refusal> {
     let text = address.to_string();
     let place = take_place(&text, policy)?;
     let counters = status_handler::shared_table().and_then(|table| table.backend(&text));

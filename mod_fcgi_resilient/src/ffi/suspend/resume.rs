@@ -4,6 +4,7 @@
 
 use super::waiting_thread;
 use super::{suspension_asked, Handover, RequestPointer, DECLINED};
+use crate::ffi::ending::Ending;
 use crate::ffi::request::Request;
 use crate::ffi::status_code::INTERNAL_SERVER_ERROR;
 use crate::ffi::{guard::guard, scoreboard, status_handler, sys};
@@ -184,6 +185,9 @@ fn serve_on_this_worker(ended: Ended<Suspension>) {
     let r = request.into_raw();
     // SAFETY: owned (the claim was started here), and this worker alone uses it now.
     unsafe { scoreboard::serve_on_this_worker((*r).connection, r) };
+    // Taken while the request is live: its connection lingers on the waiting thread after.
+    // SAFETY: as above.
+    let socket = unsafe { Request::from_raw(r) }.client_socket();
     // SAFETY: as above.
     let Some(connection) = (unsafe { finish(r, handover, resolution, probes, last_errno, true) }) else { return };
     // SAFETY: the request is finished; the connection is still owned by this worker.
@@ -194,8 +198,7 @@ fn serve_on_this_worker(ended: Ended<Suspension>) {
             return;
         }
     }
-    // SAFETY: as above.
-    match unsafe { client_socket(connection) } {
+    match socket {
         Some(socket) => waiting_thread::linger(Lingering { connection, socket, until: Instant::now() + LINGER }),
         // SAFETY: as above.
         None => unsafe { close_now(connection) },
@@ -227,27 +230,8 @@ pub fn answer_here(ended: Ended<Suspension>) {
     })
 }
 
-/// A duplicate of the connection's socket descriptor.
-///
-/// # Safety
-/// `c` must be a live connection.
-unsafe fn client_socket(c: *mut sys::conn_rec) -> Option<OwnedFd> {
-    // SAFETY: the caller's live connection.
-    let socket = unsafe { sys::ap_get_conn_socket(c) };
-    if socket.is_null() {
-        return None;
-    }
-    let mut fd: sys::apr_os_sock_t = -1;
-    // SAFETY: writes the socket's descriptor into `fd`.
-    if unsafe { sys::apr_os_sock_get(&mut fd, socket) } != sys::APR_SUCCESS as c_int || fd < 0 {
-        return None;
-    }
-    // SAFETY: the connection's open socket, only duplicated here.
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }.try_clone_to_owned().ok()
-}
-
 /// How a suspended request's wait ends, once and for both places that end it.
-enum Ending {
+enum Conclusion {
     /// The handler ran: its status goes to the client.
     Served(c_int),
     ClientGone,
@@ -292,7 +276,7 @@ unsafe fn finish(
         }
     };
     lock(true);
-    let ending = match resolution {
+    let conclusion = match resolution {
         Resolution::Accepting if on_worker => {
             // SAFETY: the handler phase of a live request, as ap_invoke_handler would run it
             // (its filters were inserted before the request was suspended).
@@ -315,17 +299,17 @@ unsafe fn finish(
                         return None;
                     }
                     // The waiting cap is full: answered as a request refused a place at first.
-                    Err(refusal) => Ending::GaveUp(GiveUpReason::TooManyWaiting(refusal)),
+                    Err(refusal) => Conclusion::GaveUp(GiveUpReason::TooManyWaiting(refusal)),
                 },
-                None => Ending::Served(status),
+                None => Conclusion::Served(status),
             }
         }
-        Resolution::ClientGone => Ending::ClientGone,
-        Resolution::BudgetSpent => Ending::GaveUp(GiveUpReason::BudgetSpent),
-        Resolution::BackendUnusable => Ending::GaveUp(GiveUpReason::BackendUnusable),
-        Resolution::Accepting | Resolution::Stopping => Ending::Stopping,
+        Resolution::ClientGone => Conclusion::ClientGone,
+        Resolution::BudgetSpent => Conclusion::GaveUp(GiveUpReason::BudgetSpent),
+        Resolution::BackendUnusable => Conclusion::GaveUp(GiveUpReason::BackendUnusable),
+        Resolution::Accepting | Resolution::Stopping => Conclusion::Stopping,
     };
-    let status = answer(&request, ending, &address.to_string(), &policy, waited, last_errno);
+    let status = answer(&request, conclusion, &address.to_string(), &policy, waited, last_errno);
     lock(false);
     // SAFETY: what ap_process_async_request does after a handler returns: the answer (or the
     // error page), then the end-of-request bucket that logs the request and frees its pool.
@@ -337,22 +321,22 @@ unsafe fn finish(
     }
 }
 
-/// The status, counters, Retry-After and log line of a suspended request's end (`Ending`).
+/// The status, counters, Retry-After and log line of a suspended request's end (`ending`).
 fn answer(
     request: &Request,
-    ending: Ending,
+    conclusion: Conclusion,
     address: &str,
     policy: &crate::settings::Policy,
     waited: Duration,
     last_errno: Option<nix::errno::Errno>,
 ) -> c_int {
     let counters = status_handler::shared_table().and_then(|table| table.backend(address));
-    let end = crate::ffi::ending::Ending { request, address, counters, waited };
-    match ending {
-        Ending::Served(status) => end.served(status, ", suspended (no thread held)"),
-        Ending::ClientGone => end.client_gone(),
-        Ending::GaveUp(reason) => end.gave_up(reason, policy.budget, last_errno, policy, ""),
-        Ending::Stopping => end.gave_up(
+    let end = Ending { request, address, counters, waited };
+    match conclusion {
+        Conclusion::Served(status) => end.served(status, ", suspended (no thread held)"),
+        Conclusion::ClientGone => end.client_gone(),
+        Conclusion::GaveUp(reason) => end.gave_up(reason, policy.budget, last_errno, policy, ""),
+        Conclusion::Stopping => end.gave_up(
             GiveUpReason::BudgetSpent,
             policy.budget,
             last_errno,

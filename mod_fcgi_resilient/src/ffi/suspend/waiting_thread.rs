@@ -287,7 +287,7 @@ impl Waits {
         );
         let paused =
             |address: &BackendAddress| pause_watch::any() && pause_watch::paused_until(&address.to_string()).is_some();
-        for ended in self.waits.tick_holding(Instant::now(), false, spare, paused) {
+        for ended in self.waits.tick_holding(Instant::now(), spare, paused) {
             if let Some(claim) = resume::resume_soon(ended) {
                 self.claims.push(claim);
             }
