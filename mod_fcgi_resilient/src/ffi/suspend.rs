@@ -105,7 +105,9 @@ pub struct Handover {
     /// Left alone until then (a backend that dropped a request is given time to go down).
     not_before: Instant,
     client: Option<OwnedFd>,
-    place: WaiterPlace<'static>,
+    /// Held while the request waits, given back as soon as its wait ends (before a worker
+    /// resumes it), as a request waiting in its thread gives it back before its handler runs.
+    place: Option<WaiterPlace<'static>>,
     policy: Policy,
     suspended_at: Instant,
 }
@@ -362,7 +364,7 @@ fn handover(request: &Request, address: BackendAddress, place: WaiterPlace<'stat
         deadline: now + left,
         not_before,
         client: request.client_socket(),
-        place,
+        place: Some(place),
         policy: *policy,
         suspended_at: now,
     }

@@ -255,7 +255,7 @@ unsafe fn finish(
     on_worker: bool,
 ) -> Option<*mut sys::conn_rec> {
     let Handover { address, place, policy, suspended_at, .. } = handover;
-    drop(place);
+    drop(place); // given back when the wait ended already, unless it ended by a stop or a panic
     let waited = suspended_at.elapsed();
     // SAFETY: owned until ap_process_request_after_handler below.
     let request = unsafe { Request::from_raw(r) };

@@ -287,7 +287,10 @@ impl Waits {
         );
         let paused =
             |address: &BackendAddress| pause_watch::any() && pause_watch::paused_until(&address.to_string()).is_some();
-        for ended in self.waits.tick_holding(Instant::now(), spare, paused) {
+        for mut ended in self.waits.tick_holding(Instant::now(), spare, paused) {
+            // Its place among the waiting requests is for waiting only: the next request may
+            // have it while this one waits for a worker to resume it.
+            ended.request.handover.place = None;
             if let Some(claim) = resume::resume_soon(ended) {
                 self.claims.push(claim);
             }
