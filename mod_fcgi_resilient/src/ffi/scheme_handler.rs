@@ -347,6 +347,13 @@ impl Backend for HttpdBackend<'_> {
             if self.should_fail_over() {
                 return Attempt::Finished(status);
             }
+            if balancer::is_balancer_member(self.worker.status()) {
+                // No member can take over: this request waits for this member. The error state
+                // mod_proxy just set on it (AH00959) would otherwise send a request of another
+                // child straight to mod_proxy_balancer's 503 ("All workers are in error state",
+                // AH01170) without reaching this module: that request waits here too instead.
+                self.worker.clear_error();
+            }
             // The body must not wait with the request: see request_body.rs. A failed read ends
             // the request here, before the backend received anything. The time the client takes
             // to send it is not the backend's: the budget is for waiting on the backend (a slow
