@@ -24,6 +24,7 @@ pub mod known_down;
 pub mod liveness;
 pub mod pause;
 pub mod pause_file;
+pub mod policy;
 pub mod probe;
 pub mod prometheus;
 pub mod retry;

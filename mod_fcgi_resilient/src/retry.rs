@@ -1,8 +1,10 @@
-//! The retry policy, free of Apache: run the backend's handler; when it failed before the
-//! request reached the backend, wait for the backend (probing it, with backoff) and run the
-//! handler again, all within the request's time budget.
+//! The retry policy's terms, free of Apache, and its blocking driver: run the backend's handler;
+//! when it failed before the request reached the backend, wait for the backend (probing it, with
+//! backoff) and run the handler again, all within the request's time budget. What to do at each
+//! point is decided in `policy`, for this driver and the suspended one alike.
 
 use crate::backoff::{Backoff, BackoffBounds};
+use crate::policy::{step, Action, Event, Facts, Wait};
 use crate::probe::{ProbeOutcome, WaitEnd};
 use crate::waiting_cap::{Refusal, WaitingGate};
 use nix::errno::Errno;
@@ -19,6 +21,9 @@ pub enum Attempt {
     /// The backend dropped the connection before any response header; repeatable only for a
     /// safe method without a body, and only where the admin opted in.
     DroppedBeforeResponse(i32),
+    /// Not run: the backend is paused (`pause`), and the request waits as if it were refused,
+    /// with no attempt counted.
+    Held,
 }
 
 /// The world the retry loop acts on; the FFI layer implements it over httpd.
@@ -39,15 +44,10 @@ pub trait Backend {
     /// Asked when a request that was refused, or dropped and may be repeated, would start to
     /// wait in its thread: true when it can wait without one instead (the event MPM suspends
     /// it once this run has returned).
-    fn can_wait_without_a_thread(&mut self, _attempt: Attempt) -> bool {
+    fn may_wait_without_a_thread(&mut self) -> bool {
         false
     }
-    /// How many runs of this request the backend has dropped so far, this call's and those
-    /// before it waited without a thread (`wait_record`): the repeat limit counts them all.
-    fn drops(&self) -> u32;
 }
-
-const SERVICE_UNAVAILABLE: i32 = 503;
 
 /// A script that crashes PHP on every run must not be re-run for the whole budget.
 pub const MAX_DROPPED_RETRIES: u32 = 2;
@@ -162,7 +162,9 @@ pub enum Outcome {
     },
 }
 
-/// `seed` is called only when a request has to wait, keeping the happy path free of it.
+/// The blocking driver of the policy (`policy::step`): a request waits in its thread, doing the
+/// I/O each action asks for. `seed` is called only when a request has to wait, keeping the happy
+/// path free of it.
 pub fn serve(
     backend: &mut impl Backend,
     start: Start,
@@ -170,99 +172,89 @@ pub fn serve(
     waiting: &impl WaitingGate,
     seed: impl FnOnce() -> u64,
 ) -> Outcome {
-    let (mut attempts, mut attempt): (u32, Attempt) = match start {
-        Start::RunHandler => (1, backend.run_handler()),
-        // Known down is a guess from earlier requests: the backend itself has the last word,
-        // before any cap or client check can end this request without asking it.
-        Start::WaitForBackend => match backend.probe(limits.budget) {
-            ProbeOutcome::Accepting => (1, backend.run_handler()),
-            _ => (0, Attempt::NotConnected(SERVICE_UNAVAILABLE)),
-        },
+    serve_continuing(backend, &mut Wait::default(), start, limits, waiting, seed)
+}
+
+/// Like `serve`, for a request whose `wait` goes on from an earlier run (`Wait::continued`):
+/// a resumed request starts with the handler run the suspended driver asked for.
+pub fn serve_continuing(
+    backend: &mut impl Backend,
+    wait: &mut Wait,
+    start: Start,
+    limits: &RetryLimits,
+    waiting: &impl WaitingGate,
+    seed: impl FnOnce() -> u64,
+) -> Outcome {
+    let mut action = if wait.is_resumed() {
+        Action::RunHandler
+    } else {
+        step(wait, Event::Start(start), &mut InThread { backend, limits }, limits)
     };
-    let mut waited = false;
     let mut seed = Some(seed);
     let mut backoff = None;
+    // Held while waiting only: once the backend accepts, the request is served like any
+    // other, and counting it would refuse others while the room has space.
+    let mut place = None;
     loop {
-        match attempt {
-            Attempt::Finished(status) => {
-                return Outcome::Served { status, retries: attempts.saturating_sub(1), waited };
+        let event = match action {
+            Action::RunHandler => {
+                place = None;
+                Event::Ran(backend.run_handler())
             }
-            Attempt::DroppedBeforeResponse(status) => {
-                if !limits.retry_dropped || backend.drops() > MAX_DROPPED_RETRIES {
-                    return Outcome::Served { status, retries: attempts.saturating_sub(1), waited };
+            Action::Probe { patience } => Event::Probed(backend.probe(patience)),
+            Action::TakePlace => match waiting.try_enter(limits.max_waiting) {
+                Ok(held) => {
+                    place = Some(held);
+                    Event::PlaceTaken
+                }
+                Err(refusal) => Event::PlaceRefused(refusal),
+            },
+            Action::Sleep(delay) => Event::Slept(backend.wait(delay)),
+            Action::BackOff { restart } => {
+                let backoff =
+                    backoff.get_or_insert_with(|| Backoff::new(limits.backoff, seed.take().map_or(1, |f| f())));
+                if restart {
+                    backoff.reset();
+                }
+                let remaining = limits.budget.saturating_sub(backend.elapsed());
+                Event::Slept(backend.wait(backoff.next_delay().min(remaining)))
+            }
+            // Only the suspended driver reports turns with nothing new.
+            Action::KeepWaiting => Event::Slept(WaitEnd::DelayPassed),
+            Action::Suspend => {
+                return Outcome::GaveUp {
+                    reason: GiveUpReason::WaitsSuspended,
+                    attempts: wait.attempts,
+                    last_errno: None,
                 }
             }
-            Attempt::NotConnected(_) => {}
-        }
-        // An error page for a request that spent its budget waits no more.
-        if backend.elapsed() >= limits.budget {
-            return Outcome::GaveUp { reason: GiveUpReason::BudgetSpent, attempts, last_errno: None };
-        }
-        if !waited && backend.has_refused_for_a_whole_budget() {
-            return Outcome::GaveUp { reason: GiveUpReason::StillRefusing, attempts, last_errno: None };
-        }
-        if !waited && backend.can_wait_without_a_thread(attempt) {
-            return Outcome::GaveUp { reason: GiveUpReason::WaitsSuspended, attempts, last_errno: None };
-        }
-        // Held while waiting only: once the backend accepts, the request is served like any
-        // other, and counting it would refuse others while the room has space.
-        let place = match waiting.try_enter(limits.max_waiting) {
-            Ok(place) => place,
-            Err(refusal) => {
-                return Outcome::GaveUp { reason: GiveUpReason::TooManyWaiting(refusal), attempts, last_errno: None }
+            Action::Answer(outcome) => {
+                drop(place);
+                return outcome;
             }
         };
-        waited = true;
-        if matches!(attempt, Attempt::DroppedBeforeResponse(_)) {
-            backend.wait(DELAY_AFTER_A_DROP.min(limits.budget.saturating_sub(backend.elapsed())));
-        }
-        let backoff = backoff.get_or_insert_with(|| Backoff::new(limits.backoff, seed.take().map_or(1, |f| f())));
-        // Only a first connect failure may be retried without a pause (the backend may be
-        // back already); otherwise a probe and mod_proxy that disagree would spin. A request
-        // that has not run the handler has just probed.
-        let back_off_first = attempts != 1 || backend.drops() > 0;
-        if let Err((reason, last_errno)) = wait_until_accepting(backend, limits, backoff, back_off_first) {
-            return Outcome::GaveUp { reason, attempts, last_errno };
-        }
-        if let Some(reason) = backend.reason_to_stop() {
-            return Outcome::GaveUp { reason, attempts, last_errno: None };
-        }
-        drop(place);
-        attempts += 1;
-        attempt = backend.run_handler();
+        action = step(wait, event, &mut InThread { backend, limits }, limits);
     }
 }
 
-fn wait_until_accepting(
-    backend: &mut impl Backend,
-    limits: &RetryLimits,
-    backoff: &mut Backoff,
-    back_off_first: bool,
-) -> Result<(), (GiveUpReason, Option<Errno>)> {
-    if back_off_first {
-        back_off(backend, limits, backoff);
-    }
-    let mut chain = ProbeChain::default();
-    loop {
-        if let Some(reason) = backend.reason_to_stop() {
-            return Err((reason, None));
-        }
-        let remaining = limits.budget.saturating_sub(backend.elapsed());
-        match chain.note(backend.probe(remaining)) {
-            Verdict::Accepting if !remaining.is_zero() => return Ok(()),
-            Verdict::Unusable => return Err((GiveUpReason::BackendUnusable, chain.last_errno)),
-            _ if remaining.is_zero() => return Err((GiveUpReason::BudgetSpent, chain.last_errno)),
-            Verdict::NotYet { reset_backoff: true } => backoff.reset(),
-            _ => {}
-        }
-        back_off(backend, limits, backoff);
-    }
+/// What a request waiting in its thread knows of the world: asked of its backend.
+struct InThread<'a, B> {
+    backend: &'a mut B,
+    limits: &'a RetryLimits,
 }
 
-fn back_off(backend: &mut impl Backend, limits: &RetryLimits, backoff: &mut Backoff) {
-    let remaining = limits.budget.saturating_sub(backend.elapsed());
-    if backend.wait(backoff.next_delay().min(remaining)) == WaitEnd::SocketDirectoryChanged {
-        backoff.reset();
+impl<B: Backend> Facts for InThread<'_, B> {
+    fn remaining(&mut self) -> Duration {
+        self.limits.budget.saturating_sub(self.backend.elapsed())
+    }
+    fn reason_to_stop(&mut self) -> Option<GiveUpReason> {
+        self.backend.reason_to_stop()
+    }
+    fn refused_for_a_whole_budget(&mut self) -> bool {
+        self.backend.has_refused_for_a_whole_budget()
+    }
+    fn may_wait_without_a_thread(&mut self) -> bool {
+        self.backend.may_wait_without_a_thread()
     }
 }
 
@@ -281,7 +273,6 @@ mod tests {
         probes: VecDeque<ProbeOutcome>,
         clock: Duration,
         handler_runs: u32,
-        /// Drops before this call (`drops_before`) and during it.
         drops: u32,
         probes_done: u32,
         waits: Vec<Duration>,
@@ -343,11 +334,8 @@ mod tests {
         fn has_refused_for_a_whole_budget(&mut self) -> bool {
             self.refused_for_a_whole_budget
         }
-        fn can_wait_without_a_thread(&mut self, _attempt: Attempt) -> bool {
+        fn may_wait_without_a_thread(&mut self) -> bool {
             self.suspendable
-        }
-        fn drops(&self) -> u32 {
-            self.drops
         }
     }
 
@@ -513,7 +501,8 @@ mod tests {
         backend.suspendable = true;
         let outcome = serve(&mut backend, Start::RunHandler, &limits(), &waiting, || 1);
         assert_eq!(outcome, Outcome::GaveUp { reason: GiveUpReason::WaitsSuspended, attempts: 1, last_errno: None });
-        assert!(backend.waits.is_empty() && backend.probes_done == 0);
+        assert!(backend.waits.is_empty(), "no wait in the thread");
+        assert_eq!(backend.probes_done, 1, "one short look: mod_proxy_fcgi does not say why it failed");
 
         let opted_in = RetryLimits { retry_dropped: true, ..limits() };
         let script = [Attempt::DroppedBeforeResponse(UNAVAILABLE), Attempt::Finished(OK)];
@@ -640,9 +629,16 @@ mod tests {
         let attempts = vec![Attempt::DroppedBeforeResponse(UNAVAILABLE); 10];
         let probes = vec![ProbeOutcome::Accepting; 10];
         let mut backend = Scripted::new(&attempts, &probes);
-        backend.drops = MAX_DROPPED_RETRIES; // dropped twice before it was suspended
+        let mut dropped_twice_before_it_was_suspended = Wait::with_drops(MAX_DROPPED_RETRIES);
         let opted_in = RetryLimits { retry_dropped: true, ..limits() };
-        let outcome = serve(&mut backend, Start::RunHandler, &opted_in, &WaitingCount::new(), || 1);
+        let outcome = serve_continuing(
+            &mut backend,
+            &mut dropped_twice_before_it_was_suspended,
+            Start::RunHandler,
+            &opted_in,
+            &WaitingCount::new(),
+            || 1,
+        );
         assert_eq!(outcome, Outcome::Served { status: UNAVAILABLE, retries: 0, waited: false });
         assert_eq!(backend.handler_runs, 1, "three runs in all, whichever driver ran them");
     }

@@ -63,6 +63,18 @@ pub struct Policy {
     pub max_body_spool: u64,
 }
 
+impl Policy {
+    /// What the retry policy needs of these settings, for a request with `budget` left.
+    pub fn limits(&self, budget: Duration) -> crate::retry::RetryLimits {
+        crate::retry::RetryLimits {
+            budget,
+            backoff: self.backoff,
+            max_waiting: self.max_waiting,
+            retry_dropped: self.retry_idempotent,
+        }
+    }
+}
+
 /// Leaves a quarter of the server's threads that a waiting request can hold (MaxRequestWorkers,
 /// plus mod_http2's workers where it is loaded) free for static files during a long outage;
 /// the cap counts waiting requests of all child processes together.

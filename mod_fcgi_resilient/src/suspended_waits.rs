@@ -5,38 +5,30 @@
 //! The requests waiting for one backend share one probe schedule: a thousand suspended
 //! requests cost one connect per backoff step, not a thousand.
 
-use crate::backoff::{Backoff, BackoffBounds};
-use crate::probe::{BackendAddress, ClientWatch, Prober};
-use crate::retry::{ProbeChain, Verdict};
-use nix::errno::Errno;
+use crate::backoff::Backoff;
+use crate::policy::{step, Action, Event, Facts, Wait};
+use crate::probe::{BackendAddress, ClientWatch, ProbeOutcome, Prober, WaitEnd};
+use crate::retry::{GiveUpReason, Outcome, RetryLimits};
 use std::time::{Duration, Instant};
 
 /// How a suspended request's wait ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {
-    /// The backend accepts: run the handler.
-    Accepting,
-    /// The request's budget is spent: 503.
-    BudgetSpent,
-    /// Its client left: nothing is run, nothing answered.
-    ClientGone,
-    /// The backend meets an error waiting will not mend (its socket's permissions): 503 now,
-    /// as a request waiting in its thread gets (`retry::UNUSABLE_PROBES_BEFORE_GIVING_UP`).
-    BackendUnusable,
+    /// The policy asks for a handler run: the request is resumed on a worker.
+    Run,
+    /// The policy ended the wait (budget spent, the client left, the backend unusable): answered.
+    GaveUp(GiveUpReason),
     /// The child process stops at once (`end_all`): answered 503 now rather than kept until
     /// the budget ends.
     Stopping,
 }
 
-/// A wait that ended, and what its backend's probes found while it lasted.
+/// A wait that ended, with the request's `Wait` (its counts, its last error) as it ended.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Ended<T> {
     pub request: T,
     pub resolution: Resolution,
-    /// Probes of its backend while this request waited.
-    pub probes: u32,
-    /// What the last probe that was refused met.
-    pub last_errno: Option<Errno>,
+    pub wait: Wait,
 }
 
 /// A TCP probe of the waiting thread holds up every other wait: it may take this long at most.
@@ -44,38 +36,59 @@ const PROBE_PATIENCE: Duration = Duration::from_millis(50);
 
 pub struct SuspendedWaits<T> {
     backends: Vec<BackendWaits<T>>,
-    backoff: BackoffBounds,
     /// What the probes since the last `take_probed` found, per backend: whether it accepted.
     probed: Vec<(BackendAddress, bool)>,
 }
 
+/// The suspended requests of one backend and one section's `FcgiResilientBackoff`: one probe
+/// schedule for them all (requests of sections with other bounds have a schedule of their own).
 struct BackendWaits<T> {
     prober: Prober,
-    /// The section's `FcgiResilientBackoff`: requests of sections with other bounds have a
-    /// schedule of their own.
-    bounds: BackoffBounds,
+    limits: RetryLimits,
     backoff: Backoff,
-    /// What its probes met (`retry::ProbeChain`, the same rules as a wait in a thread).
-    chain: ProbeChain,
     next_probe: Instant,
-    probes: u32,
     requests: Vec<Suspended<T>>,
 }
 
 struct Suspended<T> {
     request: T,
+    wait: Wait,
     deadline: Instant,
-    not_before: Instant,
+    /// The delay after a drop (`Action::Sleep`) lasts until then.
+    asleep_until: Option<Instant>,
     client: Option<ClientWatch>,
-    /// The backend's probe count when this request began to wait.
-    probes_before: u32,
+}
+
+/// What a suspended request's wait knows of the world.
+struct WhileSuspended<'a> {
+    now: Instant,
+    deadline: Instant,
+    client: Option<&'a ClientWatch>,
+}
+
+impl Facts for WhileSuspended<'_> {
+    fn remaining(&mut self) -> Duration {
+        self.deadline.saturating_duration_since(self.now)
+    }
+    fn reason_to_stop(&mut self) -> Option<GiveUpReason> {
+        self.client.is_some_and(ClientWatch::has_left).then_some(GiveUpReason::ClientGone)
+    }
+    // Asked only after a handler run, never of a wait in progress.
+    fn refused_for_a_whole_budget(&mut self) -> bool {
+        false
+    }
+    fn may_wait_without_a_thread(&mut self) -> bool {
+        true
+    }
+}
+
+impl<T> Default for SuspendedWaits<T> {
+    fn default() -> Self {
+        SuspendedWaits { backends: Vec::new(), probed: Vec::new() }
+    }
 }
 
 impl<T> SuspendedWaits<T> {
-    pub fn new(backoff: BackoffBounds) -> Self {
-        SuspendedWaits { backends: Vec::new(), backoff, probed: Vec::new() }
-    }
-
     /// The backends probed since the last call, and whether each accepted: the breaker's
     /// chain of refusals (`breaker`) follows them.
     pub fn take_probed(&mut self) -> Vec<(BackendAddress, bool)> {
@@ -90,45 +103,39 @@ impl<T> SuspendedWaits<T> {
         self.backends.is_empty()
     }
 
-    /// Keeps `request` waiting for `address` until `deadline`, watching its client.
+    /// Keeps `request` waiting for `address` until `deadline`, watching its client. `wait` is
+    /// its policy state, and `first` what the policy asked for once the request had its place
+    /// (`policy::step` on `Event::PlaceTaken`): a delay after a drop, a back-off or a probe.
+    #[allow(clippy::too_many_arguments)]
     pub fn add(
         &mut self,
         address: BackendAddress,
+        limits: RetryLimits,
         request: T,
+        wait: Wait,
+        first: Action,
         deadline: Instant,
         client: Option<ClientWatch>,
         now: Instant,
     ) {
-        self.add_not_before(address, self.backoff, request, deadline, client, now);
-    }
-
-    /// Like `add`, leaving the request alone until `not_before` (e.g. a pause after its
-    /// backend dropped it, so that PHP-FPM's exiting children are gone before it is retried).
-    pub fn add_not_before(
-        &mut self,
-        address: BackendAddress,
-        bounds: BackoffBounds,
-        request: T,
-        deadline: Instant,
-        client: Option<ClientWatch>,
-        not_before: Instant,
-    ) {
-        let now = not_before;
-        let mut suspended = Suspended { request, deadline, not_before, client, probes_before: 0 };
-        let same = |backend: &&mut BackendWaits<T>| *backend.prober.address() == address && backend.bounds == bounds;
+        let asleep_until = match first {
+            Action::Sleep(delay) => Some(now + delay),
+            _ => None,
+        };
+        let suspended = Suspended { request, wait, deadline, asleep_until, client };
+        let backoff = limits.backoff;
+        let same =
+            |backend: &&mut BackendWaits<T>| *backend.prober.address() == address && backend.limits.backoff == backoff;
         if let Some(backend) = self.backends.iter_mut().find(same) {
-            suspended.probes_before = backend.probes;
             backend.requests.push(suspended);
             return;
         }
         let seed = self.backends.len() as u64 + 1;
         self.backends.push(BackendWaits {
             prober: Prober::new(address),
-            bounds,
-            backoff: Backoff::new(bounds, seed),
-            chain: ProbeChain::default(),
+            limits,
+            backoff: Backoff::new(backoff, seed),
             next_probe: now,
-            probes: 0,
             requests: vec![suspended],
         });
     }
@@ -138,13 +145,7 @@ impl<T> SuspendedWaits<T> {
         let mut ended = Vec::new();
         for backend in self.backends.drain(..) {
             for suspended in backend.requests {
-                let probes = backend.probes - suspended.probes_before;
-                ended.push(Ended {
-                    request: suspended.request,
-                    resolution,
-                    probes,
-                    last_errno: backend.chain.last_errno,
-                });
+                ended.push(Ended { request: suspended.request, resolution, wait: suspended.wait });
             }
         }
         ended
@@ -157,8 +158,9 @@ impl<T> SuspendedWaits<T> {
         self.tick_holding(now, most, |_| false)
     }
 
-    /// Like `tick`; a backend for which `paused` says so is held as if it refused, without
-    /// being asked (a deliberate pause, `pause`).
+    /// Like `tick`; a backend for which `paused` says so is held without being asked (a
+    /// deliberate pause, `pause`): its requests hear of no probe, as `ProbeOutcome::Held`
+    /// counts none in a thread.
     pub fn tick_holding(
         &mut self,
         now: Instant,
@@ -167,11 +169,9 @@ impl<T> SuspendedWaits<T> {
     ) -> Vec<Ended<T>> {
         let mut ended = Vec::new();
         for backend in &mut self.backends {
-            let probes_before = backend.probes;
             let held = paused(backend.prober.address());
-            backend.end_waits(now, held, most.saturating_sub(ended.len()), &mut ended);
-            if backend.probes != probes_before {
-                self.probed.push((backend.prober.address().clone(), backend.chain.last_errno.is_none()));
+            if let Some(accepted) = backend.end_waits(now, held, most.saturating_sub(ended.len()), &mut ended) {
+                self.probed.push((backend.prober.address().clone(), accepted));
             }
         }
         self.backends.retain(|backend| !backend.requests.is_empty());
@@ -180,72 +180,73 @@ impl<T> SuspendedWaits<T> {
 }
 
 impl<T> BackendWaits<T> {
-    fn end_waits(&mut self, now: Instant, held: bool, most: usize, ended: &mut Vec<Ended<T>>) {
-        let mut accepting = None;
+    /// One turn for this backend's requests: each hears that time passed, and of the one probe
+    /// made for them all if one was due. Returns whether that probe found the backend accepting.
+    fn end_waits(&mut self, now: Instant, held: bool, most: usize, ended: &mut Vec<Ended<T>>) -> Option<bool> {
+        let mut probed: Option<Option<ProbeOutcome>> = None;
+        let mut restart_backoff = false;
         let mut index = 0;
         while index < self.requests.len() && ended.len() < most {
-            let request = &self.requests[index];
-            if now < request.not_before {
-                index += 1;
-                continue;
+            let request = &mut self.requests[index];
+            let mut facts = WhileSuspended { now, deadline: request.deadline, client: request.client.as_ref() };
+            let event = match request.asleep_until {
+                Some(until) if now >= until => {
+                    request.asleep_until = None;
+                    Event::Slept(WaitEnd::DelayPassed)
+                }
+                _ => Event::Tick,
+            };
+            let awake = request.asleep_until.is_none();
+            let mut action = step(&mut request.wait, event, &mut facts, &self.limits);
+            if awake && !held && !matches!(action, Action::Answer(_)) {
+                let outcome = *probed.get_or_insert_with(|| self.probe_if_due(now));
+                if let Some(outcome) = outcome {
+                    let request = &mut self.requests[index];
+                    let mut facts = WhileSuspended { now, deadline: request.deadline, client: request.client.as_ref() };
+                    action = step(&mut request.wait, Event::Probed(outcome), &mut facts, &self.limits);
+                }
             }
-            let resolution = if request.client.as_ref().is_some_and(ClientWatch::has_left) {
-                Some(Resolution::ClientGone)
-            } else if now >= request.deadline {
-                Some(Resolution::BudgetSpent)
-            } else {
-                let accepts = !held && *accepting.get_or_insert_with(|| self.probe_if_due(now));
-                if accepts {
-                    Some(Resolution::Accepting)
-                } else if self.chain.waiting_will_not_mend() {
-                    Some(Resolution::BackendUnusable)
-                } else {
-                    None
+            let resolution = match action {
+                Action::RunHandler => Resolution::Run,
+                Action::Answer(Outcome::GaveUp { reason, .. }) => Resolution::GaveUp(reason),
+                Action::BackOff { restart } => {
+                    restart_backoff |= restart;
+                    index += 1;
+                    continue;
+                }
+                _ => {
+                    index += 1;
+                    continue;
                 }
             };
-            match resolution {
-                Some(resolution) => {
-                    let suspended = self.requests.swap_remove(index);
-                    let probes = self.probes - suspended.probes_before;
-                    ended.push(Ended {
-                        request: suspended.request,
-                        resolution,
-                        probes,
-                        last_errno: self.chain.last_errno,
-                    });
-                }
-                None => index += 1,
-            }
+            let suspended = self.requests.swap_remove(index);
+            ended.push(Ended { request: suspended.request, resolution, wait: suspended.wait });
         }
+        let outcome = probed.flatten()?;
+        let accepted = outcome == ProbeOutcome::Accepting;
+        if accepted || restart_backoff {
+            self.backoff.reset();
+        }
+        if !accepted {
+            self.next_probe = now + self.backoff.next_delay();
+        }
+        Some(accepted)
     }
 
-    /// The backoff decides when to ask again.
-    fn probe_if_due(&mut self, now: Instant) -> bool {
-        if now < self.next_probe {
-            return false;
-        }
-        self.probes += 1;
-        match self.chain.note(self.prober.probe(PROBE_PATIENCE)) {
-            Verdict::Accepting => {
-                self.backoff.reset();
-                true
-            }
-            verdict => {
-                if verdict == (Verdict::NotYet { reset_backoff: true }) {
-                    self.backoff.reset();
-                }
-                self.next_probe = now + self.backoff.next_delay();
-                false
-            }
-        }
+    /// The shared schedule decides when to ask again.
+    fn probe_if_due(&mut self, now: Instant) -> Option<ProbeOutcome> {
+        (now >= self.next_probe).then(|| self.prober.probe(PROBE_PATIENCE))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retry::UNUSABLE_PROBES_BEFORE_GIVING_UP;
+    use crate::backoff::BackoffBounds;
+    use crate::policy::Facts;
+    use crate::retry::{Attempt, Start, UNUSABLE_PROBES_BEFORE_GIVING_UP};
     use crate::test_dir::TempDir;
+    use nix::errno::Errno;
     use std::os::fd::OwnedFd;
     use std::os::unix::net::{UnixListener, UnixStream};
 
@@ -253,48 +254,103 @@ mod tests {
         TempDir::new(&format!("suspended-{name}"))
     }
 
-    fn waits() -> SuspendedWaits<u32> {
-        SuspendedWaits::new(BackoffBounds::new(Duration::from_millis(2), Duration::from_millis(20)).unwrap())
+    const LONG: Duration = Duration::from_secs(60);
+
+    fn limits(min_ms: u64, max_ms: u64) -> RetryLimits {
+        RetryLimits {
+            budget: LONG,
+            backoff: BackoffBounds::new(Duration::from_millis(min_ms), Duration::from_millis(max_ms)).unwrap(),
+            max_waiting: 100,
+            retry_dropped: true,
+        }
     }
 
-    const LONG: Duration = Duration::from_secs(60);
+    /// The policy's view of a request at the moment it is suspended.
+    struct AtSuspension;
+
+    impl Facts for AtSuspension {
+        fn remaining(&mut self) -> Duration {
+            LONG
+        }
+        fn reason_to_stop(&mut self) -> Option<GiveUpReason> {
+            None
+        }
+        fn refused_for_a_whole_budget(&mut self) -> bool {
+            false
+        }
+        fn may_wait_without_a_thread(&mut self) -> bool {
+            true
+        }
+    }
+
+    /// A request whose connect was refused (or, with `dropped`, whose run the backend dropped),
+    /// as the policy hands it to this driver: its wait, and what it asked for once placed.
+    fn suspended(dropped: bool, limits: &RetryLimits) -> (Wait, Action) {
+        let mut wait = Wait::default();
+        step(&mut wait, Event::Start(Start::RunHandler), &mut AtSuspension, limits);
+        let refused = ProbeOutcome::NotYet { errno: Errno::ECONNREFUSED, recreated: false };
+        if dropped {
+            assert_eq!(
+                step(&mut wait, Event::Ran(Attempt::DroppedBeforeResponse(502)), &mut AtSuspension, limits),
+                Action::Suspend
+            );
+        } else {
+            step(&mut wait, Event::Ran(Attempt::NotConnected(503)), &mut AtSuspension, limits);
+            assert_eq!(step(&mut wait, Event::Probed(refused), &mut AtSuspension, limits), Action::Suspend);
+        }
+        let first = step(&mut wait, Event::PlaceTaken, &mut AtSuspension, limits);
+        (wait, first)
+    }
+
+    fn add(
+        waits: &mut SuspendedWaits<u32>,
+        address: &BackendAddress,
+        limits: RetryLimits,
+        request: u32,
+        deadline: Instant,
+        client: Option<ClientWatch>,
+        now: Instant,
+    ) {
+        let (wait, first) = suspended(false, &limits);
+        waits.add(address.clone(), limits, request, wait, first, deadline, client, now);
+    }
 
     fn resolutions(ended: Vec<Ended<u32>>) -> Vec<(u32, Resolution)> {
         resolutions_of(&ended)
     }
 
     fn resolutions_of(ended: &[Ended<u32>]) -> Vec<(u32, Resolution)> {
-        ended.iter().map(|end| (end.request, end.resolution)).collect()
+        let mut resolutions: Vec<_> = ended.iter().map(|end| (end.request, end.resolution)).collect();
+        resolutions.sort_by_key(|(request, _)| *request);
+        resolutions
     }
 
     #[test]
     fn requests_wait_while_the_backend_refuses_and_all_resume_when_it_accepts() {
         let dir = temp_dir("accepts");
-        let socket = dir.join("php.sock");
-        let mut waits = waits();
+        let address = BackendAddress::Unix(dir.join("php.sock"));
+        let mut waits = SuspendedWaits::default();
         let now = Instant::now();
         for request in 0..3 {
-            waits.add(BackendAddress::Unix(socket.clone()), request, now + LONG, None, now);
+            add(&mut waits, &address, limits(2, 20), request, now + LONG, None, now);
         }
         assert_eq!(waits.len(), 3);
         assert!(waits.tick(now, 100).is_empty(), "no socket yet");
-        let _listener = UnixListener::bind(&socket).unwrap();
-        let later = now + Duration::from_millis(100);
-        let mut ended = resolutions(waits.tick(later, 100));
-        ended.sort();
-        assert_eq!(ended, vec![(0, Resolution::Accepting), (1, Resolution::Accepting), (2, Resolution::Accepting)]);
+        let _listener = UnixListener::bind(dir.join("php.sock")).unwrap();
+        let ended = waits.tick(now + Duration::from_millis(100), 100);
+        assert_eq!(resolutions_of(&ended), vec![(0, Resolution::Run), (1, Resolution::Run), (2, Resolution::Run)]);
+        assert!(ended.iter().all(|end| end.wait.is_resumed() && end.wait.probes == 3), "each heard both probes");
         assert!(waits.is_empty());
     }
 
     #[test]
     fn a_stopping_child_ends_every_wait_at_once() {
         let dir = temp_dir("end-all");
-        let mut waits = waits();
+        let mut waits = SuspendedWaits::default();
         let now = Instant::now();
-        waits.add(BackendAddress::Unix(dir.join("php.sock")), 1, now + LONG, None, now);
-        waits.add(BackendAddress::Unix(dir.join("other.sock")), 2, now + LONG, None, now);
-        let mut ended = resolutions(waits.end_all(Resolution::Stopping));
-        ended.sort();
+        add(&mut waits, &BackendAddress::Unix(dir.join("php.sock")), limits(2, 20), 1, now + LONG, None, now);
+        add(&mut waits, &BackendAddress::Unix(dir.join("other.sock")), limits(2, 20), 2, now + LONG, None, now);
+        let ended = resolutions(waits.end_all(Resolution::Stopping));
         assert_eq!(ended, vec![(1, Resolution::Stopping), (2, Resolution::Stopping)]);
         assert!(waits.is_empty());
     }
@@ -304,27 +360,30 @@ mod tests {
         let dir = temp_dir("ends");
         let address = BackendAddress::Unix(dir.join("php.sock"));
         let (client, server_side) = UnixStream::pair().unwrap();
-        let mut waits = waits();
+        let mut waits = SuspendedWaits::default();
         let now = Instant::now();
-        waits.add(address.clone(), 1, now + Duration::from_millis(10), None, now);
-        waits.add(address.clone(), 2, now + LONG, Some(ClientWatch::new(OwnedFd::from(server_side))), now);
-        waits.add(address, 3, now + LONG, None, now);
+        add(&mut waits, &address, limits(2, 20), 1, now + Duration::from_millis(10), None, now);
+        let watch = Some(ClientWatch::new(OwnedFd::from(server_side)));
+        add(&mut waits, &address, limits(2, 20), 2, now + LONG, watch, now);
+        add(&mut waits, &address, limits(2, 20), 3, now + LONG, None, now);
         drop(client);
-        let mut ended = resolutions(waits.tick(now + Duration::from_millis(20), 100));
-        ended.sort();
-        assert_eq!(ended, vec![(1, Resolution::BudgetSpent), (2, Resolution::ClientGone)]);
+        let ended = resolutions(waits.tick(now + Duration::from_millis(20), 100));
+        assert_eq!(
+            ended,
+            vec![(1, Resolution::GaveUp(GiveUpReason::BudgetSpent)), (2, Resolution::GaveUp(GiveUpReason::ClientGone))]
+        );
         assert_eq!(waits.len(), 1, "request 3 still waits");
     }
 
     #[test]
     fn at_most_so_many_resume_at_once() {
         let dir = temp_dir("most");
-        let socket = dir.join("php.sock");
-        let _listener = UnixListener::bind(&socket).unwrap();
-        let mut waits = waits();
+        let address = BackendAddress::Unix(dir.join("php.sock"));
+        let _listener = UnixListener::bind(dir.join("php.sock")).unwrap();
+        let mut waits = SuspendedWaits::default();
         let now = Instant::now();
         for request in 0..5 {
-            waits.add(BackendAddress::Unix(socket.clone()), request, now + LONG, None, now);
+            add(&mut waits, &address, limits(2, 20), request, now + LONG, None, now);
         }
         assert_eq!(waits.tick(now, 2).len(), 2);
         assert_eq!(waits.tick(now, 2).len(), 2);
@@ -334,13 +393,15 @@ mod tests {
     #[test]
     fn a_paused_backend_holds_its_waits_though_it_accepts() {
         let dir = temp_dir("paused");
-        let socket = dir.join("php.sock");
-        let _listener = UnixListener::bind(&socket).unwrap();
-        let mut waits = waits();
+        let address = BackendAddress::Unix(dir.join("php.sock"));
+        let _listener = UnixListener::bind(dir.join("php.sock")).unwrap();
+        let mut waits = SuspendedWaits::default();
         let now = Instant::now();
-        waits.add(BackendAddress::Unix(socket), 1, now + LONG, None, now);
+        add(&mut waits, &address, limits(2, 20), 1, now + LONG, None, now);
         assert!(waits.tick_holding(now, 100, |_| true).is_empty());
-        assert_eq!(resolutions(waits.tick_holding(now, 100, |_| false)), vec![(1, Resolution::Accepting)]);
+        let ended = waits.tick_holding(now, 100, |_| false);
+        assert_eq!(resolutions_of(&ended), vec![(1, Resolution::Run)]);
+        assert_eq!(ended[0].wait.probes, 2, "the look before suspending and the one that found it back");
     }
 
     #[test]
@@ -348,10 +409,10 @@ mod tests {
         let dir = temp_dir("probed");
         let socket = dir.join("php.sock");
         let address = BackendAddress::Unix(socket.clone());
-        let mut waits = waits();
+        let mut waits = SuspendedWaits::default();
         let now = Instant::now();
-        waits.add(address.clone(), 1, now + LONG, None, now);
-        waits.add(address.clone(), 2, now + LONG, None, now);
+        add(&mut waits, &address, limits(2, 20), 1, now + LONG, None, now);
+        add(&mut waits, &address, limits(2, 20), 2, now + LONG, None, now);
         waits.tick(now, 100);
         assert_eq!(waits.take_probed(), vec![(address.clone(), false)], "one probe for both, refused");
         assert!(waits.take_probed().is_empty());
@@ -365,44 +426,60 @@ mod tests {
         let dir = temp_dir("unusable");
         let path = dir.join("php.sock");
         std::fs::write(&path, b"not a socket").unwrap();
-        let mut waits = waits();
+        let mut waits = SuspendedWaits::default();
         let now = Instant::now();
-        waits.add(BackendAddress::Unix(path), 1, now + LONG, None, now);
+        add(&mut waits, &BackendAddress::Unix(path), limits(2, 20), 1, now + LONG, None, now);
         let mut ended = Vec::new();
         for step in 0..UNUSABLE_PROBES_BEFORE_GIVING_UP {
             ended = waits.tick(now + Duration::from_secs(step as u64), 100);
         }
-        assert_eq!(resolutions_of(&ended), vec![(1, Resolution::BackendUnusable)]);
-        assert_eq!((ended[0].probes, ended[0].last_errno), (UNUSABLE_PROBES_BEFORE_GIVING_UP, Some(Errno::ENOTSOCK)));
+        assert_eq!(resolutions_of(&ended), vec![(1, Resolution::GaveUp(GiveUpReason::BackendUnusable))]);
+        assert_eq!(ended[0].wait.last_errno(), Some(Errno::ENOTSOCK));
     }
 
     #[test]
     fn each_request_waits_on_its_own_sections_backoff() {
         let dir = temp_dir("bounds");
         let address = BackendAddress::Unix(dir.join("php.sock"));
-        let slow = BackoffBounds::new(Duration::from_millis(500), Duration::from_millis(500)).unwrap();
-        let mut waits = waits();
+        let mut waits = SuspendedWaits::default();
         let now = Instant::now();
-        waits.add_not_before(address.clone(), slow, 1, now + LONG, None, now);
+        add(&mut waits, &address, limits(500, 500), 1, now + LONG, None, now);
         waits.tick(now, 100);
         waits.tick(now + Duration::from_millis(100), 100);
         waits.tick(now + Duration::from_millis(400), 100);
         let ended = waits.end_all(Resolution::Stopping);
-        assert_eq!(ended[0].probes, 1, "asked once in 400 ms with a 500 ms backoff, not every 2 to 20 ms");
-        waits.add(address.clone(), 2, now + LONG, None, now);
-        waits.add_not_before(address, slow, 3, now + LONG, None, now);
+        assert_eq!(ended[0].wait.probes, 2, "asked once in 400 ms with a 500 ms backoff (after the look before)");
+        add(&mut waits, &address, limits(2, 20), 2, now + LONG, None, now);
+        add(&mut waits, &address, limits(500, 500), 3, now + LONG, None, now);
         assert_eq!(waits.backends.len(), 2, "sections with other bounds keep a schedule of their own");
+    }
+
+    #[test]
+    fn a_dropped_request_is_left_alone_for_the_delay_after_a_drop() {
+        let dir = temp_dir("dropped");
+        let address = BackendAddress::Unix(dir.join("php.sock"));
+        let _listener = UnixListener::bind(dir.join("php.sock")).unwrap();
+        let mut waits = SuspendedWaits::default();
+        let now = Instant::now();
+        let (wait, first) = suspended(true, &limits(2, 20));
+        assert_eq!(first, Action::Sleep(crate::retry::DELAY_AFTER_A_DROP));
+        waits.add(address, limits(2, 20), 1, wait, first, now + LONG, None, now);
+        assert!(waits.tick(now, 100).is_empty(), "not asked during the delay");
+        let ended = waits.tick(now + crate::retry::DELAY_AFTER_A_DROP, 100);
+        assert_eq!(resolutions_of(&ended), vec![(1, Resolution::Run)]);
     }
 
     #[test]
     fn waits_for_one_backend_share_its_probes() {
         let dir = temp_dir("shared");
-        let mut waits = waits();
+        let mut waits = SuspendedWaits::default();
         let now = Instant::now();
         for request in 0..100 {
-            waits.add(BackendAddress::Unix(dir.join("php.sock")), request, now + LONG, None, now);
+            add(&mut waits, &BackendAddress::Unix(dir.join("php.sock")), limits(2, 20), request, now + LONG, None, now);
         }
-        waits.add(BackendAddress::Unix(dir.join("other.sock")), 100, now + LONG, None, now);
+        add(&mut waits, &BackendAddress::Unix(dir.join("other.sock")), limits(2, 20), 100, now + LONG, None, now);
         assert_eq!(waits.backends.len(), 2);
+        waits.tick(now, 1000);
+        assert_eq!(waits.take_probed().len(), 2, "one probe per backend, not per request");
     }
 }

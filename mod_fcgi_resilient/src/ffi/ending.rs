@@ -71,7 +71,7 @@ impl Ending<'_, '_> {
             counters.gave_up(self.waited_ms());
         }
         set_retry_after(self.request, policy);
-        let (attempts, probes) = self.request.with_wait_record(|record| (record.attempts, record.probes));
+        let (attempts, probes) = self.request.with_wait_record(|record| (record.wait.attempts, record.wait.probes));
         self.request.log(log::ERROR, mark!(), || {
             let message =
                 give_up_message(reason, self.address, (attempts, probes), (self.waited, budget), last_errno, policy);

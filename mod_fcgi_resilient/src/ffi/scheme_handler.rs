@@ -18,12 +18,12 @@ use crate::balancer::{self, OnRefusal};
 use crate::duration::format_duration;
 use crate::ffi::status_code::{DECLINED, INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE};
 use crate::known_down::KnownDown;
+use crate::policy::Wait;
 use crate::probe::{BackendAddress, ProbeOutcome, Prober, WaitEnd};
-use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, RetryLimits, Start};
+use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, Start};
 use crate::settings::Policy;
 use crate::shared_budget;
 use crate::stats::{unix_millis_now, BackendSlot};
-use crate::wait_record::WaitRecord;
 use crate::waiting_cap::{Cap, Refusal, WaitingCount};
 use crate::waiting_table::{per_child_limit, ServerWideGate, ThreadCap};
 use nix::errno::Errno;
@@ -79,12 +79,10 @@ unsafe fn serve(call: SchemeCall) -> c_int {
     let policy = settings.resolve(hooks::default_max_waiting());
     let deadline = request.with_existing_wait_record(|record| record.deadline).flatten();
     let budget = shared_budget::remaining(deadline, policy.budget, SystemTime::now);
-    let limits = RetryLimits {
-        budget,
-        backoff: policy.backoff,
-        max_waiting: policy.max_waiting,
-        retry_dropped: policy.retry_idempotent,
-    };
+    let limits = policy.limits(budget);
+    // A run after a wait of the same request (resumed, its ErrorDocument, a redirect) goes on
+    // with that request's counts; the happy path reads one pointer here.
+    let mut wait = request.with_existing_wait_record(|record| Wait::continued(record.wait)).unwrap_or_default();
     let mut backend = HttpdBackend::new(call, request, worker, budget);
     // Only a request that meets a backend known to be down pays for naming it.
     let start = if KNOWN_DOWN.any() && KNOWN_DOWN.contains(&backend.address_text(), Instant::now()) {
@@ -102,14 +100,11 @@ unsafe fn serve(call: SchemeCall) -> c_int {
                 backend_slot: || table.backend_index(&backend_address(&worker, &request, call.url).to_string()),
                 per_child: thread_cap(&request),
             };
-            retry::serve(&mut backend, start, &limits, &gate, seed)
+            retry::serve_continuing(&mut backend, &mut wait, start, &limits, &gate, seed)
         }
-        None => retry::serve(&mut backend, start, &limits, &WAITING, seed),
+        None => retry::serve_continuing(&mut backend, &mut wait, start, &limits, &WAITING, seed),
     };
-    if !matches!(outcome, Outcome::Served { waited: false, .. }) && deadline.is_none() {
-        let started_at = SystemTime::now() - backend.started.elapsed();
-        request.with_wait_record(|record| record.deadline = Some(started_at + backend.budget));
-    }
+    backend.keep_record(&outcome, wait, deadline);
     backend.conclude(outcome, &policy)
 }
 
@@ -151,7 +146,6 @@ struct HttpdBackend<'r> {
     client_watched: bool,
     last_member_check: Option<Instant>,
     handler_runs: u32,
-    probes: u32,
     /// Shared counters, looked up only once the backend has failed this request.
     counters: Option<&'static BackendSlot>,
     counted_refusal: bool,
@@ -171,7 +165,6 @@ impl<'r> HttpdBackend<'r> {
             client_watched: false,
             last_member_check: None,
             handler_runs: 0,
-            probes: 0,
             counters: None,
             counted_refusal: false,
         }
@@ -251,6 +244,30 @@ impl<'r> HttpdBackend<'r> {
         }
     }
 
+    /// The request's record keeps its wait for its later runs and its give-up line, and the
+    /// deadline its first wait set; a request served without waiting makes none.
+    fn keep_record(&mut self, outcome: &Outcome, wait: Wait, deadline: Option<SystemTime>) {
+        let happy = matches!(outcome, Outcome::Served { waited: false, .. });
+        if happy {
+            // A resumed run, or a later run of a request that waited, keeps its counts current.
+            self.request.with_existing_wait_record(|record| record.wait = wait);
+            return;
+        }
+        let started_at = SystemTime::now() - self.started.elapsed();
+        let budget = self.budget;
+        let suspend_for = matches!(outcome, Outcome::GaveUp { reason: GiveUpReason::WaitsSuspended, .. })
+            .then(|| self.prober().address().clone());
+        self.request.with_wait_record(|record| {
+            record.wait = wait;
+            record.deadline = deadline.or(Some(started_at + budget));
+            // The backend is named here: a ProxyPass worker's socket is in the worker, not in
+            // the request. Its body was read when the connect failed (`run_handler`).
+            if suspend_for.is_some() {
+                record.suspend_for = suspend_for;
+            }
+        });
+    }
+
     fn conclude(mut self, outcome: Outcome, policy: &Policy) -> c_int {
         let waited = self.started.elapsed();
         if self.uncounted_refusal && !self.counted_refusal {
@@ -328,18 +345,6 @@ impl Backend for HttpdBackend<'_> {
             }
         }
         let attempt = attempt::classify(&evidence);
-        // Counted in the request's record (`wait_record`); a run that served the request
-        // makes none: the happy path allocates nothing.
-        let dropped = matches!(attempt, Attempt::DroppedBeforeResponse(_)) as u32;
-        let count = |record: &mut WaitRecord| {
-            record.attempts += 1;
-            record.drops += dropped;
-        };
-        if let Attempt::Finished(_) = attempt {
-            self.request.with_existing_wait_record(count);
-        } else {
-            self.request.with_wait_record(count);
-        }
         if let Attempt::NotConnected(status) = attempt {
             KNOWN_DOWN.mark_down(&self.address_text(), Instant::now());
             self.note_refusal();
@@ -374,8 +379,6 @@ impl Backend for HttpdBackend<'_> {
         if let Some(held) = self.probe_held_by_pause() {
             return held;
         }
-        self.probes += 1;
-        self.request.with_wait_record(|record| record.probes += 1);
         let outcome = self.prober().probe(patience);
         let (request, address) = (&self.request, self.prober.as_ref().map(|p| p.address().to_string()));
         let address = address.unwrap_or_default();
@@ -422,29 +425,10 @@ impl Backend for HttpdBackend<'_> {
         self.started.elapsed()
     }
 
-    fn can_wait_without_a_thread(&mut self, attempt: Attempt) -> bool {
-        let may_suspend = suspend::may_suspend_now() && self.request.is_initial_http1();
-        if !may_suspend || balancer::is_balancer_member(self.worker.status()) {
-            return false;
-        }
-        if let Attempt::DroppedBeforeResponse(_) = attempt {
-            // `serve` repeats it only within the limit, which counts the drops of every run
-            // (`wait_record`), suspended or not.
-            self.request.with_wait_record(|record| record.after_a_drop = true);
-        } else if self.probe(Duration::from_millis(50)) == ProbeOutcome::Accepting {
-            // mod_proxy_fcgi does not say why its connect failed: a probe does (and counts
-            // it), and a backend that accepts by now is better served from this thread.
-            return false;
-        }
-        // Its body was read when the connect failed (`run_handler`). The backend is named
-        // here: a ProxyPass worker's socket is in the worker, not in the request.
-        let address = self.prober().address().clone();
-        self.request.with_wait_record(|record| record.suspend_for = Some(address));
-        true
-    }
-
-    fn drops(&self) -> u32 {
-        self.request.with_existing_wait_record(|record| record.drops).unwrap_or(0)
+    fn may_wait_without_a_thread(&mut self) -> bool {
+        suspend::may_suspend_now()
+            && self.request.is_initial_http1()
+            && !balancer::is_balancer_member(self.worker.status())
     }
 
     fn has_refused_for_a_whole_budget(&mut self) -> bool {

@@ -64,8 +64,9 @@ use super::scheme_handler::KNOWN_DOWN;
 use super::{dir_config, guard::guard, hook_chain, hooks, request_body, scoreboard, status_handler, sys};
 use crate::ffi::status_code::{CLIENT_GONE, DECLINED, SUSPENDED};
 use crate::handoff::LeavingWorker;
-use crate::probe::{proxy_fcgi_target, BackendAddress, ProbeOutcome, Prober};
-use crate::retry::{GiveUpReason, DELAY_AFTER_A_DROP};
+use crate::policy::{step, Action, Event, Facts, Wait, PATIENCE_BEFORE_SUSPENDING};
+use crate::probe::{proxy_fcgi_target, BackendAddress, Prober};
+use crate::retry::{GiveUpReason, Outcome, Start};
 use crate::settings::Policy;
 use crate::shared_budget;
 use crate::stats::unix_millis_now;
@@ -102,8 +103,10 @@ unsafe impl Send for RequestPointer {}
 pub struct Handover {
     address: BackendAddress,
     deadline: Instant,
-    /// Left alone until then (a backend that dropped a request is given time to go down).
-    not_before: Instant,
+    /// The request's policy state, and what the policy asked for once it had its place (a
+    /// delay after a drop, a back-off, a probe): the waiting thread's driver goes on from there.
+    wait: Wait,
+    first: Action,
     client: Option<OwnedFd>,
     /// Held while the request waits, given back as soon as its wait ends (before a worker
     /// resumes it), as a request waiting in its thread gives it back before its handler runs.
@@ -176,10 +179,10 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     let Some(worker) = taker() else { return DECLINED };
     let policy = settings.resolve(hooks::default_max_waiting());
     if KNOWN_DOWN.any() {
-        let refusing = |address: &BackendAddress| still_refusing(&request, address, &policy);
-        if let Some(address) = proxy_backend(&request).filter(refusing) {
+        let refusing = |address| known_down_still_refusing(&request, address, &policy);
+        if let Some((address, wait)) = proxy_backend(&request).and_then(refusing) {
             // Before mod_proxy runs at all: nothing of its bookkeeping has happened.
-            return suspend(&request, worker, address, &policy, BodyRead::NotYet).unwrap_or(DECLINED);
+            return suspend(&request, worker, address, wait, &policy, BodyRead::NotYet).unwrap_or(DECLINED);
         }
     }
     // mod_proxy runs from here, so that a request whose connect is refused comes back here
@@ -188,14 +191,64 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
     // SAFETY: inside the handler hook, for the request it was given.
     let status = running_mod_proxy(|| unsafe { run_handlers_after_ours(r) });
     let Some(address) = suspension_asked(&request) else { return status };
-    match suspend(&request, worker, address.clone(), &policy, BodyRead::Already) {
+    let wait = request.with_wait_record(|record| record.wait);
+    match suspend(&request, worker, address.clone(), wait, &policy, BodyRead::Already) {
         Ok(suspended) => suspended,
         Err(refusal) => {
+            let reason = refused_a_place(&request, &policy, refusal);
             let text = address.to_string();
             let counters = status_handler::shared_table().and_then(|table| table.backend(&text));
             let ending = Ending { request: &request, address: &text, counters, waited: Duration::ZERO };
-            ending.gave_up(GiveUpReason::TooManyWaiting(refusal), policy.budget, None, &policy, "")
+            ending.gave_up(reason, policy.budget, None, &policy, "")
         }
+    }
+}
+
+/// The policy's answer to a request the waiting cap refused a place (`Event::PlaceRefused`),
+/// kept in its record for the give-up line.
+fn refused_a_place(request: &Request, policy: &Policy, refusal: Refusal) -> GiveUpReason {
+    let mut wait = request.with_wait_record(|record| record.wait);
+    let mut facts = AtSuspension::new(request, policy, policy.budget);
+    let action = step(&mut wait, Event::PlaceRefused(refusal), &mut facts, &policy.limits(policy.budget));
+    request.with_wait_record(|record| record.wait = wait);
+    match action {
+        Action::Answer(Outcome::GaveUp { reason, .. }) => reason,
+        _ => GiveUpReason::TooManyWaiting(refusal),
+    }
+}
+
+/// What the policy knows of a request at the moment it is suspended.
+struct AtSuspension<'a, 'r> {
+    request: &'a Request<'r>,
+    address: Option<String>,
+    policy: &'a Policy,
+    remaining: Duration,
+}
+
+impl<'a, 'r> AtSuspension<'a, 'r> {
+    fn new(request: &'a Request<'r>, policy: &'a Policy, remaining: Duration) -> Self {
+        AtSuspension { request, address: None, policy, remaining }
+    }
+}
+
+impl Facts for AtSuspension<'_, '_> {
+    fn remaining(&mut self) -> Duration {
+        self.remaining
+    }
+    /// Its client is looked at once it is owned (`c->aborted`) and then by the waiting thread.
+    fn reason_to_stop(&mut self) -> Option<GiveUpReason> {
+        None
+    }
+    fn refused_for_a_whole_budget(&mut self) -> bool {
+        let Some(address) = &self.address else { return false };
+        let table = status_handler::shared_table();
+        table
+            .and_then(|table| table.backend(address))
+            .is_some_and(|slot| slot.refusals().is_open(unix_millis_now(), self.policy.budget))
+    }
+    fn may_wait_without_a_thread(&mut self) -> bool {
+        let _ = self.request;
+        true
     }
 }
 
@@ -216,8 +269,8 @@ fn suspend_before_a_redirect(request: &Request) -> Option<c_int> {
         let settings = unsafe { dir_config::for_request(lookup.raw()) };
         settings.is_enabled().then(|| (proxy_backend(lookup), settings.resolve(hooks::default_max_waiting())))
     })?;
-    let address = address.filter(|address| still_refusing(request, address, &policy))?;
-    suspend(request, taker()?, address, &policy, BodyRead::NotYet).ok()
+    let (address, wait) = known_down_still_refusing(request, address?, &policy)?;
+    suspend(request, taker()?, address, wait, &policy, BodyRead::NotYet).ok()
 }
 
 /// The suspending worker's scoreboard entry, when a suspended request can be taken over: the
@@ -252,22 +305,31 @@ fn running_mod_proxy<T>(run: impl FnOnce() -> T) -> T {
     run()
 }
 
-/// Whether a backend this child has seen refuse refuses now too, and is not one the breaker
-/// answers at once (the usual path says so).
-fn still_refusing(request: &Request, address: &BackendAddress, policy: &Policy) -> bool {
+/// A backend this child has seen refuse: the policy's first look at it (`Start::WaitForBackend`)
+/// says whether this request is suspended before mod_proxy runs, and with what wait. Not when the
+/// backend accepts by now, nor when the breaker answers it at once (the usual path says so).
+fn known_down_still_refusing(
+    request: &Request,
+    address: BackendAddress,
+    policy: &Policy,
+) -> Option<(BackendAddress, Wait)> {
     let text = address.to_string();
     if !KNOWN_DOWN.contains(&text, Instant::now()) {
-        return false;
+        return None;
     }
-    request.with_wait_record(|record| record.probes += 1);
-    if Prober::new(address.clone()).probe(Duration::from_millis(50)) == ProbeOutcome::Accepting {
-        return false;
+    let deadline = request.with_existing_wait_record(|record| record.deadline).flatten();
+    let remaining = shared_budget::remaining(deadline, policy.budget, SystemTime::now);
+    let limits = policy.limits(remaining);
+    let mut wait = request.with_existing_wait_record(|record| Wait::continued(record.wait)).unwrap_or_default();
+    let mut facts = AtSuspension { request, address: Some(text), policy, remaining };
+    let Action::Probe { .. } = step(&mut wait, Event::Start(Start::WaitForBackend), &mut facts, &limits) else {
+        return None;
+    };
+    let outcome = Prober::new(address.clone()).probe(PATIENCE_BEFORE_SUSPENDING);
+    match step(&mut wait, Event::Probed(outcome), &mut facts, &limits) {
+        Action::Suspend => Some((address, wait)),
+        _ => None,
     }
-    let table = status_handler::shared_table();
-    let breaker_open = table
-        .and_then(|table| table.backend(&text))
-        .is_some_and(|slot| slot.refusals().is_open(unix_millis_now(), policy.budget));
-    !breaker_open
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -282,6 +344,7 @@ fn suspend(
     request: &Request,
     worker: usize,
     address: BackendAddress,
+    wait: Wait,
     policy: &Policy,
     body: BodyRead,
 ) -> Result<c_int, Refusal> {
@@ -305,7 +368,7 @@ fn suspend(
         request.mark_client_gone();
         return Ok(CLIENT_GONE);
     }
-    let handover = handover(request, address, place, policy);
+    let handover = handover(request, address, place, policy, wait);
     stage(request, Staged { request: RequestPointer(request.raw()), handover, worker });
     Ok(SUSPENDED)
 }
@@ -345,24 +408,29 @@ fn take_place(address: &str, policy: &Policy) -> Result<WaiterPlace<'static>, Re
     table.waiters().try_enter(policy.max_waiting, policy.budget, table.backend_index(address))
 }
 
-/// What the waiting thread needs of a request about to be suspended.
-fn handover(request: &Request, address: BackendAddress, place: WaiterPlace<'static>, policy: &Policy) -> Handover {
-    let (deadline, after_a_drop) = request.with_wait_record(|record| {
+/// What the waiting thread needs of a request about to be suspended, its place taken.
+fn handover(
+    request: &Request,
+    address: BackendAddress,
+    place: WaiterPlace<'static>,
+    policy: &Policy,
+    mut wait: Wait,
+) -> Handover {
+    let deadline = request.with_wait_record(|record| {
         record.resumed = true;
-        let deadline = *record.deadline.get_or_insert_with(|| SystemTime::now() + policy.budget);
-        (deadline, std::mem::take(&mut record.after_a_drop))
+        *record.deadline.get_or_insert_with(|| SystemTime::now() + policy.budget)
     });
     let left = shared_budget::remaining(Some(deadline), policy.budget, SystemTime::now);
+    let mut facts = AtSuspension::new(request, policy, left);
+    let first = step(&mut wait, Event::PlaceTaken, &mut facts, &policy.limits(left));
     request.close_connection_after();
     let now = Instant::now();
-    // A backend that dropped the request is going down: PHP-FPM's exiting children must be
-    // gone before it is asked again (retry::DELAY_AFTER_A_DROP).
-    let not_before = if after_a_drop { now + DELAY_AFTER_A_DROP } else { now };
     request.log(log::DEBUG, mark!(), || format!("backend {address} refuses: the request waits suspended"));
     Handover {
         address,
         deadline: now + left,
-        not_before,
+        wait,
+        first,
         client: request.client_socket(),
         place: Some(place),
         policy: *policy,

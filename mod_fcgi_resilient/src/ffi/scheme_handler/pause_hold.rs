@@ -4,7 +4,7 @@
 //! pause ends (waiting on as usual if the backend then refuses). While nothing is paused this
 //! costs one atomic load per handler run.
 
-use super::{request_body, HttpdBackend, SERVICE_UNAVAILABLE};
+use super::{request_body, HttpdBackend};
 use crate::ffi::log::{self, mark};
 use crate::ffi::pause_watch;
 use crate::probe::ProbeOutcome;
@@ -23,7 +23,7 @@ impl HttpdBackend<'_> {
         if let Err(status) = unsafe { request_body::read_before_waiting(self.call.r) } {
             return Some(Attempt::Finished(status));
         }
-        Some(Attempt::NotConnected(SERVICE_UNAVAILABLE))
+        Some(Attempt::Held)
     }
 
     /// A paused backend is not asked: the request is held, as a suspended one is, without a

@@ -8,6 +8,7 @@ use crate::ffi::ending::Ending;
 use crate::ffi::request::Request;
 use crate::ffi::status_code::INTERNAL_SERVER_ERROR;
 use crate::ffi::{guard::guard, scoreboard, status_handler, sys};
+use crate::policy::Wait;
 use crate::retry::GiveUpReason;
 use crate::suspended_waits::{Ended, Resolution};
 use std::ffi::{c_int, c_void};
@@ -181,7 +182,7 @@ unsafe extern "C" fn knock(_baton: *mut c_void) {
 /// On a worker: the request is served (or answered) as any other, on this worker's scoreboard
 /// entry, and its connection lingers on the waiting thread.
 fn serve_on_this_worker(ended: Ended<Suspension>) {
-    let Ended { request: Suspension { request, handover }, resolution, probes, last_errno } = ended;
+    let Ended { request: Suspension { request, handover }, resolution, wait } = ended;
     let r = request.into_raw();
     // SAFETY: owned (the claim was started here), and this worker alone uses it now.
     unsafe { scoreboard::serve_on_this_worker((*r).connection, r) };
@@ -189,7 +190,7 @@ fn serve_on_this_worker(ended: Ended<Suspension>) {
     // SAFETY: as above.
     let socket = unsafe { Request::from_raw(r) }.client_socket();
     // SAFETY: as above.
-    let Some(connection) = (unsafe { finish(r, handover, resolution, probes, last_errno, true) }) else { return };
+    let Some(connection) = (unsafe { finish(r, handover, resolution, wait, true) }) else { return };
     // SAFETY: the request is finished; the connection is still owned by this worker.
     unsafe {
         (*connection).sbh = std::ptr::null_mut();
@@ -208,8 +209,9 @@ fn serve_on_this_worker(ended: Ended<Suspension>) {
 /// On the waiting thread (a child stopping at once, or after a panic): 503, or nothing for a
 /// client that left, written without waiting on the client, and the connection closed.
 pub fn answer_here(ended: Ended<Suspension>) {
-    let Ended { request: Suspension { request, handover }, resolution, probes, last_errno } = ended;
-    let resolution = if resolution == Resolution::ClientGone { resolution } else { Resolution::Stopping };
+    let Ended { request: Suspension { request, handover }, resolution, wait } = ended;
+    let client_gone = Resolution::GaveUp(GiveUpReason::ClientGone);
+    let resolution = if resolution == client_gone { resolution } else { Resolution::Stopping };
     let r = request.into_raw();
     guard("answering a suspended request", (), || {
         // SAFETY: owned by this thread; its socket's timeout is ours to set.
@@ -220,7 +222,7 @@ pub fn answer_here(ended: Ended<Suspension>) {
             }
         }
         // SAFETY: as above.
-        if let Some(connection) = unsafe { finish(r, handover, resolution, probes, last_errno, false) } {
+        if let Some(connection) = unsafe { finish(r, handover, resolution, wait, false) } {
             // SAFETY: the request is finished; the connection is ours.
             unsafe {
                 sys::ap_start_lingering_close(connection);
@@ -250,8 +252,7 @@ unsafe fn finish(
     r: *mut sys::request_rec,
     handover: Handover,
     resolution: Resolution,
-    probes: u32,
-    last_errno: Option<nix::errno::Errno>,
+    wait: Wait,
     on_worker: bool,
 ) -> Option<*mut sys::conn_rec> {
     let Handover { address, place, policy, suspended_at, .. } = handover;
@@ -259,7 +260,8 @@ unsafe fn finish(
     let waited = suspended_at.elapsed();
     // SAFETY: owned until ap_process_request_after_handler below.
     let request = unsafe { Request::from_raw(r) };
-    request.with_wait_record(|record| record.probes += probes);
+    // The resumed run, the give-up line and a later suspension go on from where its wait is.
+    request.with_wait_record(|record| record.wait = wait);
     // SAFETY: r->invoke_mtx is the request's own mutex (made by ap_process_async_request and
     // unlocked when the request was suspended), in its pool; null without threads.
     let mutex = unsafe { (*r).invoke_mtx };
@@ -277,7 +279,7 @@ unsafe fn finish(
     };
     lock(true);
     let conclusion = match resolution {
-        Resolution::Accepting if on_worker => {
+        Resolution::Run if on_worker => {
             // SAFETY: the handler phase of a live request, as ap_invoke_handler would run it
             // (its filters were inserted before the request was suspended).
             let status = match super::running_mod_proxy(|| unsafe { sys::ap_run_handler(r) }) {
@@ -288,7 +290,8 @@ unsafe fn finish(
                 // Refused or dropped again (PHP-FPM still going down): it waits on, suspended.
                 Some(address) => match super::take_place(&address.to_string(), &policy) {
                     Ok(place) => {
-                        let again = super::handover(&request, address, place, &policy);
+                        let wait = request.with_wait_record(|record| record.wait);
+                        let again = super::handover(&request, address, place, &policy, wait);
                         lock(false);
                         // SAFETY: this worker's scoreboard entry must not be written once it
                         // has left the request; the waiting thread owns it from the next line.
@@ -299,17 +302,16 @@ unsafe fn finish(
                         return None;
                     }
                     // The waiting cap is full: answered as a request refused a place at first.
-                    Err(refusal) => Conclusion::GaveUp(GiveUpReason::TooManyWaiting(refusal)),
+                    Err(refusal) => Conclusion::GaveUp(super::refused_a_place(&request, &policy, refusal)),
                 },
                 None => Conclusion::Served(status),
             }
         }
-        Resolution::ClientGone => Conclusion::ClientGone,
-        Resolution::BudgetSpent => Conclusion::GaveUp(GiveUpReason::BudgetSpent),
-        Resolution::BackendUnusable => Conclusion::GaveUp(GiveUpReason::BackendUnusable),
-        Resolution::Accepting | Resolution::Stopping => Conclusion::Stopping,
+        Resolution::GaveUp(GiveUpReason::ClientGone) => Conclusion::ClientGone,
+        Resolution::GaveUp(reason) => Conclusion::GaveUp(reason),
+        Resolution::Run | Resolution::Stopping => Conclusion::Stopping,
     };
-    let status = answer(&request, conclusion, &address.to_string(), &policy, waited, last_errno);
+    let status = answer(&request, conclusion, &address.to_string(), &policy, waited, wait.last_errno());
     lock(false);
     // SAFETY: what ap_process_async_request does after a handler returns: the answer (or the
     // error page), then the end-of-request bucket that logs the request and frees its pool.

@@ -6,7 +6,6 @@
 
 use super::resume::{self, Claim, Lingering, OwnedRequest, Suspension};
 use super::{lock, Handover, RequestPointer};
-use crate::backoff::BackoffBounds;
 use crate::ffi::guard::guard;
 use crate::ffi::log;
 use crate::ffi::scheme_handler::KNOWN_DOWN;
@@ -168,7 +167,7 @@ struct Waits {
 fn keep_waits(arrivals: &Receiver<Message>) {
     let mut state = Waits {
         parked: Vec::new(),
-        waits: SuspendedWaits::new(BackoffBounds::DEFAULT),
+        waits: SuspendedWaits::default(),
         claims: Vec::new(),
         lingering: Vec::new(),
         last_knock: None,
@@ -236,9 +235,10 @@ impl Waits {
     fn wait(&mut self, mut suspension: Suspension) {
         let client = suspension.handover.client.take().map(ClientWatch::new);
         let handover = &suspension.handover;
-        let (address, deadline, not_before) = (handover.address.clone(), handover.deadline, handover.not_before);
-        let backoff = handover.policy.backoff;
-        self.waits.add_not_before(address, backoff, suspension, deadline, client, not_before);
+        let (address, deadline, wait, first) =
+            (handover.address.clone(), handover.deadline, handover.wait, handover.first);
+        let limits = handover.policy.limits(handover.policy.budget);
+        self.waits.add(address, limits, suspension, wait, first, deadline, client, Instant::now());
     }
 
     /// Step 3 to 4: parked requests whose worker has provably left become this thread's.
