@@ -24,10 +24,6 @@ use std::time::Duration;
 /// this short says whether the backend accepts by now (then it is better served from its thread).
 pub const PATIENCE_BEFORE_SUSPENDING: Duration = Duration::from_millis(50);
 
-/// mod_proxy_fcgi's status for a connect that failed; a request that starts by probing a backend
-/// known down and finds it refusing is where such a run would have left it.
-const SERVICE_UNAVAILABLE: i32 = 503;
-
 /// What one request carries through its waits.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Wait {
@@ -176,7 +172,7 @@ impl Wait {
             Attempt::DroppedBeforeResponse(status) if !limits.retry_dropped || self.drops > MAX_DROPPED_RETRIES => {
                 return self.served(status)
             }
-            Attempt::DroppedBeforeResponse(_) | Attempt::NotConnected(_) | Attempt::Held => {}
+            Attempt::DroppedBeforeResponse(_) | Attempt::NotConnected(_) | Attempt::NotRun => {}
         }
         // An error page for a request that spent its budget waits no more.
         if facts.remaining().is_zero() {
@@ -264,10 +260,10 @@ pub fn step(wait: &mut Wait, event: Event, facts: &mut impl Facts, limits: &Retr
             if outcome == ProbeOutcome::Accepting {
                 return wait.run();
             }
-            wait.after_run(Attempt::NotConnected(SERVICE_UNAVAILABLE), facts, limits)
+            wait.after_run(Attempt::NotRun, facts, limits)
         }
         (Phase::Running, Event::Ran(attempt)) => {
-            wait.attempts += (attempt != Attempt::Held) as u32;
+            wait.attempts += (attempt != Attempt::NotRun) as u32;
             wait.drops += matches!(attempt, Attempt::DroppedBeforeResponse(_)) as u32;
             wait.after_run(attempt, facts, limits)
         }

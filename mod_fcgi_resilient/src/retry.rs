@@ -21,9 +21,9 @@ pub enum Attempt {
     /// The backend dropped the connection before any response header; repeatable only for a
     /// safe method without a body, and only where the admin opted in.
     DroppedBeforeResponse(i32),
-    /// Not run: the backend is paused (`pause`), and the request waits as if it were refused,
-    /// with no attempt counted.
-    Held,
+    /// Not run: the backend is paused (`pause`), or known down and still refusing at the first
+    /// look; the request waits as if it were refused, with no attempt counted.
+    NotRun,
 }
 
 /// The world the retry loop acts on; the FFI layer implements it over httpd.

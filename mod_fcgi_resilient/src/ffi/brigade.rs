@@ -13,6 +13,7 @@
 //! makes each call below sound.
 
 use super::request::Request;
+use super::status_code::Status;
 use super::sys;
 use std::ffi::{c_char, CStr, CString};
 use std::marker::PhantomData;
@@ -34,9 +35,9 @@ fn checked(rv: sys::apr_status_t) -> Result<(), AprStatus> {
 
 /// The status httpd answers a failed read of a request body with (ap_map_http_request_error:
 /// 408 for a timeout, 413 for a body over its limit, ...), `otherwise` for other errors.
-pub fn http_status_of_read_error(rv: AprStatus, otherwise: std::ffi::c_int) -> std::ffi::c_int {
+pub fn http_status_of_read_error(rv: AprStatus, otherwise: Status) -> Status {
     // SAFETY: a pure mapping of two numbers; it reads no request.
-    unsafe { sys::ap_map_http_request_error(rv, otherwise) }
+    Status::from_raw(unsafe { sys::ap_map_http_request_error(rv, otherwise.raw()) })
 }
 
 /// A brigade in a request's pool, with the connection's bucket allocator.

@@ -5,12 +5,12 @@
 use super::log::{self, mark};
 use super::request::Request;
 use super::scheme_handler::give_up_message;
-use super::status_code::{CLIENT_GONE, SERVICE_UNAVAILABLE};
+use crate::ffi::status_code::Status;
 use crate::retry::GiveUpReason;
 use crate::settings::Policy;
 use crate::stats::BackendSlot;
 use nix::errno::Errno;
-use std::ffi::{c_int, CStr};
+use std::ffi::CStr;
 use std::time::Duration;
 
 /// Set when this module added Retry-After, so that a balancer's next member, served in the
@@ -31,8 +31,8 @@ impl Ending<'_, '_> {
     }
 
     /// The backend answered after the wait; `how` says how it waited.
-    pub fn served(&self, status: c_int, how: &str) -> c_int {
-        if let Some(counters) = self.counters.filter(|_| status == super::status_code::OK) {
+    pub fn served(&self, status: Status, how: &str) -> Status {
+        if let Some(counters) = self.counters.filter(|_| status == Status::OK) {
             counters.recovered(self.waited_ms());
         }
         let (address, waited_ms) = (self.address, self.waited_ms());
@@ -43,7 +43,7 @@ impl Ending<'_, '_> {
 
     /// The client left while the request waited: nothing was sent to the backend, nothing is
     /// written to the client.
-    pub fn client_gone(&self) -> c_int {
+    pub fn client_gone(&self) -> Status {
         if let Some(counters) = self.counters {
             counters.client_left(self.waited_ms());
         }
@@ -55,7 +55,7 @@ impl Ending<'_, '_> {
                  the request was not sent to the backend"
             )
         });
-        CLIENT_GONE
+        Status::CLIENT_GONE
     }
 
     /// 503 with Retry-After, counted as given up, one error line; `suffix` is added to it.
@@ -66,7 +66,7 @@ impl Ending<'_, '_> {
         last_errno: Option<Errno>,
         policy: &Policy,
         suffix: &str,
-    ) -> c_int {
+    ) -> Status {
         if let Some(counters) = self.counters {
             counters.gave_up(self.waited_ms());
         }
@@ -77,7 +77,7 @@ impl Ending<'_, '_> {
                 give_up_message(reason, self.address, (attempts, probes), (self.waited, budget), last_errno, policy);
             format!("{message}{suffix}")
         });
-        SERVICE_UNAVAILABLE
+        Status::SERVICE_UNAVAILABLE
     }
 }
 

@@ -4,8 +4,7 @@
 //! handler runs mod_proxy_fcgi's — over two hook arrays of the same shape.
 
 use super::sys;
-use crate::ffi::status_code::DECLINED;
-use std::ffi::c_int;
+use crate::ffi::status_code::Status;
 
 /// Calls `call` with each hook function sorted after `ours` in `hooks` (an APR hook array of
 /// `Link` entries, whose function is `function(entry)`) until one does not decline; DECLINED if
@@ -18,21 +17,21 @@ pub unsafe fn run_after<Link, Function: Copy>(
     ours: usize,
     function: impl Fn(&Link) -> Option<Function>,
     address: impl Fn(Function) -> usize,
-    mut call: impl FnMut(Function) -> c_int,
-) -> c_int {
+    mut call: impl FnMut(Function) -> Status,
+) -> Status {
     if hooks.is_null() {
-        return DECLINED;
+        return Status::DECLINED;
     }
     // SAFETY: the caller's live array of `nelts` Link entries.
     let entries = unsafe { std::slice::from_raw_parts((*hooks).elts as *const Link, (*hooks).nelts as usize) };
     let Some(position) = entries.iter().position(|entry| function(entry).map(&address) == Some(ours)) else {
-        return DECLINED;
+        return Status::DECLINED;
     };
     for hook in entries[position + 1..].iter().filter_map(&function) {
         let status = call(hook);
-        if status != DECLINED {
+        if status != Status::DECLINED {
             return status;
         }
     }
-    DECLINED
+    Status::DECLINED
 }

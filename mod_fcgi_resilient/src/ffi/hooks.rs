@@ -4,7 +4,7 @@
 
 use super::log::{self, mark};
 use super::{compat, guard::guard, pause_watch, proxy, scheme_handler, server_status, status_handler, suspend, sys};
-use crate::ffi::status_code::{INTERNAL_SERVER_ERROR, OK};
+use crate::ffi::status_code::Status;
 use crate::settings;
 use crate::waiting_table::{http2_workers_per_child, WaiterRecords};
 use std::ffi::c_int;
@@ -68,16 +68,17 @@ unsafe extern "C" fn pre_config(
     _plog: *mut sys::apr_pool_t,
     _ptemp: *mut sys::apr_pool_t,
 ) -> c_int {
-    guard("pre_config", INTERNAL_SERVER_ERROR, || {
+    guard("pre_config", Status::INTERNAL_SERVER_ERROR, || {
         match compat::check().and_then(|()| proxy::register_ahead_of_mod_proxy_fcgi(scheme_handler::handle)) {
-            Ok(()) => OK,
+            Ok(()) => Status::OK,
             Err(message) => {
                 let level = (sys::APLOG_EMERG | sys::APLOG_STARTUP) as c_int;
                 log::for_server(std::ptr::null(), level, mark!(), &message);
-                INTERNAL_SERVER_ERROR
+                Status::INTERNAL_SERVER_ERROR
             }
         }
     })
+    .raw()
 }
 
 unsafe extern "C" fn post_config(
@@ -86,7 +87,7 @@ unsafe extern "C" fn post_config(
     _ptemp: *mut sys::apr_pool_t,
     server: *mut sys::server_rec,
 ) -> c_int {
-    guard("post_config", OK, || {
+    guard("post_config", Status::OK, || {
         // SAFETY: the server record httpd passes to post_config.
         unsafe { status_handler::attach_shared_table(server) };
         suspend::learn_mpm();
@@ -101,8 +102,9 @@ unsafe extern "C" fn post_config(
             THREADS_THAT_CAN_WAIT.store(daemons.saturating_mul(threads + h2_workers), Ordering::Relaxed);
             THREADS_PER_CHILD.store(threads, Ordering::Relaxed);
         }
-        OK
+        Status::OK
     })
+    .raw()
 }
 
 fn http2_is_loaded() -> bool {

@@ -14,11 +14,11 @@ use crate::pause_file::PauseRecord;
 use crate::stats::unix_millis_now;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::collections::BTreeSet;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_int, c_void};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
-use std::ptr::{null, null_mut};
+use std::ptr::null;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -63,44 +63,13 @@ fn setting() -> PauseDirSetting {
     SETTING.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone().unwrap_or_default()
 }
 
-/// `FcgiResilientPauseDir DIR [OWNER]`: in the main server config only (one directory per
-/// server, read by every child).
-pub const PAUSE_DIR_COMMAND: sys::command_rec = sys::command_rec {
-    name: c"FcgiResilientPauseDir".as_ptr(),
-    func: sys::cmd_func { take2: Some(set_pause_dir) },
-    cmd_data: null_mut(),
-    req_override: sys::RSRC_CONF as c_int,
-    args_how: sys::cmd_how_TAKE12,
-    errmsg: c"directory of pause files (fcgi-resilient-helper pause), and the user besides root who may pause".as_ptr(),
-};
-
-unsafe extern "C" fn set_pause_dir(
-    cmd: *mut sys::cmd_parms,
-    _config: *mut c_void,
-    directory: *const c_char,
-    owner: *const c_char,
-) -> *const c_char {
-    const NAME: &str = "FcgiResilientPauseDir";
-    let fallback = Err(format!("{NAME}: internal error"));
-    // SAFETY: httpd passes a TAKE12 directive its cmd_parms and NUL-terminated arguments, the
-    // second null when absent.
-    let result = guard("a directive", fallback, || unsafe {
-        if (*(*cmd).server).is_virtual != 0 {
-            return Err(format!("{NAME}: only in the main server config, not inside <VirtualHost>"));
-        }
-        let directory = CStr::from_ptr(directory).to_string_lossy();
-        let owner = (!owner.is_null()).then(|| CStr::from_ptr(owner).to_string_lossy().into_owned());
-        let uid_of = |name: &str| nix::unistd::User::from_name(name).ok().flatten().map(|user| user.uid.as_raw());
-        pause::parse_pause_dir(NAME, &directory, owner.as_deref(), uid_of)
-    });
-    match result {
-        Ok(parsed) => {
-            *SETTING.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(parsed);
-            null()
-        }
-        // SAFETY: cmd->pool lives at least as long as httpd needs the message.
-        Err(message) => unsafe { super::directives::pool_string((*cmd).pool, &message) },
-    }
+/// `FcgiResilientPauseDir DIR [OWNER]` (`directives`): in the main server config only, one
+/// directory per server, read by every child.
+pub fn set_pause_dir(name: &str, values: &[&str]) -> Result<(), String> {
+    let uid_of = |user: &str| nix::unistd::User::from_name(user).ok().flatten().map(|user| user.uid.as_raw());
+    let parsed = pause::parse_pause_dir(name, values[0], values.get(1).copied(), uid_of)?;
+    *SETTING.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(parsed);
+    Ok(())
 }
 
 pub fn register_hooks() {

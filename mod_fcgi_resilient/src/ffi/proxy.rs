@@ -7,7 +7,7 @@
 //! so registering then works whatever the load order — and a missing mod_proxy becomes a
 //! clear start-up error instead of dlopen's "undefined symbol".
 
-use super::status_code::DECLINED;
+use super::status_code::Status;
 use super::{hook_chain, module_record::MODULE_NAME, sys};
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -84,10 +84,10 @@ pub struct SchemeCall {
 ///
 /// # Safety
 /// Must be called from within mod_proxy's scheme_handler hook with that hook's arguments.
-pub unsafe fn run_handlers_after(ours: SchemeHandler, call: &SchemeCall) -> c_int {
+pub unsafe fn run_handlers_after(ours: SchemeHandler, call: &SchemeCall) -> Status {
     let get_handlers = GET_SCHEME_HANDLERS.load(Ordering::Acquire);
     if get_handlers.is_null() {
-        return DECLINED;
+        return Status::DECLINED;
     }
     // SAFETY: stored from the exported proxy_hook_get_scheme_handler, whose signature this is.
     let handlers = unsafe { std::mem::transmute::<*mut c_void, GetSchemeHandlers>(get_handlers)() };
@@ -97,7 +97,7 @@ pub unsafe fn run_handlers_after(ours: SchemeHandler, call: &SchemeCall) -> c_in
         // SAFETY: r->pool outlives the request; url is NUL-terminated.
         let url = unsafe { sys::apr_pstrdup((*call.r).pool, call.url) };
         // SAFETY: the same arguments mod_proxy passed to the hook, as its runner would pass them.
-        unsafe { handler(call.r, call.worker, call.conf, url, call.proxyname, call.proxyport) }
+        Status::from_raw(unsafe { handler(call.r, call.worker, call.conf, url, call.proxyname, call.proxyport) })
     };
     // SAFETY: mod_proxy's scheme_handler hook array, of proxy_LINK_scheme_handler_t entries.
     unsafe { hook_chain::run_after(handlers, ours as usize, function, |handler| handler as usize, run) }

@@ -24,9 +24,9 @@ use super::log::{self, mark};
 use super::request::Request;
 use super::sys;
 use crate::body_spool::{content_length_for, disk_has_room, ChildSpool, Place, Spool, MEMORY_LIMIT};
-use crate::ffi::status_code::{BAD_REQUEST, INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE};
+use crate::ffi::status_code::Status;
 use std::cell::Cell;
-use std::ffi::{c_int, CStr};
+use std::ffi::CStr;
 
 /// mod_proxy_fcgi's pool userdata key for the body it prefetched.
 const INPUT_KEY: &CStr = c"proxy-fcgi-input";
@@ -62,7 +62,7 @@ impl BodyRead {
 /// # Safety
 /// `r` must be a live request inside the handler phase, between two runs of mod_proxy_fcgi's
 /// handler, served by this thread for the whole call.
-pub unsafe fn read_before_waiting(r: *mut sys::request_rec) -> Result<(), c_int> {
+pub unsafe fn read_before_waiting(r: *mut sys::request_rec) -> Result<(), Status> {
     // SAFETY: guaranteed by the caller.
     let request = unsafe { Request::from_raw(r) };
     let read = read_rest_of_body(&request)?;
@@ -82,7 +82,7 @@ pub unsafe fn read_before_waiting(r: *mut sys::request_rec) -> Result<(), c_int>
 /// Content-Length to the whole body and removes Transfer-Encoding. `Err` is the status the
 /// request must end with: the client's read error mapped as httpd maps it (408, 413, 400), or
 /// 500 when the body could not be stored.
-pub fn read_rest_of_body<'r>(request: &Request<'r>) -> Result<BodyRead, c_int> {
+pub fn read_rest_of_body<'r>(request: &Request<'r>) -> Result<BodyRead, Status> {
     // mod_proxy_fcgi's brigade, created and registered the way it would be when nothing was
     // prefetched yet.
     let mut input = Brigade::in_userdata(request, INPUT_KEY);
@@ -103,7 +103,7 @@ pub fn read_rest_of_body<'r>(request: &Request<'r>) -> Result<BodyRead, c_int> {
         empty_reads = if bytes == 0 { empty_reads + 1 } else { 0 };
         if empty_reads >= EMPTY_READS_BEFORE_GIVING_UP {
             request.log(log::ERROR, mark!(), || "the request body reads return nothing".into());
-            return Err(INTERNAL_SERVER_ERROR);
+            return Err(Status::INTERNAL_SERVER_ERROR);
         }
         if let Err(held) = CHILD_SPOOL.reserve(bytes, limit) {
             request.log(log::ERROR, mark!(), || {
@@ -112,7 +112,7 @@ pub fn read_rest_of_body<'r>(request: &Request<'r>) -> Result<BodyRead, c_int> {
                      (FcgiResilientMaxBodySpool {limit}): answering 503; the backend received nothing"
                 )
             });
-            return Err(SERVICE_UNAVAILABLE);
+            return Err(Status::SERVICE_UNAVAILABLE);
         }
         ledger.held.set(ledger.held.get() + bytes);
         let place = spool.place_unless(bytes, |bytes| {
@@ -150,9 +150,9 @@ pub fn read_rest_of_body<'r>(request: &Request<'r>) -> Result<BodyRead, c_int> {
 
 /// One blocking read into `chunk`; an EOS that ends it is moved to `end`, which is empty.
 /// Returns whether the body is complete.
-fn read_chunk<'r>(request: &Request<'r>, chunk: &Brigade<'r>, end: &Brigade<'r>) -> Result<bool, c_int> {
+fn read_chunk<'r>(request: &Request<'r>, chunk: &Brigade<'r>, end: &Brigade<'r>) -> Result<bool, Status> {
     if let Err(rv) = chunk.read_input(request, Read::BlockingBytes, READ_SIZE) {
-        let status = brigade::http_status_of_read_error(rv, BAD_REQUEST);
+        let status = brigade::http_status_of_read_error(rv, Status::BAD_REQUEST);
         request.log(log::INFO, mark!(), || {
             format!(
                 "reading the request body before waiting for the backend failed (APR status {rv}): \
@@ -165,17 +165,17 @@ fn read_chunk<'r>(request: &Request<'r>, chunk: &Brigade<'r>, end: &Brigade<'r>)
 }
 
 /// Sets every bucket of `from` aside into the request pool and appends them to `to`.
-fn save_brigade<'r>(request: &Request<'r>, to: &mut Brigade<'r>, from: &mut Brigade<'r>) -> Result<(), c_int> {
+fn save_brigade<'r>(request: &Request<'r>, to: &mut Brigade<'r>, from: &mut Brigade<'r>) -> Result<(), Status> {
     to.append_saved(request, from).map_err(|rv| {
         request.log(log::ERROR, mark!(), || format!("keeping the request body failed (APR status {rv})"));
-        INTERNAL_SERVER_ERROR
+        Status::INTERNAL_SERVER_ERROR
     })
 }
 
-fn length_of(request: &Request, brigade: &Brigade) -> Result<u64, c_int> {
+fn length_of(request: &Request, brigade: &Brigade) -> Result<u64, Status> {
     brigade.length().map_err(|rv| {
         request.log(log::ERROR, mark!(), || format!("reading the request body failed (APR status {rv})"));
-        INTERNAL_SERVER_ERROR
+        Status::INTERNAL_SERVER_ERROR
     })
 }
 
@@ -208,7 +208,7 @@ struct BodyFile<'r> {
 }
 
 impl<'r> BodyFile<'r> {
-    fn create(request: &Request<'r>) -> Result<BodyFile<'r>, c_int> {
+    fn create(request: &Request<'r>) -> Result<BodyFile<'r>, Status> {
         let made = brigade::temp_dir(request).and_then(|directory| {
             let file = TempFile::create(request, &directory, "fcgi-resilient-body.")?;
             Ok(BodyFile { file, buffer: Vec::new(), directory })
@@ -217,13 +217,13 @@ impl<'r> BodyFile<'r> {
             request.log(log::ERROR, mark!(), || {
                 format!("creating a temporary file for the request body failed (APR status {rv})")
             });
-            INTERNAL_SERVER_ERROR
+            Status::INTERNAL_SERVER_ERROR
         })
     }
 
     /// A body is never written where it would fill the disk: the filesystem keeps its last
     /// twentieth free (`body_spool::MIN_FREE_SHARE`).
-    fn check_room(&self, request: &Request, bytes: u64) -> Result<(), c_int> {
+    fn check_room(&self, request: &Request, bytes: u64) -> Result<(), Status> {
         let Ok(stats) = nix::sys::statvfs::statvfs(self.directory.as_str()) else { return Ok(()) };
         let fragment = stats.fragment_size();
         let (available, total) = (stats.blocks_available() * fragment, stats.blocks() * fragment);
@@ -237,11 +237,11 @@ impl<'r> BodyFile<'r> {
                 self.directory
             )
         });
-        Err(SERVICE_UNAVAILABLE)
+        Err(Status::SERVICE_UNAVAILABLE)
     }
 
     /// Writes the data of `chunk` (`bytes` long) at the end of the file and empties `chunk`.
-    fn append(&mut self, request: &Request, chunk: &Brigade, bytes: u64) -> Result<(), c_int> {
+    fn append(&mut self, request: &Request, chunk: &Brigade, bytes: u64) -> Result<(), Status> {
         self.buffer.resize(bytes as usize, 0);
         let written = chunk.flatten_into(&mut self.buffer).and_then(|flattened| {
             self.file.write_all(&self.buffer[..flattened])?;
@@ -257,6 +257,6 @@ impl<'r> BodyFile<'r> {
         request.log(log::ERROR, mark!(), || {
             format!("writing the request body to a temporary file failed (APR status {rv})")
         });
-        Err(INTERNAL_SERVER_ERROR)
+        Err(Status::INTERNAL_SERVER_ERROR)
     }
 }

@@ -16,7 +16,7 @@ use super::{dir_config, guard::guard, hooks, request_body, status_handler, suspe
 use crate::attempt::{self, AttemptEvidence};
 use crate::balancer::{self, OnRefusal};
 use crate::duration::format_duration;
-use crate::ffi::status_code::{DECLINED, INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE};
+use crate::ffi::status_code::Status;
 use crate::known_down::KnownDown;
 use crate::policy::Wait;
 use crate::probe::{BackendAddress, ProbeOutcome, Prober, WaitEnd};
@@ -59,19 +59,19 @@ pub unsafe extern "C" fn handle(
 ) -> c_int {
     let call = SchemeCall { r, worker, conf, url, proxyname, proxyport };
     // SAFETY: called by mod_proxy's scheme_handler hook runner with live arguments.
-    guard("the proxy scheme handler", INTERNAL_SERVER_ERROR, || unsafe { serve(call) })
+    guard("the proxy scheme handler", Status::INTERNAL_SERVER_ERROR, || unsafe { serve(call) }).raw()
 }
 
-unsafe fn serve(call: SchemeCall) -> c_int {
+unsafe fn serve(call: SchemeCall) -> Status {
     // SAFETY: mod_proxy passes a NUL-terminated URL.
     let url = unsafe { CStr::from_ptr(call.url) }.to_bytes();
     if !url.get(..5).is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"fcgi:")) {
-        return DECLINED;
+        return Status::DECLINED;
     }
     // SAFETY: a live request inside the handler phase.
     let settings = unsafe { dir_config::for_request(call.r) };
     if !settings.is_enabled() {
-        return DECLINED;
+        return Status::DECLINED;
     }
     // SAFETY: the hook's request and worker, live for this call and used by this thread.
     let (request, worker) = unsafe { (Request::from_raw(call.r), Worker::from_raw(call.worker)) };
@@ -236,7 +236,7 @@ impl<'r> HttpdBackend<'r> {
         // SAFETY: inside the scheme_handler hook with its own arguments.
         let status = unsafe { proxy::run_handlers_after(handle, &self.call) };
         AttemptEvidence {
-            status,
+            status: status.raw(),
             response_started: self.request.response_started(),
             response_headers_parsed: self.request.response_state() != before,
             environment_built: self.request.has_env(ENVIRONMENT_MARKER),
@@ -268,32 +268,32 @@ impl<'r> HttpdBackend<'r> {
         });
     }
 
-    fn conclude(mut self, outcome: Outcome, policy: &Policy) -> c_int {
+    fn conclude(mut self, outcome: Outcome, policy: &Policy) -> Status {
         let waited = self.started.elapsed();
         if self.uncounted_refusal && !self.counted_refusal {
             self.count_refusal(0);
         }
         if let Outcome::Served { status, waited: false, .. } = outcome {
-            return status;
+            return Status::from_raw(status);
         }
         let (address, counters) = (self.address_text(), self.counters());
         let ending = Ending { request: &self.request, address: &address, counters, waited };
         match outcome {
             Outcome::Served { status, retries, .. } => {
                 let how = format!(" and {retries} retr{}", if retries == 1 { "y" } else { "ies" });
-                ending.served(status, &how)
+                ending.served(Status::from_raw(status), &how)
             }
             Outcome::GaveUp { reason: GiveUpReason::ClientGone, .. } => ending.client_gone(),
             Outcome::GaveUp { reason: GiveUpReason::StillRefusing, .. } => self.still_refusing(policy),
             Outcome::GaveUp { reason: GiveUpReason::WaitsSuspended, .. } => {
                 KNOWN_DOWN.mark_down(&address, Instant::now());
-                SERVICE_UNAVAILABLE
+                Status::SERVICE_UNAVAILABLE
             }
             Outcome::GaveUp { reason: GiveUpReason::FailOver, .. } => {
                 self.request.log(log::DEBUG, mark!(), || {
                     format!("another balancer member can serve: {address} fails over after {} ms", waited.as_millis())
                 });
-                SERVICE_UNAVAILABLE
+                Status::SERVICE_UNAVAILABLE
             }
             Outcome::GaveUp { reason, attempts: _, last_errno } => {
                 ending.gave_up(reason, self.budget, last_errno, policy, "")
@@ -302,8 +302,8 @@ impl<'r> HttpdBackend<'r> {
     }
 
     /// The breaker is open: 503 with Retry-After at once, one error line per outage.
-    fn still_refusing(mut self, policy: &Policy) -> c_int {
-        let Some(counters) = self.counters() else { return SERVICE_UNAVAILABLE };
+    fn still_refusing(mut self, policy: &Policy) -> Status {
+        let Some(counters) = self.counters() else { return Status::SERVICE_UNAVAILABLE };
         counters.answered_at_once();
         set_retry_after(&self.request, policy);
         let refusals = counters.refusals();
@@ -318,7 +318,7 @@ impl<'r> HttpdBackend<'r> {
                 format_duration(budget)
             )
         });
-        SERVICE_UNAVAILABLE
+        Status::SERVICE_UNAVAILABLE
     }
 }
 
@@ -369,7 +369,7 @@ impl Backend for HttpdBackend<'_> {
             let read = unsafe { request_body::read_before_waiting(self.call.r) };
             self.started += reading.elapsed();
             if let Err(status) = read {
-                return Attempt::Finished(status);
+                return Attempt::Finished(status.raw());
             }
         }
         attempt

@@ -6,7 +6,7 @@
 //! up each time it serves a page), and without mod_status nothing ever calls the function.
 
 use super::{guard::guard, status_handler, sys};
-use crate::ffi::status_code::OK;
+use crate::ffi::status_code::Status;
 use crate::status_page::render_server_status_section;
 use std::ffi::{c_int, CStr};
 use std::ptr::null;
@@ -30,11 +30,12 @@ pub fn register() {
 
 unsafe extern "C" fn add_section(r: *mut sys::request_rec, flags: c_int) -> c_int {
     // mod_status writes its own page whatever a hook returns: a failure only loses our section.
-    guard("the server-status section", OK, || {
+    guard("the server-status section", Status::OK, || {
         let short = flags & sys::AP_STATUS_SHORT as c_int != 0;
         let section = render_server_status_section(&status_handler::current_report(), short);
         // SAFETY: mod_status calls its hooks with the live request it is answering.
         unsafe { status_handler::write_body(r, &section) };
-        OK
+        Status::OK
     })
+    .raw()
 }

@@ -3,7 +3,7 @@
 
 use super::log::{self, mark};
 use super::{guard::guard, hooks, request::Request, sys};
-use crate::ffi::status_code::{DECLINED, INTERNAL_SERVER_ERROR, OK};
+use crate::ffi::status_code::Status;
 use crate::stats::{StatsTable, TableReport, TABLE_KEY};
 use crate::status_page::{render_auto, render_html, PageFormat};
 use crate::{pause, prometheus};
@@ -72,18 +72,19 @@ unsafe fn new_table_under(key: &CStr, pool: *mut sys::apr_pool_t) -> Option<&'st
 }
 
 pub unsafe extern "C" fn handle(r: *mut sys::request_rec) -> c_int {
-    guard("the status handler", INTERNAL_SERVER_ERROR, || {
+    guard("the status handler", Status::INTERNAL_SERVER_ERROR, || {
         // SAFETY: httpd calls handlers with a live request, served by this thread for the call.
         serve(unsafe { Request::from_raw(r) })
     })
+    .raw()
 }
 
-fn serve(request: Request) -> c_int {
+fn serve(request: Request) -> Status {
     if request.handler_and_filename().0 != Some(HANDLER_NAME) {
-        return DECLINED;
+        return Status::DECLINED;
     }
     if request.method_number() != sys::M_GET as c_int {
-        return DECLINED;
+        return Status::DECLINED;
     }
     let query = request.args().map(|args| String::from_utf8_lossy(args).into_owned());
     let report = current_report();
@@ -97,5 +98,5 @@ fn serve(request: Request) -> c_int {
     };
     request.set_content_type(content_type);
     request.write_body(&body);
-    OK
+    Status::OK
 }

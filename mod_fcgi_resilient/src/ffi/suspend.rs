@@ -62,7 +62,7 @@ use super::log::{self, mark};
 use super::request::Request;
 use super::scheme_handler::KNOWN_DOWN;
 use super::{dir_config, guard::guard, hook_chain, hooks, request_body, scoreboard, status_handler, sys};
-use crate::ffi::status_code::{CLIENT_GONE, DECLINED, SUSPENDED};
+use crate::ffi::status_code::Status;
 use crate::handoff::LeavingWorker;
 use crate::policy::{step, Action, Event, Facts, Wait, PATIENCE_BEFORE_SUSPENDING};
 use crate::probe::{proxy_fcgi_target, BackendAddress, Prober};
@@ -155,34 +155,34 @@ pub fn mode_line() -> &'static str {
 /// The handler hook, ordered before mod_proxy's.
 pub unsafe extern "C" fn handle(r: *mut sys::request_rec) -> c_int {
     // SAFETY: httpd calls handlers with a live request.
-    guard("the suspending handler", DECLINED, || unsafe { suspend_if_waiting(r) })
+    guard("the suspending handler", Status::DECLINED, || unsafe { suspend_if_waiting(r) }).raw()
 }
 
-unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> c_int {
+unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> Status {
     if !ASYNC_MPM.load(Ordering::Relaxed) || STOPPING.load(Ordering::Relaxed) {
-        return DECLINED;
+        return Status::DECLINED;
     }
     // SAFETY: a live request, used by this thread for the rest of this call.
     let request = unsafe { Request::from_raw(r) };
     // A resumed request runs its handler phase again without being suspended anew.
     if !request.is_initial_http1() || request.with_existing_wait_record(|record| record.resumed) == Some(true) {
-        return DECLINED;
+        return Status::DECLINED;
     }
     if !is_proxy_fcgi(&request) {
-        return suspend_before_a_redirect(&request).unwrap_or(DECLINED); // static files: a few comparisons
+        return suspend_before_a_redirect(&request).unwrap_or(Status::DECLINED); // static files: a few comparisons
     }
     // SAFETY: a live request inside the handler phase.
     let settings = unsafe { dir_config::for_request(r) };
     if !settings.is_enabled() {
-        return DECLINED;
+        return Status::DECLINED;
     }
-    let Some(worker) = taker() else { return DECLINED };
+    let Some(worker) = taker() else { return Status::DECLINED };
     let policy = settings.resolve(hooks::default_max_waiting());
     if KNOWN_DOWN.any() {
         let refusing = |address| known_down_still_refusing(&request, address, &policy);
         if let Some((address, wait)) = proxy_backend(&request).and_then(refusing) {
             // Before mod_proxy runs at all: nothing of its bookkeeping has happened.
-            return suspend(&request, worker, address, wait, &policy, BodyRead::NotYet).unwrap_or(DECLINED);
+            return suspend(&request, worker, address, wait, &policy, BodyRead::NotYet).unwrap_or(Status::DECLINED);
         }
     }
     // mod_proxy runs from here, so that a request whose connect is refused comes back here
@@ -258,7 +258,7 @@ impl Facts for AtSuspension<'_, '_> {
 /// So while a backend is known down, the request is suspended before the redirect, when the
 /// redirect would lead to that backend; resumed, it runs the redirect as it would have. Only a
 /// request without a body: one with a body waits in its thread.
-fn suspend_before_a_redirect(request: &Request) -> Option<c_int> {
+fn suspend_before_a_redirect(request: &Request) -> Option<Status> {
     if !KNOWN_DOWN.any() || !request.is_safe_without_body() {
         return None;
     }
@@ -347,7 +347,7 @@ fn suspend(
     wait: Wait,
     policy: &Policy,
     body: BodyRead,
-) -> Result<c_int, Refusal> {
+) -> Result<Status, Refusal> {
     let text = address.to_string();
     let place = take_place(&text, policy)?;
     let counters = status_handler::shared_table().and_then(|table| table.backend(&text));
@@ -366,11 +366,11 @@ fn suspend(
         // Writing to the client failed already (its "100 Continue", say): the MPM closes
         // the connection, so there is nothing to suspend.
         request.mark_client_gone();
-        return Ok(CLIENT_GONE);
+        return Ok(Status::CLIENT_GONE);
     }
     let handover = handover(request, address, place, policy, wait);
     stage(request, Staged { request: RequestPointer(request.raw()), handover, worker });
-    Ok(SUSPENDED)
+    Ok(Status::SUSPENDED)
 }
 
 /// Leaves the request for `hand_over`. Should the MPM close the connection instead, the request
@@ -459,13 +459,13 @@ fn is_proxy_fcgi(request: &Request) -> bool {
 ///
 /// # Safety
 /// Must be called from within the handler hook, with its request.
-unsafe fn run_handlers_after_ours(r: *mut sys::request_rec) -> c_int {
+unsafe fn run_handlers_after_ours(r: *mut sys::request_rec) -> Status {
     // SAFETY: httpd's handler hook array, sorted and fixed once requests are served.
     let hooks = unsafe { sys::ap_hook_get_handler() };
     let ours = handle as unsafe extern "C" fn(*mut sys::request_rec) -> c_int;
     let function = |entry: &sys::ap_LINK_handler_t| entry.pFunc;
     // SAFETY: the request httpd passed to the hook, as its runner would pass it.
-    let run = |handler: unsafe extern "C" fn(*mut sys::request_rec) -> c_int| unsafe { handler(r) };
+    let run = |handler: unsafe extern "C" fn(*mut sys::request_rec) -> c_int| Status::from_raw(unsafe { handler(r) });
     // SAFETY: the handler hook array holds ap_LINK_handler_t entries.
     unsafe { hook_chain::run_after(hooks, ours as usize, function, |handler| handler as usize, run) }
 }

@@ -21,9 +21,9 @@ impl HttpdBackend<'_> {
         });
         // SAFETY: a live request in the handler phase, before or between runs of mod_proxy_fcgi.
         if let Err(status) = unsafe { request_body::read_before_waiting(self.call.r) } {
-            return Some(Attempt::Finished(status));
+            return Some(Attempt::Finished(status.raw()));
         }
-        Some(Attempt::Held)
+        Some(Attempt::NotRun)
     }
 
     /// A paused backend is not asked: the request is held, as a suspended one is, without a

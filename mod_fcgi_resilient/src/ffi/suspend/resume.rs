@@ -3,10 +3,10 @@
 //! and the end of a connection this module owns.
 
 use super::waiting_thread;
-use super::{suspension_asked, Handover, RequestPointer, DECLINED};
+use super::{suspension_asked, Handover, RequestPointer};
 use crate::ffi::ending::Ending;
 use crate::ffi::request::Request;
-use crate::ffi::status_code::INTERNAL_SERVER_ERROR;
+use crate::ffi::status_code::Status;
 use crate::ffi::{guard::guard, scoreboard, status_handler, sys};
 use crate::policy::Wait;
 use crate::retry::GiveUpReason;
@@ -235,7 +235,7 @@ pub fn answer_here(ended: Ended<Suspension>) {
 /// How a suspended request's wait ends, once and for both places that end it.
 enum Conclusion {
     /// The handler ran: its status goes to the client.
-    Served(c_int),
+    Served(Status),
     ClientGone,
     GaveUp(GiveUpReason),
     /// The child stops at once: 503 now.
@@ -282,8 +282,8 @@ unsafe fn finish(
         Resolution::Run if on_worker => {
             // SAFETY: the handler phase of a live request, as ap_invoke_handler would run it
             // (its filters were inserted before the request was suspended).
-            let status = match super::running_mod_proxy(|| unsafe { sys::ap_run_handler(r) }) {
-                DECLINED => INTERNAL_SERVER_ERROR,
+            let status = match super::running_mod_proxy(|| Status::from_raw(unsafe { sys::ap_run_handler(r) })) {
+                Status::DECLINED => Status::INTERNAL_SERVER_ERROR,
                 status => status,
             };
             match suspension_asked(&request) {
@@ -317,7 +317,7 @@ unsafe fn finish(
     // error page), then the end-of-request bucket that logs the request and frees its pool.
     unsafe {
         let connection = (*r).connection;
-        sys::ap_die(status, r);
+        sys::ap_die(status.raw(), r);
         sys::ap_process_request_after_handler(r);
         Some(connection)
     }
@@ -331,7 +331,7 @@ fn answer(
     policy: &crate::settings::Policy,
     waited: Duration,
     last_errno: Option<nix::errno::Errno>,
-) -> c_int {
+) -> Status {
     let counters = status_handler::shared_table().and_then(|table| table.backend(address));
     let end = Ending { request, address, counters, waited };
     match conclusion {
