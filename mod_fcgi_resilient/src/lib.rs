@@ -4,7 +4,7 @@
 //! hook and directive registration, logging, a safe `Request` over `request_rec`, `Worker` over
 //! `proxy_worker`). Everything else is plain Rust that unit-tests without Apache: directive
 //! parsing and merging (`settings`, `duration`), the retry policy (`retry`, `backoff`,
-//! `waiting_cap`, `known_down`, `shared_budget`, `wait_record`, the record a request keeps across waits), what one handler call left behind (`attempt`), when a balancer
+//! `policy`, the one state machine both ways of waiting drive, `waiting_cap`, `known_down`, `shared_budget`, `wait_record`, the record a request keeps across waits, `give_up`, the line a request that gave up logs), what one handler call left behind (`attempt`), when a balancer
 //! member should fail over rather than wait (`balancer`), looking at the backend and the client
 //! (`probe`), how a request body read before waiting is kept (`body_spool`), and the shared
 //! counters behind the status page and the server-wide waiting cap (`stats`, `waiting_table`,
@@ -18,6 +18,7 @@ pub mod balancer;
 pub mod body_spool;
 pub mod breaker;
 pub mod duration;
+pub mod give_up;
 pub mod handoff;
 pub mod httpd_version;
 pub mod known_down;

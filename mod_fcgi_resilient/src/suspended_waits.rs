@@ -21,6 +21,9 @@ pub enum Resolution {
     /// The child process stops at once (`end_all`): answered 503 now rather than kept until
     /// the budget ends.
     Stopping,
+    /// The waiting thread failed (a panic it recovered from), or the MPM would not resume the
+    /// request: answered 503 now, saying so.
+    InternalError,
 }
 
 /// A wait that ended, with the request's `Wait` (its counts, its last error) as it ended.

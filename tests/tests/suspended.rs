@@ -355,7 +355,10 @@ fn a_panic_in_the_waiting_thread_answers_what_it_held_and_waiting_goes_on() {
     let first = http::get(target, "/index.php").expect("an answer, not a dropped connection");
     assert_eq!(first.status, 503, "{}\n{}", first.text(), apache.error_log());
     assert!(first.header("Retry-After").is_some());
-    assert!(apache.error_log().contains("internal error in the waiting thread: injected"), "{}", apache.error_log());
+    let log = apache.error_log();
+    assert!(log.contains("internal error in the waiting thread: injected"), "{log}");
+    assert!(log.contains("answered early: mod_fcgi_resilient could not keep the request waiting"), "{log}");
+    assert!(!log.contains("this child process is stopping"), "a panic is not a stop: {log}");
     let waiting: Vec<_> = (0..5).map(|_| std::thread::spawn(move || http::get(target, "/index.php"))).collect();
     status::wait_for_total(target, "TotalWaiting", 5);
     fpm.start();

@@ -4,8 +4,8 @@
 
 use super::log::{self, mark};
 use super::request::Request;
-use super::scheme_handler::give_up_message;
 use crate::ffi::status_code::Status;
+use crate::give_up::give_up_message;
 use crate::retry::GiveUpReason;
 use crate::settings::Policy;
 use crate::stats::BackendSlot;

@@ -24,9 +24,8 @@ use crate::retry::{self, Attempt, Backend, GiveUpReason, Outcome, Start};
 use crate::settings::Policy;
 use crate::shared_budget;
 use crate::stats::{unix_millis_now, BackendSlot};
-use crate::waiting_cap::{Cap, Refusal, WaitingCount};
+use crate::waiting_cap::{Cap, WaitingCount};
 use crate::waiting_table::{per_child_limit, ServerWideGate, ThreadCap};
-use nix::errno::Errno;
 use std::ffi::{c_char, c_int, CStr};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -452,69 +451,6 @@ impl Backend for HttpdBackend<'_> {
 
 fn member_accepts(member: &Worker) -> bool {
     member.address().is_some_and(|address| Prober::new(address).probe(MEMBER_PROBE_PATIENCE) == ProbeOutcome::Accepting)
-}
-
-pub(super) fn give_up_message(
-    reason: GiveUpReason,
-    address: &str,
-    (attempts, probes): (u32, u32),
-    (waited, budget): (Duration, Duration),
-    last_errno: Option<Errno>,
-    policy: &Policy,
-) -> String {
-    let last_error = last_errno.map(|e| format!("{} (errno {})", e.desc(), e as i32)).unwrap_or_else(|| "none".into());
-    let shared = if budget < policy.budget {
-        format!(
-            ", of which earlier waits of the same request (its ErrorDocument, redirect or subrequest) left {} ms",
-            budget.as_millis()
-        )
-    } else {
-        String::new()
-    };
-    match reason {
-        GiveUpReason::BudgetSpent => format!(
-            "gave up on backend {address} after {attempts} attempt{} and {probes} probe{} over {:.2}s \
-             (FcgiResilientTimeout {}{shared}); last error: {last_error}",
-            if attempts == 1 { "" } else { "s" },
-            if probes == 1 { "" } else { "s" },
-            waited.as_secs_f64(),
-            format_duration(policy.budget)
-        ),
-        GiveUpReason::BackendUnusable => format!(
-            "backend {address} cannot be reached and waiting will not help: {last_error}; \
-             check the socket path and its permissions"
-        ),
-        GiveUpReason::TooManyWaiting(refusal) => {
-            format!("backend {address} is not accepting and {}; answering 503 at once", describe_refusal(refusal))
-        }
-        GiveUpReason::ClientGone
-        | GiveUpReason::FailOver
-        | GiveUpReason::StillRefusing
-        | GiveUpReason::WaitsSuspended => {
-            format!("stopped waiting for backend {address}")
-        }
-    }
-}
-
-/// Which cap refused a request, with the count it refused at, in the admin's terms.
-fn describe_refusal(Refusal { cap, waiting, limit }: Refusal) -> String {
-    match cap {
-        Cap::ServerWide => format!(
-            "{waiting} requests already wait for a backend server-wide, the most FcgiResilientMaxWaiting {limit} allows"
-        ),
-        Cap::ThisChild => format!(
-            "{waiting} requests of this child already wait, the most FcgiResilientMaxWaiting {limit} allows \
-             (counted per child: the shared table could not be made)"
-        ),
-        Cap::BackendShare => format!(
-            "it already has {waiting} of the {limit} waiting places (FcgiResilientMaxWaiting) while the room is \
-             three quarters full; the rest is kept for other backends"
-        ),
-        Cap::ChildThreads => format!(
-            "{waiting} requests of this child process already wait, the most its threads allow ({limit}, three \
-             quarters of ThreadsPerChild, so that it keeps serving)"
-        ),
-    }
 }
 
 /// Where mod_proxy_fcgi will connect: the worker's Unix socket, the one the request's

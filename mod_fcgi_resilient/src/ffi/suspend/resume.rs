@@ -149,7 +149,7 @@ pub fn resume_soon(ended: Ended<Suspension>) -> Option<Arc<Claim>> {
         // SAFETY: the MPM did not take the baton; it is still ours.
         drop(unsafe { Box::from_raw(baton) });
         if let Some(ended) = claim.reclaim() {
-            answer_here(ended);
+            answer_here(Ended { resolution: Resolution::InternalError, ..ended });
         }
         return None;
     }
@@ -210,8 +210,10 @@ fn serve_on_this_worker(ended: Ended<Suspension>) {
 /// client that left, written without waiting on the client, and the connection closed.
 pub fn answer_here(ended: Ended<Suspension>) {
     let Ended { request: Suspension { request, handover }, resolution, wait } = ended;
-    let client_gone = Resolution::GaveUp(GiveUpReason::ClientGone);
-    let resolution = if resolution == client_gone { resolution } else { Resolution::Stopping };
+    let resolution = match resolution {
+        Resolution::GaveUp(GiveUpReason::ClientGone) | Resolution::InternalError => resolution,
+        _ => Resolution::Stopping,
+    };
     let r = request.into_raw();
     guard("answering a suspended request", (), || {
         // SAFETY: owned by this thread; its socket's timeout is ours to set.
@@ -240,6 +242,8 @@ enum Conclusion {
     GaveUp(GiveUpReason),
     /// The child stops at once: 503 now.
     Stopping,
+    /// This module could not keep or resume it: 503 now.
+    InternalError,
 }
 
 /// Serves or answers the request as ap_process_async_request would have, and returns its
@@ -310,6 +314,7 @@ unsafe fn finish(
         Resolution::GaveUp(GiveUpReason::ClientGone) => Conclusion::ClientGone,
         Resolution::GaveUp(reason) => Conclusion::GaveUp(reason),
         Resolution::Run | Resolution::Stopping => Conclusion::Stopping,
+        Resolution::InternalError => Conclusion::InternalError,
     };
     let status = answer(&request, conclusion, &address.to_string(), &policy, waited, wait.last_errno());
     lock(false);
@@ -344,6 +349,13 @@ fn answer(
             last_errno,
             policy,
             "; answered early: this child process is stopping",
+        ),
+        Conclusion::InternalError => end.gave_up(
+            GiveUpReason::BudgetSpent,
+            policy.budget,
+            last_errno,
+            policy,
+            "; answered early: mod_fcgi_resilient could not keep the request waiting (see the error logged before)",
         ),
     }
 }

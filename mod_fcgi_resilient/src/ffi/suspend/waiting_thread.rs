@@ -179,7 +179,7 @@ fn keep_waits(arrivals: &Receiver<Message>) {
             Some(false) => return,
             None => {
                 log::server_error("the suspended requests the waiting thread kept are answered 503");
-                state.answer_owned_waits();
+                state.answer_owned_waits(Resolution::InternalError);
             }
         }
     }
@@ -210,7 +210,7 @@ impl Waits {
         }
         if super::STOPPING.load(Ordering::Acquire) {
             // Parked when the stop's answers were already given: answered as soon as ours.
-            self.answer_owned_waits();
+            self.answer_owned_waits(Resolution::Stopping);
         }
         self.claims.retain(|claim| claim.is_pending());
         self.resume_ended();
@@ -300,9 +300,9 @@ impl Waits {
         }
     }
 
-    /// After a panic: the waits may be half-updated, so each request is answered now.
-    fn answer_owned_waits(&mut self) {
-        for ended in self.waits.end_all(Resolution::Stopping) {
+    /// After a panic (the waits may be half-updated) or at a stop: each request is answered now.
+    fn answer_owned_waits(&mut self, resolution: Resolution) {
+        for ended in self.waits.end_all(resolution) {
             resume::answer_here(ended);
         }
     }
@@ -327,7 +327,7 @@ impl Waits {
                 resume::answer_here(ended);
             }
         }
-        self.answer_owned_waits();
+        self.answer_owned_waits(Resolution::Stopping);
         self.lingering.clear();
     }
 }
