@@ -67,7 +67,7 @@ pub fn suspension_allowed() -> bool {
 
 /// At post_config, once per configuration: what the check found, at NOTICE when requests
 /// will not be suspended although the MPM could suspend them, else at INFO.
-pub fn log_verdict(server: *const sys::server_rec) {
+pub fn log_verdict(server: Option<&sys::server_rec>) {
     let (running, headers, mpm) = (running(), headers(), mpm());
     match httpd_version::decide(running, headers, &mpm) {
         Verdict::NoSuspension(Some(message)) => log::for_server(server, sys::APLOG_NOTICE as c_int, mark!(), &message),

@@ -73,7 +73,7 @@ unsafe extern "C" fn pre_config(
             Ok(()) => Status::OK,
             Err(message) => {
                 let level = (sys::APLOG_EMERG | sys::APLOG_STARTUP) as c_int;
-                log::for_server(std::ptr::null(), level, mark!(), &message);
+                log::for_server(None, level, mark!(), &message);
                 Status::INTERNAL_SERVER_ERROR
             }
         }
@@ -90,6 +90,8 @@ unsafe extern "C" fn post_config(
     guard("post_config", Status::OK, || {
         // SAFETY: the server record httpd passes to post_config.
         unsafe { status_handler::attach_shared_table(server) };
+        // SAFETY: the main server record httpd passes to post_config, live for the process.
+        let server = unsafe { server.as_ref() };
         suspend::learn_mpm();
         // SAFETY: a plain query of httpd's state.
         if unsafe { sys::ap_state_query(sys::AP_SQ_MAIN_STATE as c_int) } == sys::AP_SQ_MS_CREATE_CONFIG as c_int {

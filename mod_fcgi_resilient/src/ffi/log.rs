@@ -23,9 +23,7 @@ macro_rules! mark {
 }
 pub(crate) use mark;
 
-fn module_level(conf: *const sys::ap_logconf, index: c_int) -> c_int {
-    // SAFETY: callers pass a log config httpd set up for a live server, connection or request.
-    let conf = unsafe { &*conf };
+fn module_level(conf: &sys::ap_logconf, index: c_int) -> c_int {
     if index >= 0 && !conf.module_levels.is_null() {
         // SAFETY: module_levels has one entry per loaded module when it is set.
         let level = unsafe { *conf.module_levels.offset(index as isize) } as c_int;
@@ -43,12 +41,12 @@ fn module_level(conf: *const sys::ap_logconf, index: c_int) -> c_int {
 pub unsafe fn request_level(r: *const sys::request_rec, index: c_int) -> c_int {
     // SAFETY: request, connection and server records stay valid for the request's lifetime.
     unsafe {
-        if !(*r).log.is_null() {
-            return module_level((*r).log, index);
+        if let Some(conf) = (*r).log.as_ref() {
+            return module_level(conf, index);
         }
         let connection = (*r).connection;
-        if !(*connection).log.is_null() {
-            return module_level((*connection).log, index);
+        if let Some(conf) = (*connection).log.as_ref() {
+            return module_level(conf, index);
         }
         module_level(&(*(*connection).base_server).log, index)
     }
@@ -84,8 +82,9 @@ pub unsafe fn for_request(r: *mut sys::request_rec, level: c_int, mark: Mark, me
     };
 }
 
-/// Logs for server `s`, or to stderr during start-up when `s` is null.
-pub fn for_server(s: *const sys::server_rec, level: c_int, mark: Mark, message: &str) {
+/// Logs for server `s`, or to stderr during start-up when there is none.
+pub fn for_server(s: Option<&sys::server_rec>, level: c_int, mark: Mark, message: &str) {
+    let s = s.map_or(std::ptr::null(), |s| s as *const sys::server_rec);
     let text = c_message(message.to_string());
     // SAFETY: constant "%s" format with one NUL-terminated argument; a null server is how
     // httpd's own modules report start-up errors to stderr.
@@ -105,8 +104,12 @@ pub fn for_server(s: *const sys::server_rec, level: c_int, mark: Mark, message: 
 
 /// For the panic guard, which may run where no request or server is at hand.
 pub fn server_error(message: &str) {
+    for_server(main_server(), ERROR, mark!(), message);
+}
+
+/// httpd's main server record, once httpd has set it.
+pub fn main_server() -> Option<&'static sys::server_rec> {
     // SAFETY: ap_server_conf is httpd's main server record, set before any module code runs
-    // (or null, which ap_log_error accepts).
-    let server = unsafe { sys::ap_server_conf };
-    for_server(server, ERROR, mark!(), message);
+    // and live until the process exits (or null before then).
+    unsafe { sys::ap_server_conf.as_ref() }
 }

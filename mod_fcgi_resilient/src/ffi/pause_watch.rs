@@ -79,7 +79,7 @@ pub fn register_hooks() {
 
 /// At start-up, as root: the directory exists (root's, 0755) so that every child can watch
 /// it from its first moment, and a directory others can write is named in the log once.
-pub fn prepare_directory(server: *const sys::server_rec) {
+pub fn prepare_directory(server: Option<&sys::server_rec>) {
     let setting = setting();
     if !setting.directory.exists() {
         use std::os::unix::fs::DirBuilderExt;
@@ -125,9 +125,7 @@ unsafe extern "C" fn stop_watcher(_: *mut c_void) -> sys::apr_status_t {
 }
 
 fn log_warning(message: &str) {
-    // SAFETY: ap_server_conf is the main server record, set before any child exists.
-    let server = unsafe { sys::ap_server_conf };
-    log::for_server(server, WARNING, mark!(), message);
+    log::for_server(log::main_server(), WARNING, mark!(), message);
 }
 
 /// The watcher thread: read the directory, publish, sleep until it changes, a pause ends or

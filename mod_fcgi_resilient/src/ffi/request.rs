@@ -50,11 +50,13 @@ impl<'r> Request<'r> {
     }
 
     pub fn header_in(&self, name: &CStr) -> Option<&'r [u8]> {
-        table_get(self.rec().headers_in, name)
+        // SAFETY: the live request's own table.
+        unsafe { table_get(self.rec().headers_in, name) }
     }
 
     pub fn note(&self, name: &CStr) -> Option<&'r [u8]> {
-        table_get(self.rec().notes, name)
+        // SAFETY: the live request's own table.
+        unsafe { table_get(self.rec().notes, name) }
     }
 
     pub fn set_note(&self, name: &'static CStr, value: &'static CStr) {
@@ -82,7 +84,8 @@ impl<'r> Request<'r> {
     }
 
     pub fn has_env(&self, name: &CStr) -> bool {
-        table_get(self.rec().subprocess_env, name).is_some()
+        // SAFETY: the live request's own table.
+        unsafe { table_get(self.rec().subprocess_env, name) }.is_some()
     }
 
     pub fn unset_env(&self, name: &CStr) {
@@ -92,7 +95,8 @@ impl<'r> Request<'r> {
 
     /// Sets a header that goes out with an error response too.
     pub fn set_err_header(&self, name: &'static CStr, value: &str) {
-        self.set_pooled(self.rec().err_headers_out, name, value);
+        // SAFETY: the live request's own table.
+        unsafe { self.set_pooled(self.rec().err_headers_out, name, value) };
     }
 
     /// `Retry-After` on the answer, unless `secs` is 0 (FcgiResilientRetryAfter Off).
@@ -102,7 +106,9 @@ impl<'r> Request<'r> {
         }
     }
 
-    fn set_pooled(&self, table: *mut sys::apr_table_t, name: &'static CStr, value: &str) {
+    /// # Safety
+    /// `table` must be one of this request's tables.
+    unsafe fn set_pooled(&self, table: *mut sys::apr_table_t, name: &'static CStr, value: &str) {
         let value = CString::new(value.replace('\0', "")).unwrap_or_default();
         // SAFETY: one of this request's tables; the value is copied into the request pool, so
         // the entry outlives this call.
@@ -129,8 +135,10 @@ impl<'r> Request<'r> {
             status: r.status,
             status_line: r.status_line,
             content_type: r.content_type,
-            headers_out: table_len(r.headers_out),
-            err_headers_out: table_len(r.err_headers_out),
+            // SAFETY: the live request's own tables.
+            headers_out: unsafe { table_len(r.headers_out) },
+            // SAFETY: as above.
+            err_headers_out: unsafe { table_len(r.err_headers_out) },
         }
     }
 
@@ -321,7 +329,9 @@ impl<'r> Request<'r> {
     }
 }
 
-fn table_get<'t>(table: *mut sys::apr_table_t, name: &CStr) -> Option<&'t [u8]> {
+/// # Safety
+/// `table` must be a live table whose values live for `'t` (a request's, in its pool).
+unsafe fn table_get<'t>(table: *mut sys::apr_table_t, name: &CStr) -> Option<&'t [u8]> {
     // SAFETY: a live request's table; values are NUL-terminated strings in the request pool.
     unsafe {
         let value = sys::apr_table_get(table, name.as_ptr());
@@ -330,7 +340,10 @@ fn table_get<'t>(table: *mut sys::apr_table_t, name: &CStr) -> Option<&'t [u8]> 
 }
 
 /// apr_table_elts() is a cast in C: a table starts with its array header.
-fn table_len(table: *mut sys::apr_table_t) -> i32 {
+///
+/// # Safety
+/// `table` must be null or a live table.
+unsafe fn table_len(table: *mut sys::apr_table_t) -> i32 {
     if table.is_null() {
         return 0;
     }

@@ -63,8 +63,8 @@ pub unsafe extern "C" fn handle(
 
 unsafe fn serve(call: SchemeCall) -> Status {
     // SAFETY: mod_proxy passes a NUL-terminated URL.
-    let url = unsafe { CStr::from_ptr(call.url) }.to_bytes();
-    if !url.get(..5).is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"fcgi:")) {
+    let url: &CStr = unsafe { CStr::from_ptr(call.url) };
+    if !url.to_bytes().get(..5).is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"fcgi:")) {
         return Status::DECLINED;
     }
     // SAFETY: a live request inside the handler phase.
@@ -82,7 +82,7 @@ unsafe fn serve(call: SchemeCall) -> Status {
     // A run after a wait of the same request (resumed, its ErrorDocument, a redirect) goes on
     // with that request's counts; the happy path reads one pointer here.
     let mut wait = request.with_existing_wait_record(|record| Wait::continued(record.wait)).unwrap_or_default();
-    let mut backend = HttpdBackend::new(call, request, worker, budget);
+    let mut backend = HttpdBackend::new(call, url, request, worker, budget);
     // Only a request that meets a backend known to be down pays for naming it.
     let start = if KNOWN_DOWN.any() && KNOWN_DOWN.contains(&backend.address_text(), Instant::now()) {
         Start::WaitForBackend
@@ -96,7 +96,7 @@ unsafe fn serve(call: SchemeCall) -> Status {
                 records: table.waiters(),
                 budget,
                 // Called only when the request starts to wait: the happy path names nothing.
-                backend_slot: || table.backend_index(&backend_address(&worker, &request, call.url).to_string()),
+                backend_slot: || table.backend_index(&backend_address(&worker, &request, url).to_string()),
                 per_child: thread_cap(&request),
             };
             retry::serve_continuing(&mut backend, &mut wait, start, &limits, &gate, seed)
@@ -131,6 +131,8 @@ fn forget_retry_after_of_an_earlier_member(request: &Request) {
 /// One request's view of its backend, as the retry loop needs it.
 struct HttpdBackend<'r> {
     call: SchemeCall,
+    /// The URL mod_proxy passed the handler: live for the whole call.
+    url: &'r CStr,
     request: Request<'r>,
     worker: Worker,
     started: Instant,
@@ -151,9 +153,10 @@ struct HttpdBackend<'r> {
 }
 
 impl<'r> HttpdBackend<'r> {
-    fn new(call: SchemeCall, request: Request<'r>, worker: Worker, budget: Duration) -> Self {
+    fn new(call: SchemeCall, url: &'r CStr, request: Request<'r>, worker: Worker, budget: Duration) -> Self {
         HttpdBackend {
             call,
+            url,
             request,
             worker,
             started: Instant::now(),
@@ -193,7 +196,7 @@ impl<'r> HttpdBackend<'r> {
     }
 
     fn prober(&mut self) -> &mut Prober {
-        let (worker, request, url) = (&self.worker, &self.request, self.call.url);
+        let (worker, request, url) = (&self.worker, &self.request, self.url);
         self.prober.get_or_insert_with(|| Prober::new(backend_address(worker, request, url)))
     }
 
@@ -209,7 +212,8 @@ impl<'r> HttpdBackend<'r> {
         if !balancer::is_balancer_member(status) {
             return false;
         }
-        let Some(balancer) = self.worker.balancer(self.call.conf) else { return false };
+        // SAFETY: the scheme handler's own mod_proxy config, live for the call.
+        let Some(balancer) = (unsafe { self.worker.balancer(self.call.conf) }) else { return false };
         let others = balancer.other_members(&self.worker);
         let statuses: Vec<u32> = others.iter().map(Worker::status).collect();
         let target = balancer::fail_over_target(&statuses, |index| member_accepts(&others[index]));
@@ -456,14 +460,13 @@ fn member_accepts(member: &Worker) -> bool {
 /// Where mod_proxy_fcgi will connect: the worker's Unix socket, the one the request's
 /// `proxy:unix:` handler named (r->notes "uds_path"), else the host and port of `url`, the
 /// NUL-terminated URL mod_proxy passed the handler.
-fn backend_address(worker: &Worker, request: &Request, url: *const c_char) -> BackendAddress {
+fn backend_address(worker: &Worker, request: &Request, url: &CStr) -> BackendAddress {
     if let Some(path) = worker.unix_socket() {
         return BackendAddress::Unix(path.into());
     }
     if let Some(path) = request.note(c"uds_path") {
         return BackendAddress::Unix(String::from_utf8_lossy(path).into_owned().into());
     }
-    // SAFETY: mod_proxy passes a NUL-terminated URL, live for the whole handler call.
-    let url = unsafe { CStr::from_ptr(url) }.to_string_lossy();
+    let url = url.to_string_lossy();
     BackendAddress::from_fcgi_url(&url).unwrap_or(BackendAddress::Unix(Default::default()))
 }

@@ -53,7 +53,8 @@ pub unsafe fn attach_shared_table(server: *mut sys::server_rec) {
     let found = (!existing.is_null()).then(|| unsafe { StatsTable::from_shared(existing) });
     if let Some(Err(mismatch)) = found {
         let message = format!("{mismatch}; counting in a fresh table");
-        log::for_server(server, sys::APLOG_NOTICE as c_int, mark!(), &message);
+        // SAFETY: the caller's live server record.
+        log::for_server(unsafe { server.as_ref() }, sys::APLOG_NOTICE as c_int, mark!(), &message);
     }
     // SAFETY: the process pool, read above.
     let Some(table) = found.and_then(Result::ok).or_else(|| unsafe { new_table_under(key, pool) }) else { return };

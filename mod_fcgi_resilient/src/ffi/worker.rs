@@ -73,7 +73,10 @@ impl Worker {
     }
 
     /// The balancer this worker is a member of, among those `conf` defines.
-    pub fn balancer(&self, conf: *mut sys::proxy_server_conf) -> Option<Balancer> {
+    ///
+    /// # Safety
+    /// `conf` must be null or mod_proxy's live server config (the scheme handler's argument).
+    pub unsafe fn balancer(&self, conf: *mut sys::proxy_server_conf) -> Option<Balancer> {
         if conf.is_null() {
             return None;
         }
