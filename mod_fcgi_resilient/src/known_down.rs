@@ -6,7 +6,7 @@
 //! no backend is down, checking costs one atomic load.
 //!
 //! Being known down is a guess from earlier requests, so it can never keep a healthy backend
-//! failing: the request probes the backend itself before it waits (`retry::serve`), and a mark
+//! failing: the request probes the backend itself before it waits (`policy`, `Start::WaitForBackend`), and a mark
 //! lasts `KNOWN_DOWN_FOR` after the last refusal, whatever became of the requests that waited
 //! (a probe can disagree with mod_proxy's own connect, a client can leave before any probe).
 
