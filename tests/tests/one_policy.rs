@@ -1,7 +1,8 @@
 //! One retry policy, whichever way a request waits: the same scenario over HTTP/1.1 and TLS
-//! (suspended under the event MPM, no thread held) and over h2c and h2 (an HTTP/2 stream waits
-//! in its thread) ends with the same status, Retry-After, status-page counters and give-up
-//! line. Each transport gets an Apache of its own, so that each request is its child's first.
+//! (suspended under the event MPM, no thread held), over h2c and h2 (an HTTP/2 stream waits
+//! in its thread) and over HTTP/1.1 under the worker MPM (no suspension there) ends with the
+//! same status, Retry-After, status-page counters and give-up line. Each way gets an Apache of
+//! its own, so that each request is its child's first.
 //!
 //! Before, the two drivers disagreed: a suspended request ignored FcgiResilientBackoff (117
 //! probes in 2 s where a thread made 5) and reported 0 attempts; a GET whose script kills its
@@ -14,6 +15,44 @@ use harness::transport::{self, curl, CurlAnswer, CurlRequest, Transport};
 use harness::{Apache, PhpFpm, WorkDir};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+
+/// One way a request can wait: a transport under an MPM.
+#[derive(Clone, Copy)]
+struct Way {
+    transport: Transport,
+    mpm: &'static str,
+}
+
+const WAYS: [Way; 5] = [
+    Way { transport: Transport::Http1, mpm: "event" },
+    Way { transport: Transport::Tls, mpm: "event" },
+    Way { transport: Transport::H2c, mpm: "event" },
+    Way { transport: Transport::H2, mpm: "event" },
+    Way { transport: Transport::Http1, mpm: "worker" },
+];
+
+impl Way {
+    fn name(&self) -> String {
+        format!("{} ({} MPM)", self.transport.name(), self.mpm)
+    }
+
+    /// A name for its files and its request.
+    fn id(&self) -> String {
+        format!("{}-{}", self.transport.name().len(), self.mpm)
+    }
+
+    /// Suspended (no thread held) only under event, and only a top-level HTTP/1.x request.
+    fn suspends(&self) -> bool {
+        self.mpm == "event" && matches!(self.transport, Transport::Http1 | Transport::Tls)
+    }
+
+    /// The section every scenario runs under, with `extra` directives, under this way's MPM.
+    fn config(&self, work: &WorkDir, fpm: &PhpFpm, extra: &str) -> ApacheConfig {
+        let mut config = config(work, fpm, extra);
+        config.mpm = self.mpm;
+        config
+    }
+}
 
 /// The section every scenario runs under, with `extra` directives.
 fn config(work: &WorkDir, fpm: &PhpFpm, extra: &str) -> ApacheConfig {
@@ -75,13 +114,12 @@ impl Ended {
     }
 }
 
-fn assert_same_answer(transport: Transport, ended: &Ended) {
-    let name = transport.name();
+fn assert_same_answer(way: Way, ended: &Ended) {
+    let name = way.name();
     assert_eq!((ended.answer.exit, ended.answer.status), (0, 503), "{name}: {:?}\n{}", ended.answer, ended.log);
     assert_eq!(ended.answer.header("Retry-After"), Some("7"), "{name}: {:?}", ended.answer.headers);
     assert_eq!(ended.gave_up, 1, "{name}: counted once as given up\n{}", ended.log);
-    let suspended = matches!(transport, Transport::Http1 | Transport::Tls);
-    assert_eq!(ended.suspended(), suspended, "{name}: waited suspended: {}\n{}", ended.suspended(), ended.log);
+    assert_eq!(ended.suspended(), way.suspends(), "{name}: waited suspended: {}\n{}", ended.suspended(), ended.log);
 }
 
 /// PHP-FPM down, FcgiResilientTimeout 2s, FcgiResilientBackoff 500ms 500ms: the backend is
@@ -90,16 +128,16 @@ fn assert_same_answer(transport: Transport, ended: &Ended) {
 #[test]
 fn the_backoff_and_the_attempts_are_the_same_suspended_or_in_a_thread() {
     let (work, fpm) = backend_down("policy-backoff");
-    for transport in Transport::ALL {
-        let config = config(&work, &fpm, "FcgiResilientBackoff 500ms 500ms");
-        let ended = one_request(&work, &format!("backoff-{}", transport.name().len()), config, transport, "/index.php");
-        assert_same_answer(transport, &ended);
+    for way in WAYS {
+        let config = way.config(&work, &fpm, "FcgiResilientBackoff 500ms 500ms");
+        let ended = one_request(&work, &format!("backoff-{}", way.id()), config, way.transport, "/index.php");
+        assert_same_answer(way, &ended);
         let line = ended.give_up_line();
-        assert!(line.starts_with("gave up on backend"), "{}: {line}", transport.name());
+        assert!(line.starts_with("gave up on backend"), "{}: {line}", way.name());
         let (attempts, probes) = ended.attempts_and_probes().unwrap_or_else(|| panic!("{line}"));
-        assert_eq!(attempts, 1, "{}: {line}", transport.name());
+        assert_eq!(attempts, 1, "{}: {line}", way.name());
         // 2 s at one probe per 500 ms: about 4, plus the one that found it refusing.
-        assert!((3..=7).contains(&probes), "{}: {probes} probes: {line}", transport.name());
+        assert!((3..=7).contains(&probes), "{}: {probes} probes: {line}", way.name());
     }
 }
 
@@ -113,13 +151,13 @@ fn a_permission_error_is_answered_early_with_the_same_message() {
     let socket = socket_path(&fpm);
     let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind the socket");
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    for transport in Transport::ALL {
-        let config = config(&work, &fpm, "FcgiResilientTimeout 30s");
-        let ended = one_request(&work, &format!("eacces-{}", transport.name().len()), config, transport, "/index.php");
-        assert_same_answer(transport, &ended);
+    for way in WAYS {
+        let config = way.config(&work, &fpm, "FcgiResilientTimeout 30s");
+        let ended = one_request(&work, &format!("eacces-{}", way.id()), config, way.transport, "/index.php");
+        assert_same_answer(way, &ended);
         let line = ended.give_up_line();
-        assert!(line.contains("check the socket path and its permissions"), "{}: {line}", transport.name());
-        assert!(line.contains("Permission denied"), "{}: {line}", transport.name());
+        assert!(line.contains("check the socket path and its permissions"), "{}: {line}", way.name());
+        assert!(line.contains("Permission denied"), "{}: {line}", way.name());
     }
 }
 
@@ -139,12 +177,12 @@ fn a_dropped_get_is_repeated_twice_at_most_however_it_waits() {
     std::fs::write(work.docroot().join("crash.php"), script).expect("crash.php");
     fpm.start();
     let mut statuses = Vec::new();
-    for transport in Transport::ALL {
-        let id = transport.name().len();
-        let config = config(&work, &fpm, "FcgiResilientRetryIdempotent On\nFcgiResilientTimeout 10s");
-        let ended = one_request(&work, &format!("drops-{id}"), config, transport, &format!("/crash.php?id={id}"));
-        let ran = std::fs::read(runs.join(id.to_string())).map_or(0, |text| text.len());
-        assert_eq!(ran, 3, "{}: PHP ran the GET {ran} times: {:?}\n{}", transport.name(), ended.answer, ended.log);
+    for way in WAYS {
+        let id = way.id();
+        let config = way.config(&work, &fpm, "FcgiResilientRetryIdempotent On\nFcgiResilientTimeout 10s");
+        let ended = one_request(&work, &format!("drops-{id}"), config, way.transport, &format!("/crash.php?id={id}"));
+        let ran = std::fs::read(runs.join(&id)).map_or(0, |text| text.len());
+        assert_eq!(ran, 3, "{}: PHP ran the GET {ran} times: {:?}\n{}", way.name(), ended.answer, ended.log);
         statuses.push((ended.answer.exit, ended.answer.status));
     }
     assert!(statuses.windows(2).all(|pair| pair[0] == pair[1]), "the same answer everywhere: {statuses:?}");
@@ -156,15 +194,16 @@ fn a_dropped_get_is_repeated_twice_at_most_however_it_waits() {
 #[test]
 fn a_request_refused_a_waiting_place_is_answered_alike() {
     let (work, fpm) = backend_down("policy-cap");
-    for transport in Transport::ALL {
-        let dir = work.subdir(&format!("cap-{}", transport.name().len()));
-        let config = config(&work, &fpm, "FcgiResilientMaxWaiting 1\nFcgiResilientTimeout 5s");
+    for way in WAYS {
+        let transport = way.transport;
+        let dir = work.subdir(&format!("cap-{}", way.id()));
+        let config = way.config(&work, &fpm, "FcgiResilientMaxWaiting 1\nFcgiResilientTimeout 5s");
         let (config, ports) = transport::serve_every_transport(config, &dir);
         let apache = Apache::start(&dir, config);
         let first = std::thread::spawn(move || curl(&ports, transport, "/index.php", &CurlRequest::default()));
         status::wait_for_total(ports.plain, "TotalWaiting", 1);
         let refused = curl(&ports, transport, "/index.php", &CurlRequest::default());
-        let name = transport.name();
+        let name = way.name();
         assert_eq!((refused.exit, refused.status), (0, 503), "{name}: {refused:?}\n{}", apache.error_log());
         assert_eq!(refused.header("Retry-After"), Some("7"), "{name}: {:?}", refused.headers);
         assert!(apache.error_log().contains("answering 503 at once"), "{name}\n{}", apache.error_log());
@@ -192,10 +231,11 @@ fn the_time_a_client_takes_to_send_its_body_is_not_charged_to_the_wait() {
     let body = harness::load::body_pattern(400_000, 9);
     let body_file = work.join("body");
     std::fs::write(&body_file, &body).expect("body file");
-    for transport in Transport::ALL {
-        let id = format!("slow-{}", transport.name().len());
+    for way in WAYS {
+        let transport = way.transport;
+        let id = format!("slow-{}", way.id());
         let dir = work.subdir(&id);
-        let (config, ports) = transport::serve_every_transport(config(&work, &fpm, ""), &dir);
+        let (config, ports) = transport::serve_every_transport(way.config(&work, &fpm, ""), &dir);
         let apache = Apache::start(&dir, config);
         let sender = {
             let (body_file, path) = (body_file.clone(), format!("/upload.php?id={id}"));
@@ -208,7 +248,7 @@ fn the_time_a_client_takes_to_send_its_body_is_not_charged_to_the_wait() {
         std::thread::sleep(std::time::Duration::from_millis(1500));
         fpm.start();
         let answer = sender.join().expect("curl");
-        let name = transport.name();
+        let name = way.name();
         assert!(answer.is_ok_over(transport) && answer.body == body, "{name}: {answer:?}\n{}", apache.error_log());
         assert_eq!(uploads.runs(&id), vec![body.len()], "{name}: PHP ran it once, whole");
         fpm.stop();
@@ -232,11 +272,11 @@ fn a_pause_holds_requests_without_probes_or_refusals_however_they_wait() {
     let file_name = backend.replace('%', "%25").replace('/', "%2F") + ".pause";
     let record = format!("fcgi-resilient-pause 1\nbackend {backend}\nuntil {until}\n");
     std::fs::write(pause_dir.join(file_name), record).expect("pause file");
-    for transport in Transport::ALL {
+    for way in WAYS {
         let directives = format!("FcgiResilientPauseDir {}", pause_dir.display());
-        let config = config(&work, &fpm, &directives);
-        let ended = one_request(&work, &format!("pause-{}", transport.name().len()), config, transport, "/index.php");
-        let name = transport.name();
+        let config = way.config(&work, &fpm, &directives);
+        let ended = one_request(&work, &format!("pause-{}", way.id()), config, way.transport, "/index.php");
+        let name = way.name();
         assert_eq!((ended.answer.exit, ended.answer.status), (0, 503), "{name}: {:?}\n{}", ended.answer, ended.log);
         assert_eq!(ended.answer.header("Retry-After"), Some("7"), "{name}");
         assert_eq!(ended.gave_up, 1, "{name}\n{}", ended.log);
