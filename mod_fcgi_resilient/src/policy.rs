@@ -356,6 +356,17 @@ mod tests {
         events.iter().map(|event| step(wait, *event, world, &limits())).collect()
     }
 
+    /// A request whose first connect was refused where it can wait without a thread: handed to
+    /// the suspended driver, which asks for its place next.
+    fn suspending() -> (Wait, World) {
+        let mut wait = Wait::default();
+        let mut facts = World { suspendable: true, ..world() };
+        let actions = run(&mut wait, &mut facts, &[Event::Start(Start::RunHandler), Event::Ran(NOT_CONNECTED)]);
+        assert_eq!(actions[1], Action::Probe { patience: PATIENCE_BEFORE_SUSPENDING });
+        assert_eq!(step(&mut wait, Event::Probed(REFUSED), &mut facts, &limits()), Action::Suspend);
+        (wait, facts)
+    }
+
     /// The same scenario driven as a thread waits and as a suspended request waits ends the
     /// same: one decision, two drivers.
     #[test]
@@ -388,27 +399,15 @@ mod tests {
             ]
         );
 
-        let mut suspended = Wait::default();
-        let mut facts = World { suspendable: true, ..world() };
+        let (mut suspended, mut facts) = suspending();
         let actions = run(
             &mut suspended,
             &mut facts,
-            &[
-                Event::Start(Start::RunHandler),
-                Event::Ran(NOT_CONNECTED),
-                Event::Probed(REFUSED),
-                Event::PlaceTaken,
-                Event::Tick,
-                Event::Probed(REFUSED),
-                Event::Probed(ProbeOutcome::Accepting),
-            ],
+            &[Event::PlaceTaken, Event::Tick, Event::Probed(REFUSED), Event::Probed(ProbeOutcome::Accepting)],
         );
         assert_eq!(
             actions,
             [
-                Action::RunHandler,
-                Action::Probe { patience: PATIENCE_BEFORE_SUSPENDING },
-                Action::Suspend,
                 Action::Probe { patience: Duration::from_secs(2) },
                 Action::KeepWaiting,
                 Action::BackOff { restart: false },
@@ -505,19 +504,8 @@ mod tests {
             &[Event::Start(Start::RunHandler), Event::Ran(NOT_CONNECTED), Event::PlaceRefused(refusal)],
         );
         assert_eq!(actions[2], refused);
-        let mut suspended = Wait::default();
-        let mut facts = World { suspendable: true, ..world() };
-        let actions = run(
-            &mut suspended,
-            &mut facts,
-            &[
-                Event::Start(Start::RunHandler),
-                Event::Ran(NOT_CONNECTED),
-                Event::Probed(REFUSED),
-                Event::PlaceRefused(refusal),
-            ],
-        );
-        assert_eq!(actions[3], refused);
+        let (mut suspended, mut facts) = suspending();
+        assert_eq!(step(&mut suspended, Event::PlaceRefused(refusal), &mut facts, &limits()), refused);
     }
 
     #[test]
@@ -544,13 +532,8 @@ mod tests {
 
     #[test]
     fn the_budget_and_the_client_end_a_suspended_wait_between_probes() {
-        let mut wait = Wait::default();
-        let mut facts = World { suspendable: true, ..world() };
-        run(
-            &mut wait,
-            &mut facts,
-            &[Event::Start(Start::RunHandler), Event::Ran(NOT_CONNECTED), Event::Probed(REFUSED), Event::PlaceTaken],
-        );
+        let (mut wait, mut facts) = suspending();
+        step(&mut wait, Event::PlaceTaken, &mut facts, &limits());
         assert_eq!(step(&mut wait, Event::Tick, &mut facts, &limits()), Action::KeepWaiting);
         facts.remaining = Duration::ZERO;
         let spent =
