@@ -4,7 +4,9 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::apache_config::{self, Addr, Backend};
+use fcgi_resilient_common::BackendAddress;
+
+use crate::apache_config::{self, Backend};
 use crate::cli::CheckOpts;
 use crate::fpm_config::{self, Listen, LoadOptions, Pool, Setting};
 use crate::users::{self, Identity};
@@ -338,7 +340,7 @@ pub fn run(o: &CheckOpts) -> i32 {
             let here = b.directive.loc();
             let what = &b.directive.name;
             match &b.addr {
-                Addr::Unix(sock) => {
+                BackendAddress::Unix(sock) => {
                     let found = unix_sockets.find(&pools, sock);
                     match (found, &id) {
                         (None, _) => problems.push(format!(
@@ -353,7 +355,7 @@ pub fn run(o: &CheckOpts) -> i32 {
                         (Some(pl), None) => check_backlog(pl.pool, &mut warnings),
                     }
                 }
-                Addr::Tcp { host, port } => {
+                BackendAddress::Tcp { host, port } => {
                     if !is_local(host) {
                         println!("{here}: {what} points at {host}:{port}, not on this host: not checked");
                         continue;

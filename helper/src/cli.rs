@@ -492,7 +492,7 @@ pub const DEFAULT_PAUSE: Duration = Duration::from_secs(60);
 fn empty_backend() -> BackendOpts {
     BackendOpts {
         backend: String::new(),
-        pause_dir: PathBuf::from(crate::pause_file::DEFAULT_PAUSE_DIR),
+        pause_dir: PathBuf::from(fcgi_resilient_common::pause_file::DEFAULT_PAUSE_DIR),
         apache_configs: vec![],
         fpm_configs: vec![],
         force: false,

@@ -7,11 +7,14 @@
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use fcgi_resilient_common::clock::unix_millis_now;
+use fcgi_resilient_common::pause_file::PauseRecord;
+use fcgi_resilient_common::BackendAddress;
+
 use crate::cli::DeployOpts;
-use crate::pause::{remove_pause, resolve_or_say, unix_millis_now, wait_until_idle, write_pause};
-use crate::pause_file::PauseRecord;
+use crate::pause::{remove_pause, resolve_or_say, wait_until_idle, write_pause};
 use crate::stop;
-use crate::wait::{self, Target};
+use crate::wait;
 
 const PREFIX: &str = "fcgi-resilient-helper: deploy";
 /// What a shell reports for a command killed by a signal: 128 + the signal.
@@ -33,14 +36,8 @@ impl Drop for Paused<'_> {
 }
 
 pub fn run(o: &DeployOpts) -> i32 {
-    let Some(backend) = resolve_or_say(&o.target, "deploy") else { return 1 };
-    let ready_target = match ready_target(&backend) {
-        Ok(target) => target,
-        Err(e) => {
-            eprintln!("{PREFIX}: {e}");
-            return 1;
-        }
-    };
+    let Some(address) = resolve_or_say(&o.target, "deploy") else { return 1 };
+    let backend = address.to_string();
     stop::catch_interrupts();
     let record =
         PauseRecord { backend: backend.clone(), until_unix_ms: unix_millis_now() + o.pause_for.as_millis() as u64 };
@@ -50,7 +47,7 @@ pub fn run(o: &DeployOpts) -> i32 {
     }
     let _resume_on_exit = Paused { opts: o, backend: &backend };
     let start = Instant::now();
-    match wait_until_idle(&backend, o.timeout) {
+    match wait_until_idle(&address, o.timeout) {
         Ok(true) => eprintln!("{PREFIX}: {backend} paused and idle after {:.2}s", start.elapsed().as_secs_f64()),
         Ok(false) => eprintln!("{PREFIX}: running the command anyway: those requests may be cut"),
         Err(e) => {
@@ -69,7 +66,7 @@ pub fn run(o: &DeployOpts) -> i32 {
         eprintln!("{PREFIX}: the command exited with {status}; resuming without waiting for {backend}");
         return if status != 0 { status } else { 1 };
     }
-    match wait_until_ready(&ready_target, o) {
+    match wait_until_ready(&address, o) {
         Ok(()) if stop::interrupted() => {
             eprintln!("{PREFIX}: interrupted while waiting for {backend}");
             1
@@ -82,16 +79,6 @@ pub fn run(o: &DeployOpts) -> i32 {
             eprintln!("{PREFIX}: {backend} does not answer after {:?}: {e}; resuming (requests wait as for a stopped backend)", o.timeout);
             1
         }
-    }
-}
-
-/// The status-page name as `wait` takes it (an IPv6 host in brackets).
-fn ready_target(backend: &str) -> Result<Target, String> {
-    match backend.rsplit_once(':') {
-        Some((host, port)) if !backend.starts_with("unix:") && host.contains(':') => {
-            wait::parse_target(&format!("[{host}]:{port}"))
-        }
-        _ => wait::parse_target(backend),
     }
 }
 
@@ -122,7 +109,7 @@ fn terminate(child: &Child) {
 /// With `--ping PATH`, the pool's ping page must answer `--expect`; without, any complete
 /// FastCGI answer will do (a 404 for a script that does not exist proves PHP-FPM runs).
 /// An interrupt ends the wait at once (the caller asks `stop::interrupted`).
-fn wait_until_ready(target: &Target, o: &DeployOpts) -> Result<(), String> {
+fn wait_until_ready(target: &BackendAddress, o: &DeployOpts) -> Result<(), String> {
     let start = Instant::now();
     let deadline = start + o.timeout;
     wait::poll_until(target, o.timeout, start, deadline, |io| match &o.ping {

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use fcgi_resilient_common::BackendAddress;
+
 use crate::glob;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,27 +210,47 @@ impl fmt::Display for Listen {
     }
 }
 
-/// FPM's own rule (fpm_sockets_domain_from_address): a colon or all digits
-/// means TCP, anything else is a Unix socket path.
+/// FPM's own rule (fpm_sockets_domain_from_address): a colon or all digits means TCP,
+/// anything else is a Unix socket path. `HOST:PORT` and `[v6]:PORT` are split as the module
+/// splits them; `*`, `0.0.0.0`, `::` and no host mean every address.
 pub fn parse_listen(s: &str) -> Result<Listen, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("empty listen address".to_string());
     }
-    if let Some((host, port)) = s.rsplit_once(':') {
-        let port: u16 = port.parse().map_err(|_| format!("invalid port `{port}` in listen address `{s}`"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let host = match host {
-            "" | "*" | "0.0.0.0" | "::" => None,
-            h => Some(h.to_string()),
+    if s.contains(':') {
+        let invalid =
+            || format!("invalid listen address `{s}`: expected HOST:PORT, [IPv6]:PORT, PORT or a socket path");
+        let all_addresses = s.strip_prefix(':').map(|port| format!("*:{port}"));
+        return match BackendAddress::parse(all_addresses.as_deref().unwrap_or(s)).map_err(|_| invalid())? {
+            BackendAddress::Tcp { host, port } => {
+                let host = match host.as_str() {
+                    "*" | "0.0.0.0" | "::" => None,
+                    _ => Some(host),
+                };
+                Ok(Listen::Tcp { host, port })
+            }
+            BackendAddress::Unix(_) => Err(invalid()),
         };
-        return Ok(Listen::Tcp { host, port });
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
         let port: u16 = s.parse().map_err(|_| format!("invalid port `{s}`"))?;
         return Ok(Listen::Tcp { host: None, port });
     }
     Ok(Listen::Unix(PathBuf::from(s)))
+}
+
+impl Listen {
+    /// The backend Apache reaches this pool at, by the status page's name: a pool on every
+    /// address is reached on 127.0.0.1.
+    pub fn backend_address(&self) -> BackendAddress {
+        match self {
+            Listen::Unix(path) => BackendAddress::Unix(path.clone()),
+            Listen::Tcp { host, port } => {
+                BackendAddress::Tcp { host: host.clone().unwrap_or_else(|| "127.0.0.1".to_string()), port: *port }
+            }
+        }
+    }
 }
 
 impl Pool {
@@ -533,7 +555,11 @@ mod tests {
         assert_eq!(parse_listen("[::]:9002").unwrap(), Listen::Tcp { host: None, port: 9002 });
         assert_eq!(parse_listen("[::1]:9003").unwrap(), Listen::Tcp { host: Some("::1".into()), port: 9003 });
         assert_eq!(parse_listen("/run/php/x.sock").unwrap(), Listen::Unix("/run/php/x.sock".into()));
+        assert_eq!(parse_listen("*:9004").unwrap(), Listen::Tcp { host: None, port: 9004 });
+        assert_eq!(parse_listen(":9005").unwrap(), Listen::Tcp { host: None, port: 9005 });
         assert!(parse_listen("127.0.0.1:http").is_err());
+        assert_eq!(parse_listen("9000").unwrap().backend_address().to_string(), "127.0.0.1:9000");
+        assert_eq!(parse_listen("[::1]:9003").unwrap().backend_address().to_string(), "::1:9003");
         assert!(parse_listen("99999").is_err());
     }
 

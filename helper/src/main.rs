@@ -12,11 +12,6 @@ mod fpm_config;
 mod fpm_process;
 mod glob;
 mod pause;
-/// The pause file's format, shared with the module: one definition for both (the module
-/// uses the parts the helper does not).
-#[allow(dead_code)]
-#[path = "../../mod_fcgi_resilient/src/pause_file.rs"]
-mod pause_file;
 mod prepare;
 mod reload;
 mod safe_dir;
