@@ -11,10 +11,36 @@ use fcgi_resilient_common::clock::unix_millis_now;
 use fcgi_resilient_common::pause_file::PauseRecord;
 use fcgi_resilient_common::BackendAddress;
 
-use crate::cli::DeployOpts;
+use clap::Args;
+
+use crate::options::{bounded_pause, duration_value, pause_length, BackendArgs, Readiness, DEFAULT_TIMEOUT};
 use crate::pause::{remove_pause, resolve_or_say, wait_until_idle, write_pause};
 use crate::stop;
 use crate::wait;
+
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub target: BackendArgs,
+    /// Bound of each wait (until idle, until answering)
+    #[arg(long, short = 't', value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = duration_value)]
+    pub timeout: Duration,
+    /// The pause's own end, should the helper be killed (default: 3 x --timeout)
+    #[arg(long = "for", value_name = "DURATION", value_parser = pause_length)]
+    pub pause_for: Option<Duration>,
+    #[command(flatten)]
+    pub readiness: Readiness,
+    /// What to run while the backend is paused, after `--`
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+impl DeployArgs {
+    /// `--for`, or long enough for a drain, the command and the readiness wait.
+    pub fn pause_for(&self) -> Duration {
+        bounded_pause(self.pause_for.unwrap_or(self.timeout * 3))
+    }
+}
 
 const PREFIX: &str = "fcgi-resilient-helper: deploy";
 /// What a shell reports for a command killed by a signal: 128 + the signal.
@@ -22,7 +48,7 @@ const SIGNALLED: i32 = 128;
 
 /// Takes the pause away when dropped: on every way out of `deploy`.
 struct Paused<'a> {
-    opts: &'a DeployOpts,
+    opts: &'a DeployArgs,
     backend: &'a str,
 }
 
@@ -30,17 +56,17 @@ impl Drop for Paused<'_> {
     fn drop(&mut self) {
         match remove_pause(&self.opts.target.pause_dir, self.backend) {
             Ok(_) => eprintln!("{PREFIX}: {} resumed", self.backend),
-            Err(e) => eprintln!("{PREFIX}: {e}; the pause ends by itself within {:?}", self.opts.pause_for),
+            Err(e) => eprintln!("{PREFIX}: {e}; the pause ends by itself within {:?}", self.opts.pause_for()),
         }
     }
 }
 
-pub fn run(o: &DeployOpts) -> i32 {
+pub fn run(o: &DeployArgs) -> i32 {
     let Some(address) = resolve_or_say(&o.target, "deploy") else { return 1 };
     let backend = address.to_string();
     stop::catch_interrupts();
     let record =
-        PauseRecord { backend: backend.clone(), until_unix_ms: unix_millis_now() + o.pause_for.as_millis() as u64 };
+        PauseRecord { backend: backend.clone(), until_unix_ms: unix_millis_now() + o.pause_for().as_millis() as u64 };
     if let Err(e) = write_pause(&o.target.pause_dir, &record) {
         eprintln!("{PREFIX}: {e}");
         return 1;
@@ -109,18 +135,12 @@ fn terminate(child: &Child) {
 /// With `--ping PATH`, the pool's ping page must answer `--expect`; without, any complete
 /// FastCGI answer will do (a 404 for a script that does not exist proves PHP-FPM runs).
 /// An interrupt ends the wait at once (the caller asks `stop::interrupted`).
-fn wait_until_ready(target: &BackendAddress, o: &DeployOpts) -> Result<(), String> {
+fn wait_until_ready(target: &BackendAddress, o: &DeployArgs) -> Result<(), String> {
     let start = Instant::now();
     let deadline = start + o.timeout;
-    wait::poll_until(target, o.timeout, start, deadline, |io| match &o.ping {
+    wait::poll_until(target, o.timeout, start, deadline, |io| match &o.readiness.ping {
         _ if stop::interrupted() => Ok(()),
-        Some(path) => wait::probe(target, Some(path), &o.expect, io),
+        Some(path) => wait::probe(target, Some(path), &o.readiness.expect, io),
         None => wait::answers_fastcgi(target, io),
     })
-}
-
-/// How long the pause file of a deploy says it lasts when nobody resumes: a drain, the
-/// command and the readiness wait, each bounded by --timeout.
-pub fn default_pause_for(timeout: Duration) -> Duration {
-    timeout * 3
 }

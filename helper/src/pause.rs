@@ -19,13 +19,35 @@ use fcgi_resilient_common::pause_file::{file_name_for, PauseRecord};
 use fcgi_resilient_common::BackendAddress;
 
 use crate::apache_config;
-use crate::check::default_apache_configs;
-use crate::cli::{BackendOpts, PauseOpts, ResumeOpts};
-use crate::fpm_config::{self, LoadOptions};
+use clap::Args;
+
+use crate::fpm_config;
+use crate::options::{duration_value, pause_length, BackendArgs, DEFAULT_TIMEOUT};
 use crate::stop::{self, Drained};
 use crate::{tcp_sockets, unix_sockets};
 
 const PREFIX: &str = "fcgi-resilient-helper";
+
+/// How long a pause lasts unless resumed: a forgotten one must not keep a site down.
+const DEFAULT_PAUSE: &str = "60s";
+
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct PauseArgs {
+    #[command(flatten)]
+    pub target: BackendArgs,
+    /// How long the pause lasts unless resumed (at most 1d)
+    #[arg(long = "for", value_name = "DURATION", default_value = DEFAULT_PAUSE, value_parser = pause_length)]
+    pub pause_for: Duration,
+    /// Longest wait for the running requests (at most --for)
+    #[arg(long, short = 't', value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = duration_value)]
+    pub timeout: Duration,
+}
+
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    pub target: BackendArgs,
+}
 
 /// The module learns of a pause within milliseconds (inotify; 100 ms where it must poll): a
 /// request that passed its check just before has connected by the end of this.
@@ -33,7 +55,7 @@ const SETTLE: Duration = Duration::from_millis(200);
 
 /// The backend, checked against the backends the configs name (by the status page's name:
 /// `fcgi://127.0.0.1/...` in Apache's config is `127.0.0.1:8000` on both sides).
-pub fn resolve(target: &BackendOpts) -> Result<BackendAddress, String> {
+pub fn resolve(target: &BackendArgs) -> Result<BackendAddress, String> {
     let address = parsed_backend(&target.backend)?;
     if target.force {
         return Ok(address);
@@ -64,27 +86,23 @@ pub fn parsed_backend(written: &str) -> Result<BackendAddress, String> {
 }
 
 /// `resolve`, saying why not on stderr.
-pub fn resolve_or_say(target: &BackendOpts, command: &str) -> Option<BackendAddress> {
+pub fn resolve_or_say(target: &BackendArgs, command: &str) -> Option<BackendAddress> {
     resolve(target).map_err(|e| eprintln!("{PREFIX}: {command}: {e}")).ok()
 }
 
 /// The backends Apache's SetHandler/ProxyPass/BalancerMember lines name and the PHP-FPM
 /// pools listen on, by status-page name; and which configs were read.
-fn known_backends(target: &BackendOpts) -> (Vec<String>, Vec<String>) {
+fn known_backends(target: &BackendArgs) -> (Vec<String>, Vec<String>) {
     let mut known = Vec::new();
     let mut read = Vec::new();
-    let apache_files =
-        if target.apache_configs.is_empty() { default_apache_configs() } else { target.apache_configs.clone() };
-    for file in &apache_files {
+    for file in &target.apache.files_or_default() {
         let options = apache_config::LoadOptions { server_root: None, envvars: None };
         let Ok(config) = apache_config::load(file, &options) else { continue };
         read.push(file.display().to_string());
         known.extend(config.backends().iter().map(|backend| backend.addr.to_string()));
     }
-    let fpm_files =
-        if target.fpm_configs.is_empty() { fpm_config::default_main_configs() } else { target.fpm_configs.clone() };
-    for file in &fpm_files {
-        let Ok(config) = fpm_config::load(file, &LoadOptions { prefix: None }) else { continue };
+    for file in &target.fpm.files_or_default() {
+        let Ok(config) = fpm_config::load(file, &target.fpm.load_options()) else { continue };
         read.push(file.display().to_string());
         known.extend(config.pools.iter().filter_map(|pool| Some(pool.listen()?.0.ok()?.backend_address().to_string())));
     }
@@ -183,7 +201,7 @@ pub fn wait_until_idle(address: &BackendAddress, timeout: Duration) -> Result<bo
     }
 }
 
-pub fn run_pause(o: &PauseOpts) -> i32 {
+pub fn run_pause(o: &PauseArgs) -> i32 {
     let Some(address) = resolve_or_say(&o.target, "pause") else { return 1 };
     let backend = address.to_string();
     let record =
@@ -207,7 +225,7 @@ pub fn run_pause(o: &PauseOpts) -> i32 {
     }
 }
 
-pub fn run_resume(o: &ResumeOpts) -> i32 {
+pub fn run_resume(o: &ResumeArgs) -> i32 {
     let backend = match parsed_backend(&o.target.backend) {
         Ok(address) => address.to_string(),
         Err(e) => {
@@ -234,13 +252,14 @@ pub fn run_resume(o: &ResumeOpts) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::{ApacheConfigs, FpmConfigs};
 
-    fn target(backend: &str, dir: &Path, apache: &Path) -> BackendOpts {
-        BackendOpts {
+    fn target(backend: &str, dir: &Path, apache: &Path) -> BackendArgs {
+        BackendArgs {
             backend: backend.into(),
             pause_dir: dir.to_path_buf(),
-            apache_configs: vec![apache.to_path_buf()],
-            fpm_configs: vec![dir.join("no-such-fpm.conf")],
+            apache: ApacheConfigs { files: vec![apache.to_path_buf()] },
+            fpm: FpmConfigs { files: vec![dir.join("no-such-fpm.conf")], prefix: None },
             force: false,
         }
     }
@@ -260,7 +279,7 @@ mod tests {
         assert_eq!(name("fcgi://127.0.0.1:9000").unwrap(), "127.0.0.1:9000");
         let error = resolve(&target("127.0.0.1:9001", dir.path(), &apache)).unwrap_err();
         assert!(error.contains("known: 127.0.0.1:9000, unix:/run/php/a.sock"), "{error}");
-        let forced = BackendOpts { force: true, ..target("127.0.0.1:9001", dir.path(), &apache) };
+        let forced = BackendArgs { force: true, ..target("127.0.0.1:9001", dir.path(), &apache) };
         assert_eq!(resolve(&forced).unwrap().to_string(), "127.0.0.1:9001");
         let none = target("127.0.0.1:9001", dir.path(), &dir.join("missing.conf"));
         assert!(resolve(&none).unwrap_err().contains("--force"));

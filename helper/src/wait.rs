@@ -6,10 +6,25 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use fcgi_resilient_common::BackendAddress;
 
-use crate::cli::WaitOpts;
 use crate::fastcgi;
+use crate::options::{duration_value, Readiness, DEFAULT_TIMEOUT};
+
+/// What `wait` takes, and `reload-and-wait` after the reload.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct WaitArgs {
+    /// The pool: a socket path, unix:PATH, HOST:PORT, [IPv6]:PORT, a bare port on 127.0.0.1,
+    /// or any form BACKEND takes (fcgi://HOST[:PORT], the status page's name)
+    #[arg(value_name = "SOCKET|HOST:PORT", value_parser = parse_target)]
+    pub target: BackendAddress,
+    /// Give up after DURATION (500ms, 10s, 2mi, 1h; a number is seconds)
+    #[arg(long, short = 't', value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = duration_value)]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub readiness: Readiness,
+}
 
 /// What `wait` and `reload-and-wait` are pointed at: every form `BackendAddress::parse`
 /// reads (the status page's name, a socket path, a mod_proxy URL, `HOST:PORT`), and a bare
@@ -99,8 +114,9 @@ pub fn probe(t: &BackendAddress, ping: Option<&str>, expect: &str, io_timeout: D
 }
 
 /// Polls until ready or `deadline`; returns the last failure on timeout.
-pub fn wait_until(t: &BackendAddress, o: &WaitOpts, start: Instant, deadline: Instant) -> Result<(), String> {
-    poll_until(t, o.timeout, start, deadline, |io_timeout| probe(t, o.ping.as_deref(), &o.expect, io_timeout))
+pub fn wait_until(t: &BackendAddress, o: &WaitArgs, start: Instant, deadline: Instant) -> Result<(), String> {
+    let ping = o.readiness.ping.as_deref();
+    poll_until(t, o.timeout, start, deadline, |io_timeout| probe(t, ping, &o.readiness.expect, io_timeout))
 }
 
 /// A script path no pool serves: PHP-FPM answers it with a complete FastCGI response (404,
@@ -171,16 +187,10 @@ pub fn poll_until(
     }
 }
 
-pub fn run(o: &WaitOpts) -> i32 {
-    let t = match parse_target(&o.target) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("fcgi-resilient-helper: wait: {e}");
-            return 2;
-        }
-    };
+pub fn run(o: &WaitArgs) -> i32 {
+    let t = &o.target;
     let start = Instant::now();
-    match wait_until(&t, o, start, start + o.timeout) {
+    match wait_until(t, o, start, start + o.timeout) {
         Ok(()) => {
             println!("{}: ready after {:.1}s", t.connect_form(), start.elapsed().as_secs_f64());
             0
@@ -219,15 +229,13 @@ mod tests {
 
     #[test]
     fn times_out_on_missing_socket() {
-        let o = WaitOpts {
-            target: "/nonexistent/x.sock".into(),
+        let o = WaitArgs {
+            target: BackendAddress::Unix("/nonexistent/x.sock".into()),
             timeout: Duration::from_millis(300),
-            ping: None,
-            expect: "pong".into(),
+            readiness: Readiness { ping: None, expect: "pong".into() },
         };
         let start = Instant::now();
-        let e =
-            wait_until(&BackendAddress::Unix("/nonexistent/x.sock".into()), &o, start, start + o.timeout).unwrap_err();
+        let e = wait_until(&o.target, &o, start, start + o.timeout).unwrap_err();
         assert!(e.contains("connect"), "{e}");
     }
 }
