@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use fcgi_resilient_common::{AddressError, BackendAddress};
 
+use crate::apache_include::{included_files, Presence};
 use crate::fpm_config::ConfError;
-use crate::glob;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Directive {
@@ -210,44 +210,25 @@ fn load_file(cfg: &mut ApacheConfig, file: &Path, fixed_root: bool, depth: usize
 }
 
 fn include(cfg: &mut ApacheConfig, d: &Directive, fixed_root: bool, depth: usize) -> Result<(), ConfError> {
-    let optional = d.is("IncludeOptional");
+    let presence = if d.is("IncludeOptional") { Presence::Optional } else { Presence::Required };
     let Some(arg) = d.args.first() else { return Ok(()) };
     let p = Path::new(arg);
     let full = if p.is_absolute() { p.to_path_buf() } else { cfg.server_root.join(p) };
-    let mut files = Vec::new();
-    for m in glob::glob(&full) {
-        if m.is_dir() {
-            files.extend(files_below(&m));
-        } else {
-            files.push(m);
+    match included_files(&full, presence) {
+        Ok(files) => {
+            for file in files {
+                load_file(cfg, &file, fixed_root, depth + 1)?;
+            }
         }
-    }
-    if files.is_empty() && !optional && !glob::has_magic(arg) {
-        cfg.problems.push(format!(
-            "{}: Include {} matches nothing; Apache will refuse to start (use IncludeOptional?)",
+        Err(error) => cfg.problems.push(format!(
+            "{}: {} {}: {error}; Apache will refuse to start{}",
             d.loc(),
-            full.display()
-        ));
-    }
-    for f in files {
-        load_file(cfg, &f, fixed_root, depth + 1)?;
+            d.name,
+            full.display(),
+            if presence == Presence::Required { " (IncludeOptional tolerates what is missing)" } else { "" }
+        )),
     }
     Ok(())
-}
-
-fn files_below(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else { return out };
-    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-    entries.sort();
-    for e in entries {
-        if e.is_dir() {
-            out.extend(files_below(&e));
-        } else {
-            out.push(e);
-        }
-    }
-    out
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use fcgi_resilient_common::BackendAddress;
 
-use crate::glob;
+use crate::fpm_glob::{self, fpm_include, GlobError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfError {
@@ -380,20 +380,23 @@ impl Loader<'_> {
         } else {
             file.parent().unwrap_or(Path::new("/")).join(p)
         };
-        let matches = glob::glob(&full);
-        if matches.is_empty() {
+        let matches = match fpm_include(&full) {
+            Ok(matches) => matches,
             // FPM only warns here, so do we: an empty pool.d is legal.
-            self.cfg.warnings.push(format!(
-                "{}:{}: nothing matches the include pattern {}",
-                file.display(),
-                lineno,
-                full.display()
-            ));
-        }
-        for m in matches {
-            if m.is_dir() {
-                continue;
+            Err(GlobError::NoMatch) => {
+                self.cfg.warnings.push(format!(
+                    "{}:{}: nothing matches the include pattern {}",
+                    file.display(),
+                    lineno,
+                    full.display()
+                ));
+                Vec::new()
             }
+            Err(GlobError::Failed(why)) => {
+                return Err(ConfError { file: file.to_path_buf(), line: lineno, msg: format!("include: {why}") })
+            }
+        };
+        for m in matches {
             self.load_file(&m, Some((file, lineno)))?;
         }
         Ok(())
@@ -455,14 +458,14 @@ impl FpmConfig {
 /// Standard locations of FPM main configs on Debian/Ubuntu and RHEL/Fedora.
 /// Each main config is a separate FPM instance.
 pub fn default_main_configs() -> Vec<PathBuf> {
-    let mut out = glob::glob(Path::new("/etc/php/*/fpm/php-fpm.conf"));
-    out.extend(glob::glob(Path::new("/etc/opt/remi/php*/php-fpm.conf")));
+    let mut out = fpm_glob::existing(Path::new("/etc/php/*/fpm/php-fpm.conf"));
+    out.extend(fpm_glob::existing(Path::new("/etc/opt/remi/php*/php-fpm.conf")));
     let rhel = Path::new("/etc/php-fpm.conf");
     if rhel.exists() {
         out.push(rhel.to_path_buf());
     } else {
         // Pool files without their main config: still useful to know the pools.
-        out.extend(glob::glob(Path::new("/etc/php-fpm.d/*.conf")));
+        out.extend(fpm_glob::existing(Path::new("/etc/php-fpm.d/*.conf")));
     }
     out
 }
@@ -634,8 +637,20 @@ mod tests {
     #[test]
     fn empty_include_glob_warns() {
         let d = WorkDir::new("fpm-empty");
-        std::fs::write(d.path().join("a.conf"), "include=nothing/*.conf\n").unwrap();
+        std::fs::create_dir(d.path().join("pool.d")).unwrap();
+        std::fs::write(d.path().join("a.conf"), "include=pool.d/*.conf\n").unwrap();
         let cfg = load(&d.path().join("a.conf"), &LoadOptions::default()).unwrap();
         assert_eq!(cfg.warnings.len(), 1);
+    }
+
+    /// php-fpm8.2 -t: "ERROR: Unable to globalize '.../nothing/*.conf' (ret=2) from a.conf at
+    /// line 1", and it does not start: glob(3) with GLOB_ERR aborts on the missing directory.
+    #[test]
+    fn an_include_glob_in_a_missing_directory_is_an_error_as_for_php_fpm() {
+        let d = WorkDir::new("fpm-missing-dir");
+        std::fs::write(d.path().join("a.conf"), "include=nothing/*.conf\n").unwrap();
+        let error = load(&d.path().join("a.conf"), &LoadOptions::default()).unwrap_err();
+        assert_eq!(error.line, 1);
+        assert!(error.msg.contains("could not be read"), "{error}");
     }
 }

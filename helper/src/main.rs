@@ -3,14 +3,15 @@
 //! and pauses that hold requests in Apache during a deploy).
 
 mod apache_config;
+mod apache_include;
 mod check;
 mod cli;
 mod deploy;
 mod duration;
 mod fastcgi;
 mod fpm_config;
+mod fpm_glob;
 mod fpm_process;
-mod glob;
 mod options;
 mod pause;
 mod prepare;
