@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use fcgi_resilient_common::BackendAddress;
+use fcgi_resilient_common::{AddressError, BackendAddress};
 
 use crate::fastcgi;
 use crate::options::{duration_value, Readiness, DEFAULT_TIMEOUT};
@@ -27,15 +27,22 @@ pub struct WaitArgs {
 }
 
 /// What `wait` and `reload-and-wait` are pointed at: every form `BackendAddress::parse`
-/// reads (the status page's name, a socket path, a mod_proxy URL, `HOST:PORT`), and a bare
-/// port meaning 127.0.0.1, the address a pool with `listen = PORT` answers on.
+/// reads (the status page's name, a socket path, a mod_proxy URL, `HOST:PORT`), a bare port
+/// meaning 127.0.0.1 (the address a pool with `listen = PORT` answers on), and, as before, a
+/// socket path relative to the working directory (`run/php.sock`, `unix:run/php.sock`).
 pub fn parse_target(text: &str) -> Result<BackendAddress, String> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         let port: u16 = text.parse().ok().filter(|&port| port != 0).ok_or_else(|| format!("invalid port `{text}`"))?;
         return Ok(BackendAddress::Tcp { host: "127.0.0.1".to_string(), port });
     }
-    BackendAddress::parse(text).map_err(|error| error.to_string())
+    match BackendAddress::parse(text) {
+        Err(AddressError::RelativeSocket { path, .. }) => Ok(BackendAddress::Unix(path.into())),
+        Err(AddressError::Unrecognised { .. }) if text.contains('/') && !text.contains(':') => {
+            Ok(BackendAddress::Unix(text.into()))
+        }
+        parsed => parsed.map_err(|error| error.to_string()),
+    }
 }
 
 trait Conn: std::io::Read + std::io::Write {}
@@ -221,6 +228,8 @@ mod tests {
         assert_eq!(parse_target("[::1]:9000").unwrap(), tcp("::1", 9000));
         assert_eq!(parse_target("::1:9000").unwrap(), tcp("::1", 9000), "the status page's name");
         assert_eq!(parse_target("fcgi://127.0.0.1").unwrap(), tcp("127.0.0.1", 8000));
+        assert_eq!(parse_target("run/php.sock").unwrap(), unix("run/php.sock"), "relative to the working directory");
+        assert_eq!(parse_target("unix:run/php.sock").unwrap(), unix("run/php.sock"));
         assert!(parse_target("localhost").is_err());
         assert!(parse_target("host:port").is_err());
         assert!(parse_target("").is_err());
