@@ -7,11 +7,10 @@
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use fcgi_resilient_common::clock::unix_millis_now;
 use fcgi_resilient_common::pause_file::PauseRecord;
 use fcgi_resilient_common::BackendAddress;
-
-use clap::Args;
 
 use crate::options::{bounded_pause, duration_value, pause_length, BackendArgs, Readiness, DEFAULT_TIMEOUT};
 use crate::pause::{remove_pause, resolve_or_say, wait_until_idle, write_pause};

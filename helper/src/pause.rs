@@ -14,13 +14,12 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use fcgi_resilient_common::clock::unix_millis_now;
 use fcgi_resilient_common::pause_file::{file_name_for, PauseRecord};
 use fcgi_resilient_common::BackendAddress;
 
 use crate::apache_config;
-use clap::Args;
-
 use crate::fpm_config;
 use crate::options::{duration_value, pause_length, BackendArgs, DEFAULT_TIMEOUT};
 use crate::stop::{self, Drained};

@@ -12,10 +12,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-
-use clap::Args;
 
 use crate::fpm_config;
 use crate::options::FpmConfigs;
