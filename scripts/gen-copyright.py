@@ -46,6 +46,12 @@ def linked_crates(metadata):
     """Returns {package id: set of packaged crate names it is linked into}."""
     nodes = {node["id"]: node for node in metadata["resolve"]["nodes"]}
     names = {package["id"]: package["name"] for package in metadata["packages"]}
+    # A proc-macro (clap_derive, and syn & co. behind it) runs in the compiler: nothing of
+    # it is linked, though Cargo lists it as a normal dependency.
+    compile_time = {
+        package["id"] for package in metadata["packages"]
+        if any("proc-macro" in target["kind"] for target in package["targets"])
+    }
     linked = {}
     for root in (pid for pid, name in names.items() if name in PACKAGED_CRATES):
         stack = [root]
@@ -56,7 +62,7 @@ def linked_crates(metadata):
             linked[pid].add(names[root])
             for dep in nodes[pid]["deps"]:
                 # kind None is a normal dependency; "dev" and "build" are not linked.
-                if any(kind["kind"] is None for kind in dep["dep_kinds"]):
+                if any(kind["kind"] is None for kind in dep["dep_kinds"]) and dep["pkg"] not in compile_time:
                     stack.append(dep["pkg"])
     return linked
 

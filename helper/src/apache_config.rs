@@ -7,8 +7,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use fcgi_resilient_common::{AddressError, BackendAddress};
+
+use crate::apache_include::{included_files, Presence};
 use crate::fpm_config::ConfError;
-use crate::glob;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Directive {
@@ -208,85 +210,43 @@ fn load_file(cfg: &mut ApacheConfig, file: &Path, fixed_root: bool, depth: usize
 }
 
 fn include(cfg: &mut ApacheConfig, d: &Directive, fixed_root: bool, depth: usize) -> Result<(), ConfError> {
-    let optional = d.is("IncludeOptional");
+    let presence = if d.is("IncludeOptional") { Presence::Optional } else { Presence::Required };
     let Some(arg) = d.args.first() else { return Ok(()) };
     let p = Path::new(arg);
     let full = if p.is_absolute() { p.to_path_buf() } else { cfg.server_root.join(p) };
-    let mut files = Vec::new();
-    for m in glob::glob(&full) {
-        if m.is_dir() {
-            files.extend(files_below(&m));
-        } else {
-            files.push(m);
+    match included_files(&full, presence) {
+        Ok(files) => {
+            for file in files {
+                load_file(cfg, &file, fixed_root, depth + 1)?;
+            }
         }
-    }
-    if files.is_empty() && !optional && !glob::has_magic(arg) {
-        cfg.problems.push(format!(
-            "{}: Include {} matches nothing; Apache will refuse to start (use IncludeOptional?)",
+        Err(error) => cfg.problems.push(format!(
+            "{}: {} {}: {error}; Apache will refuse to start{}",
             d.loc(),
-            full.display()
-        ));
-    }
-    for f in files {
-        load_file(cfg, &f, fixed_root, depth + 1)?;
+            d.name,
+            full.display(),
+            if presence == Presence::Required { " (IncludeOptional tolerates what is missing)" } else { "" }
+        )),
     }
     Ok(())
 }
 
-fn files_below(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else { return out };
-    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-    entries.sort();
-    for e in entries {
-        if e.is_dir() {
-            out.extend(files_below(&e));
-        } else {
-            out.push(e);
-        }
-    }
-    out
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Addr {
-    Unix(PathBuf),
-    Tcp { host: String, port: u16 },
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backend {
-    pub addr: Addr,
+    pub addr: BackendAddress,
     pub directive: Directive,
     pub url: String,
 }
 
-/// `unix:/path|fcgi://...` or `fcgi://host[:port]/...` (mod_proxy_fcgi's default port is 8000).
-pub fn parse_backend_url(url: &str) -> Option<Addr> {
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("unix:") {
-        let (path, rest) = url[5..].split_once('|')?;
-        if !rest.to_ascii_lowercase().starts_with("fcgi://") {
-            return None;
-        }
-        return Some(Addr::Unix(PathBuf::from(path)));
+/// The backend of a mod_proxy URL (`unix:/path|fcgi://...`, `fcgi://host[:port]/...`), with a
+/// relative socket path resolved against `runtime_dir` as mod_proxy does; None for other
+/// schemes and for what is no URL (ProxyPass's first argument).
+pub fn backend_of_url(url: &str, runtime_dir: &Path) -> Option<BackendAddress> {
+    match BackendAddress::from_proxy_url(url) {
+        Ok(address) => Some(address),
+        Err(AddressError::RelativeSocket { path, .. }) => Some(BackendAddress::Unix(runtime_dir.join(path))),
+        Err(_) => None,
     }
-    let rest = url.get(7..).filter(|_| lower.starts_with("fcgi://"))?;
-    let authority = rest.split('/').next().unwrap_or("");
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, after) = v6.split_once(']')?;
-        (h.to_string(), after.strip_prefix(':').map(str::to_string))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p.to_string())),
-            None => (authority.to_string(), None),
-        }
-    };
-    let port = match port {
-        Some(p) => p.parse().ok()?,
-        None => 8000,
-    };
-    Some(Addr::Tcp { host, port })
 }
 
 impl ApacheConfig {
@@ -320,13 +280,7 @@ impl ApacheConfig {
                 } else {
                     raw.as_str()
                 };
-                if let Some(mut addr) = parse_backend_url(url) {
-                    if let Addr::Unix(p) = &addr {
-                        if p.is_relative() {
-                            // mod_proxy resolves relative socket paths against DefaultRuntimeDir.
-                            addr = Addr::Unix(runtime_dir.join(p));
-                        }
-                    }
+                if let Some(addr) = backend_of_url(url, &runtime_dir) {
                     out.push(Backend { addr, directive: d.clone(), url: url.to_string() });
                 }
             }
@@ -352,19 +306,24 @@ mod tests {
 
     #[test]
     fn backend_urls() {
+        let runtime = Path::new("/var/run/apache2");
+        let url = |text: &str| backend_of_url(text, runtime);
+        assert_eq!(url("unix:/run/php/x.sock|fcgi://localhost/"), Some(BackendAddress::Unix("/run/php/x.sock".into())));
         assert_eq!(
-            parse_backend_url("unix:/run/php/x.sock|fcgi://localhost/"),
-            Some(Addr::Unix("/run/php/x.sock".into()))
+            url("fcgi://127.0.0.1:9000/var/www/$1"),
+            Some(BackendAddress::Tcp { host: "127.0.0.1".into(), port: 9000 })
         );
         assert_eq!(
-            parse_backend_url("fcgi://127.0.0.1:9000/var/www/$1"),
-            Some(Addr::Tcp { host: "127.0.0.1".into(), port: 9000 })
+            url("fcgi://127.0.0.1/var/www/$1"),
+            Some(BackendAddress::Tcp { host: "127.0.0.1".into(), port: 8000 })
         );
-        assert_eq!(parse_backend_url("FCGI://php"), Some(Addr::Tcp { host: "php".into(), port: 8000 }));
-        assert_eq!(parse_backend_url("fcgi://[::1]:9001/"), Some(Addr::Tcp { host: "::1".into(), port: 9001 }));
-        assert_eq!(parse_backend_url("unix:/run/x.sock|http://localhost/"), None);
-        assert_eq!(parse_backend_url("http://example.com/"), None);
-        assert_eq!(parse_backend_url("fcgi://h:notaport/"), None);
+        assert_eq!(url("FCGI://php"), Some(BackendAddress::Tcp { host: "php".into(), port: 8000 }));
+        assert_eq!(url("fcgi://[::1]:9001/"), Some(BackendAddress::Tcp { host: "::1".into(), port: 9001 }));
+        assert_eq!(url("unix:php.sock|fcgi://localhost/"), Some(BackendAddress::Unix(runtime.join("php.sock"))));
+        assert_eq!(url("unix:/run/x.sock|http://localhost/"), None);
+        assert_eq!(url("http://example.com/"), None);
+        assert_eq!(url("fcgi://h:notaport/"), None);
+        assert_eq!(url("/"), None, "ProxyPass's path is no backend");
     }
 
     #[test]
@@ -409,11 +368,11 @@ mod tests {
         assert_eq!(cfg.last("User").unwrap().args, ["nobody"]);
         let b = cfg.backends();
         assert_eq!(b.len(), 3, "{b:?}");
-        assert_eq!(b[0].addr, Addr::Unix("/run/php/php8.2-fpm.sock".into()));
+        assert_eq!(b[0].addr, BackendAddress::Unix("/run/php/php8.2-fpm.sock".into()));
         assert_eq!((b[0].directive.file.clone(), b[0].directive.line), (r.join("sites-enabled/a.conf"), 3));
-        assert_eq!(b[1].addr, Addr::Tcp { host: "127.0.0.1".into(), port: 9000 });
+        assert_eq!(b[1].addr, BackendAddress::Tcp { host: "127.0.0.1".into(), port: 9000 });
         assert_eq!(b[1].directive.line, 5);
-        assert_eq!(b[2].addr, Addr::Unix(r.join("logs/rel.sock")));
+        assert_eq!(b[2].addr, BackendAddress::Unix(r.join("logs/rel.sock")));
     }
 
     #[test]

@@ -4,9 +4,11 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::apache_config::{self, Addr, Backend};
-use crate::cli::CheckOpts;
-use crate::fpm_config::{self, Listen, LoadOptions, Pool, Setting};
+use fcgi_resilient_common::BackendAddress;
+
+use crate::apache_config::{self, Backend};
+use crate::fpm_config::{self, Listen, Pool, Setting};
+use crate::options::{ApacheConfigs, FpmConfigs};
 use crate::users::{self, Identity};
 
 struct PoolListen<'a> {
@@ -15,13 +17,19 @@ struct PoolListen<'a> {
     setting: Setting,
 }
 
-pub(crate) fn default_apache_configs() -> Vec<PathBuf> {
-    ["/etc/apache2/apache2.conf", "/etc/httpd/conf/httpd.conf"]
-        .iter()
-        .map(PathBuf::from)
-        .filter(|p| p.exists())
-        .take(1)
-        .collect()
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub apache: ApacheConfigs,
+    #[command(flatten)]
+    pub fpm: FpmConfigs,
+    /// ServerRoot for relative Include paths (default: the ServerRoot directive, else the main
+    /// config's directory, or its parent for .../conf/httpd.conf)
+    #[arg(long, value_name = "DIR")]
+    pub server_root: Option<PathBuf>,
+    /// Shell file defining APACHE_RUN_USER etc. (default: SERVERROOT/envvars)
+    #[arg(long, value_name = "FILE")]
+    pub envvars: Option<PathBuf>,
 }
 
 /// The socket path with its directory resolved, when the directory exists.
@@ -267,15 +275,15 @@ fn backlog_warning(pool: &Pool, workers: i64, workers_at: &str, somaxconn: i64) 
     })
 }
 
-pub fn run(o: &CheckOpts) -> i32 {
+pub fn run(o: &CheckArgs) -> i32 {
     let mut problems = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
-    let apache_files = if o.apache_configs.is_empty() { default_apache_configs() } else { o.apache_configs.clone() };
+    let apache_files = o.apache.files_or_default();
     if apache_files.is_empty() {
         eprintln!("fcgi-resilient-helper: no Apache configuration found; use --apache-config FILE");
         return 1;
     }
-    let fpm = match fpm_config::load_all(&o.fpm_configs, &LoadOptions { prefix: o.prefix.clone() }) {
+    let fpm = match fpm_config::load_all(&o.fpm.files, &o.fpm.load_options()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("fcgi-resilient-helper: {e}");
@@ -338,7 +346,7 @@ pub fn run(o: &CheckOpts) -> i32 {
             let here = b.directive.loc();
             let what = &b.directive.name;
             match &b.addr {
-                Addr::Unix(sock) => {
+                BackendAddress::Unix(sock) => {
                     let found = unix_sockets.find(&pools, sock);
                     match (found, &id) {
                         (None, _) => problems.push(format!(
@@ -353,7 +361,7 @@ pub fn run(o: &CheckOpts) -> i32 {
                         (Some(pl), None) => check_backlog(pl.pool, &mut warnings),
                     }
                 }
-                Addr::Tcp { host, port } => {
+                BackendAddress::Tcp { host, port } => {
                     if !is_local(host) {
                         println!("{here}: {what} points at {host}:{port}, not on this host: not checked");
                         continue;

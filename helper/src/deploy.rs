@@ -7,11 +7,39 @@
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::cli::DeployOpts;
-use crate::pause::{remove_pause, resolve_or_say, unix_millis_now, wait_until_idle, write_pause};
-use crate::pause_file::PauseRecord;
+use clap::Args;
+use fcgi_resilient_common::clock::unix_millis_now;
+use fcgi_resilient_common::pause_file::PauseRecord;
+use fcgi_resilient_common::BackendAddress;
+
+use crate::options::{bounded_pause, duration_value, pause_length, BackendArgs, Readiness, DEFAULT_TIMEOUT};
+use crate::pause::{remove_pause, resolve_or_say, wait_until_idle, write_pause};
 use crate::stop;
-use crate::wait::{self, Target};
+use crate::wait;
+
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub target: BackendArgs,
+    /// Bound of each wait (until idle, until answering)
+    #[arg(long, short = 't', value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = duration_value)]
+    pub timeout: Duration,
+    /// The pause's own end, should the helper be killed (default: 3 x --timeout)
+    #[arg(long = "for", value_name = "DURATION", value_parser = pause_length)]
+    pub pause_for: Option<Duration>,
+    #[command(flatten)]
+    pub readiness: Readiness,
+    /// What to run while the backend is paused, after `--`
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+impl DeployArgs {
+    /// `--for`, or long enough for a drain, the command and the readiness wait.
+    pub fn pause_for(&self) -> Duration {
+        bounded_pause(self.pause_for.unwrap_or(self.timeout * 3))
+    }
+}
 
 const PREFIX: &str = "fcgi-resilient-helper: deploy";
 /// What a shell reports for a command killed by a signal: 128 + the signal.
@@ -19,7 +47,7 @@ const SIGNALLED: i32 = 128;
 
 /// Takes the pause away when dropped: on every way out of `deploy`.
 struct Paused<'a> {
-    opts: &'a DeployOpts,
+    opts: &'a DeployArgs,
     backend: &'a str,
 }
 
@@ -27,30 +55,24 @@ impl Drop for Paused<'_> {
     fn drop(&mut self) {
         match remove_pause(&self.opts.target.pause_dir, self.backend) {
             Ok(_) => eprintln!("{PREFIX}: {} resumed", self.backend),
-            Err(e) => eprintln!("{PREFIX}: {e}; the pause ends by itself within {:?}", self.opts.pause_for),
+            Err(e) => eprintln!("{PREFIX}: {e}; the pause ends by itself within {:?}", self.opts.pause_for()),
         }
     }
 }
 
-pub fn run(o: &DeployOpts) -> i32 {
-    let Some(backend) = resolve_or_say(&o.target, "deploy") else { return 1 };
-    let ready_target = match ready_target(&backend) {
-        Ok(target) => target,
-        Err(e) => {
-            eprintln!("{PREFIX}: {e}");
-            return 1;
-        }
-    };
+pub fn run(o: &DeployArgs) -> i32 {
+    let Some(address) = resolve_or_say(&o.target, "deploy") else { return 1 };
+    let backend = address.to_string();
     stop::catch_interrupts();
     let record =
-        PauseRecord { backend: backend.clone(), until_unix_ms: unix_millis_now() + o.pause_for.as_millis() as u64 };
+        PauseRecord { backend: backend.clone(), until_unix_ms: unix_millis_now() + o.pause_for().as_millis() as u64 };
     if let Err(e) = write_pause(&o.target.pause_dir, &record) {
         eprintln!("{PREFIX}: {e}");
         return 1;
     }
     let _resume_on_exit = Paused { opts: o, backend: &backend };
     let start = Instant::now();
-    match wait_until_idle(&backend, o.timeout) {
+    match wait_until_idle(&address, o.timeout) {
         Ok(true) => eprintln!("{PREFIX}: {backend} paused and idle after {:.2}s", start.elapsed().as_secs_f64()),
         Ok(false) => eprintln!("{PREFIX}: running the command anyway: those requests may be cut"),
         Err(e) => {
@@ -69,7 +91,7 @@ pub fn run(o: &DeployOpts) -> i32 {
         eprintln!("{PREFIX}: the command exited with {status}; resuming without waiting for {backend}");
         return if status != 0 { status } else { 1 };
     }
-    match wait_until_ready(&ready_target, o) {
+    match wait_until_ready(&address, o) {
         Ok(()) if stop::interrupted() => {
             eprintln!("{PREFIX}: interrupted while waiting for {backend}");
             1
@@ -82,16 +104,6 @@ pub fn run(o: &DeployOpts) -> i32 {
             eprintln!("{PREFIX}: {backend} does not answer after {:?}: {e}; resuming (requests wait as for a stopped backend)", o.timeout);
             1
         }
-    }
-}
-
-/// The status-page name as `wait` takes it (an IPv6 host in brackets).
-fn ready_target(backend: &str) -> Result<Target, String> {
-    match backend.rsplit_once(':') {
-        Some((host, port)) if !backend.starts_with("unix:") && host.contains(':') => {
-            wait::parse_target(&format!("[{host}]:{port}"))
-        }
-        _ => wait::parse_target(backend),
     }
 }
 
@@ -122,18 +134,12 @@ fn terminate(child: &Child) {
 /// With `--ping PATH`, the pool's ping page must answer `--expect`; without, any complete
 /// FastCGI answer will do (a 404 for a script that does not exist proves PHP-FPM runs).
 /// An interrupt ends the wait at once (the caller asks `stop::interrupted`).
-fn wait_until_ready(target: &Target, o: &DeployOpts) -> Result<(), String> {
+fn wait_until_ready(target: &BackendAddress, o: &DeployArgs) -> Result<(), String> {
     let start = Instant::now();
     let deadline = start + o.timeout;
-    wait::poll_until(target, o.timeout, start, deadline, |io| match &o.ping {
+    wait::poll_until(target, o.timeout, start, deadline, |io| match &o.readiness.ping {
         _ if stop::interrupted() => Ok(()),
-        Some(path) => wait::probe(target, Some(path), &o.expect, io),
+        Some(path) => wait::probe(target, Some(path), &o.readiness.expect, io),
         None => wait::answers_fastcgi(target, io),
     })
-}
-
-/// How long the pause file of a deploy says it lasts when nobody resumes: a drain, the
-/// command and the readiness wait, each bounded by --timeout.
-pub fn default_pause_for(timeout: Duration) -> Duration {
-    timeout * 3
 }

@@ -1,28 +1,50 @@
-//! Human durations for `--timeout`: `10s`, `500ms`, `2m`, or a plain number of seconds.
+//! Durations on the command line, in httpd's syntax through the parser the module uses for
+//! `FcgiResilientTimeout`: `500ms`, `10s`, `2mi`, `1h`, or a whole number of seconds. So a
+//! value can be copied between the helper and Apache's configuration and mean the same.
+//!
+//! One exception, for scripts: earlier helpers read `2m` (and `2min`) as two minutes, and
+//! the man page showed `2m`. httpd refuses `2m`; the helper still reads it as minutes, but
+//! says so on stderr, naming `2mi`, instead of silently differing from Apache.
 
 use std::time::Duration;
 
+use fcgi_resilient_common::duration::parse_duration;
+
+/// Bounded so that `Instant` arithmetic can never overflow on a silly value.
+const LONGEST: Duration = Duration::from_secs(7 * 24 * 3600);
+
 pub fn parse(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    if num.is_empty() {
-        return Err(format!("invalid duration `{text}`: expected e.g. 10s, 500ms, 2m or 30"));
-    }
-    let value: f64 = num.parse().map_err(|_| format!("invalid duration `{text}`: `{num}` is not a number"))?;
-    let factor = match unit.trim() {
-        "" | "s" | "sec" | "secs" => 1.0,
-        "ms" => 0.001,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        other => return Err(format!("invalid duration `{text}`: unknown unit `{other}` (use ms, s, m or h)")),
+    let duration = match parse_duration(text.trim()) {
+        Ok(duration) => duration,
+        Err(error) => match legacy_minutes(text.trim()) {
+            Some((minutes, duration)) => {
+                eprintln!(
+                    "fcgi-resilient-helper: warning: `{}` read as {minutes} minute(s) as before; httpd's syntax, \
+                     which FcgiResilientTimeout and this helper take, writes it `{minutes}mi`",
+                    text.trim()
+                );
+                duration
+            }
+            None if text.contains('.') => {
+                return Err(format!("{error}; no fractions: write 1500ms rather than 1.5s"));
+            }
+            None => return Err(error.to_string()),
+        },
     };
-    let secs = value * factor;
-    // Bounded so that Instant arithmetic can never overflow on silly input.
-    if !secs.is_finite() || secs > 7.0 * 86400.0 {
-        return Err(format!("invalid duration `{text}`: too large (at most 7 days)"));
+    if duration > LONGEST {
+        return Err(format!("`{text}` is too long a duration (at most 7 days)"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(duration)
+}
+
+/// `2m` or `2min`: minutes as earlier helpers read them.
+fn legacy_minutes(text: &str) -> Option<(u64, Duration)> {
+    let digits = text.strip_suffix("min").or_else(|| text.strip_suffix('m'))?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let minutes: u64 = digits.parse().ok()?;
+    Some((minutes, Duration::from_secs(minutes.checked_mul(60)?)))
 }
 
 #[cfg(test)]
@@ -30,18 +52,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn units() {
+    fn httpd_syntax() {
         assert_eq!(parse("10s").unwrap(), Duration::from_secs(10));
         assert_eq!(parse("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse("3").unwrap(), Duration::from_secs(3));
-        assert_eq!(parse("1.5").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse("2mi").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse("1h").unwrap(), Duration::from_secs(3600));
     }
 
     #[test]
-    fn rejects_garbage() {
-        for bad in ["", "s", "10x", "-1", "1e999", "99999999h", "1.2.3"] {
-            assert!(parse(bad).is_err(), "{bad} accepted");
+    fn minutes_as_earlier_helpers_wrote_them_still_mean_minutes() {
+        assert_eq!(parse("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse("2min").unwrap(), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn rejects_garbage_naming_the_forms() {
+        for bad in ["", "s", "10x", "-1", "1e999", "99999999h", "1.2.3", "m", "8d"] {
+            let error = parse(bad).unwrap_err();
+            assert!(error.contains("2mi") || error.contains("7 days"), "{bad}: {error}");
         }
+        assert!(parse("1.5").unwrap_err().contains("1500ms"));
     }
 }

@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::glob;
+use fcgi_resilient_common::BackendAddress;
+
+use crate::fpm_glob::{self, fpm_include, GlobError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfError {
@@ -208,27 +210,47 @@ impl fmt::Display for Listen {
     }
 }
 
-/// FPM's own rule (fpm_sockets_domain_from_address): a colon or all digits
-/// means TCP, anything else is a Unix socket path.
+/// FPM's own rule (fpm_sockets_domain_from_address): a colon or all digits means TCP,
+/// anything else is a Unix socket path. `HOST:PORT` and `[v6]:PORT` are split as the module
+/// splits them; `*`, `0.0.0.0`, `::` and no host mean every address.
 pub fn parse_listen(s: &str) -> Result<Listen, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("empty listen address".to_string());
     }
-    if let Some((host, port)) = s.rsplit_once(':') {
-        let port: u16 = port.parse().map_err(|_| format!("invalid port `{port}` in listen address `{s}`"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let host = match host {
-            "" | "*" | "0.0.0.0" | "::" => None,
-            h => Some(h.to_string()),
+    if s.contains(':') {
+        let invalid =
+            || format!("invalid listen address `{s}`: expected HOST:PORT, [IPv6]:PORT, PORT or a socket path");
+        let all_addresses = s.strip_prefix(':').map(|port| format!("*:{port}"));
+        return match BackendAddress::parse(all_addresses.as_deref().unwrap_or(s)).map_err(|_| invalid())? {
+            BackendAddress::Tcp { host, port } => {
+                let host = match host.as_str() {
+                    "*" | "0.0.0.0" | "::" => None,
+                    _ => Some(host),
+                };
+                Ok(Listen::Tcp { host, port })
+            }
+            BackendAddress::Unix(_) => Err(invalid()),
         };
-        return Ok(Listen::Tcp { host, port });
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
         let port: u16 = s.parse().map_err(|_| format!("invalid port `{s}`"))?;
         return Ok(Listen::Tcp { host: None, port });
     }
     Ok(Listen::Unix(PathBuf::from(s)))
+}
+
+impl Listen {
+    /// The backend Apache reaches this pool at, by the status page's name: a pool on every
+    /// address is reached on 127.0.0.1.
+    pub fn backend_address(&self) -> BackendAddress {
+        match self {
+            Listen::Unix(path) => BackendAddress::Unix(path.clone()),
+            Listen::Tcp { host, port } => {
+                BackendAddress::Tcp { host: host.clone().unwrap_or_else(|| "127.0.0.1".to_string()), port: *port }
+            }
+        }
+    }
 }
 
 impl Pool {
@@ -358,20 +380,23 @@ impl Loader<'_> {
         } else {
             file.parent().unwrap_or(Path::new("/")).join(p)
         };
-        let matches = glob::glob(&full);
-        if matches.is_empty() {
+        let matches = match fpm_include(&full) {
+            Ok(matches) => matches,
             // FPM only warns here, so do we: an empty pool.d is legal.
-            self.cfg.warnings.push(format!(
-                "{}:{}: nothing matches the include pattern {}",
-                file.display(),
-                lineno,
-                full.display()
-            ));
-        }
-        for m in matches {
-            if m.is_dir() {
-                continue;
+            Err(GlobError::NoMatch) => {
+                self.cfg.warnings.push(format!(
+                    "{}:{}: nothing matches the include pattern {}",
+                    file.display(),
+                    lineno,
+                    full.display()
+                ));
+                Vec::new()
             }
+            Err(GlobError::Failed(why)) => {
+                return Err(ConfError { file: file.to_path_buf(), line: lineno, msg: format!("include: {why}") })
+            }
+        };
+        for m in matches {
             self.load_file(&m, Some((file, lineno)))?;
         }
         Ok(())
@@ -433,14 +458,14 @@ impl FpmConfig {
 /// Standard locations of FPM main configs on Debian/Ubuntu and RHEL/Fedora.
 /// Each main config is a separate FPM instance.
 pub fn default_main_configs() -> Vec<PathBuf> {
-    let mut out = glob::glob(Path::new("/etc/php/*/fpm/php-fpm.conf"));
-    out.extend(glob::glob(Path::new("/etc/opt/remi/php*/php-fpm.conf")));
+    let mut out = fpm_glob::existing(Path::new("/etc/php/*/fpm/php-fpm.conf"));
+    out.extend(fpm_glob::existing(Path::new("/etc/opt/remi/php*/php-fpm.conf")));
     let rhel = Path::new("/etc/php-fpm.conf");
     if rhel.exists() {
         out.push(rhel.to_path_buf());
     } else {
         // Pool files without their main config: still useful to know the pools.
-        out.extend(glob::glob(Path::new("/etc/php-fpm.d/*.conf")));
+        out.extend(fpm_glob::existing(Path::new("/etc/php-fpm.d/*.conf")));
     }
     out
 }
@@ -533,7 +558,11 @@ mod tests {
         assert_eq!(parse_listen("[::]:9002").unwrap(), Listen::Tcp { host: None, port: 9002 });
         assert_eq!(parse_listen("[::1]:9003").unwrap(), Listen::Tcp { host: Some("::1".into()), port: 9003 });
         assert_eq!(parse_listen("/run/php/x.sock").unwrap(), Listen::Unix("/run/php/x.sock".into()));
+        assert_eq!(parse_listen("*:9004").unwrap(), Listen::Tcp { host: None, port: 9004 });
+        assert_eq!(parse_listen(":9005").unwrap(), Listen::Tcp { host: None, port: 9005 });
         assert!(parse_listen("127.0.0.1:http").is_err());
+        assert_eq!(parse_listen("9000").unwrap().backend_address().to_string(), "127.0.0.1:9000");
+        assert_eq!(parse_listen("[::1]:9003").unwrap().backend_address().to_string(), "::1:9003");
         assert!(parse_listen("99999").is_err());
     }
 
@@ -608,8 +637,20 @@ mod tests {
     #[test]
     fn empty_include_glob_warns() {
         let d = WorkDir::new("fpm-empty");
-        std::fs::write(d.path().join("a.conf"), "include=nothing/*.conf\n").unwrap();
+        std::fs::create_dir(d.path().join("pool.d")).unwrap();
+        std::fs::write(d.path().join("a.conf"), "include=pool.d/*.conf\n").unwrap();
         let cfg = load(&d.path().join("a.conf"), &LoadOptions::default()).unwrap();
         assert_eq!(cfg.warnings.len(), 1);
+    }
+
+    /// php-fpm8.2 -t: "ERROR: Unable to globalize '.../nothing/*.conf' (ret=2) from a.conf at
+    /// line 1", and it does not start: glob(3) with GLOB_ERR aborts on the missing directory.
+    #[test]
+    fn an_include_glob_in_a_missing_directory_is_an_error_as_for_php_fpm() {
+        let d = WorkDir::new("fpm-missing-dir");
+        std::fs::write(d.path().join("a.conf"), "include=nothing/*.conf\n").unwrap();
+        let error = load(&d.path().join("a.conf"), &LoadOptions::default()).unwrap_err();
+        assert_eq!(error.line, 1);
+        assert!(error.msg.contains("could not be read"), "{error}");
     }
 }

@@ -3,20 +3,17 @@
 //! and pauses that hold requests in Apache during a deploy).
 
 mod apache_config;
+mod apache_include;
 mod check;
 mod cli;
 mod deploy;
 mod duration;
 mod fastcgi;
 mod fpm_config;
+mod fpm_glob;
 mod fpm_process;
-mod glob;
+mod options;
 mod pause;
-/// The pause file's format, shared with the module: one definition for both (the module
-/// uses the parts the helper does not).
-#[allow(dead_code)]
-#[path = "../../mod_fcgi_resilient/src/pause_file.rs"]
-mod pause_file;
 mod prepare;
 mod reload;
 mod safe_dir;
@@ -27,33 +24,11 @@ mod unix_sockets;
 mod users;
 mod wait;
 
-const EXIT_USAGE: i32 = 2;
+use clap::Parser;
 
+/// Usage errors exit with 2 (clap's own code for them), help and version with 0, a command
+/// with its own status: the exit statuses the man page documents.
 fn main() {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let code = match cli::parse(argv) {
-        Ok(cli::Command::Help(text)) => {
-            println!("{text}");
-            0
-        }
-        Ok(cli::Command::Version) => {
-            println!("fcgi-resilient-helper {}", env!("CARGO_PKG_VERSION"));
-            0
-        }
-        Ok(cli::Command::Prepare(o)) => prepare::run(&o),
-        Ok(cli::Command::Wait(o)) => wait::run(&o),
-        Ok(cli::Command::Check(o)) => check::run(&o),
-        Ok(cli::Command::ReloadAndWait(o)) => reload::run(&o),
-        Ok(cli::Command::Stop(o)) => stop::run(&o),
-        Ok(cli::Command::SystemdDropin(o)) => systemd::run(&o),
-        Ok(cli::Command::Pause(o)) => pause::run_pause(&o),
-        Ok(cli::Command::Resume(o)) => pause::run_resume(&o),
-        Ok(cli::Command::Deploy(o)) => deploy::run(&o),
-        Err(e) => {
-            eprintln!("fcgi-resilient-helper: {e}");
-            eprintln!("Try `fcgi-resilient-helper --help`.");
-            EXIT_USAGE
-        }
-    };
-    std::process::exit(code);
+    let cli = cli::Cli::parse();
+    std::process::exit(cli.command.run());
 }

@@ -9,38 +9,60 @@
 //! socket in /proc/net/unix, or from this host to its address in /proc/net/tcp and tcp6.
 
 use std::io::Write;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use fcgi_resilient_common::clock::unix_millis_now;
+use fcgi_resilient_common::pause_file::{file_name_for, PauseRecord};
+use fcgi_resilient_common::BackendAddress;
 
 use crate::apache_config;
-use crate::check::default_apache_configs;
-use crate::cli::{BackendOpts, PauseOpts, ResumeOpts};
-use crate::fpm_config::{self, Listen, LoadOptions};
-use crate::pause_file::{backend_name, file_name_for, PauseRecord};
+use crate::fpm_config;
+use crate::options::{duration_value, pause_length, BackendArgs, DEFAULT_TIMEOUT};
 use crate::stop::{self, Drained};
 use crate::{tcp_sockets, unix_sockets};
 
 const PREFIX: &str = "fcgi-resilient-helper";
 
+/// How long a pause lasts unless resumed: a forgotten one must not keep a site down.
+const DEFAULT_PAUSE: &str = "60s";
+
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct PauseArgs {
+    #[command(flatten)]
+    pub target: BackendArgs,
+    /// How long the pause lasts unless resumed (at most 1d)
+    #[arg(long = "for", value_name = "DURATION", default_value = DEFAULT_PAUSE, value_parser = pause_length)]
+    pub pause_for: Duration,
+    /// Longest wait for the running requests (at most --for)
+    #[arg(long, short = 't', value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = duration_value)]
+    pub timeout: Duration,
+}
+
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    pub target: BackendArgs,
+}
+
 /// The module learns of a pause within milliseconds (inotify; 100 ms where it must poll): a
 /// request that passed its check just before has connected by the end of this.
 const SETTLE: Duration = Duration::from_millis(200);
 
-pub fn unix_millis_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
-}
-
-/// The backend's status-page name, checked against the backends the configs name.
-pub fn resolve(target: &BackendOpts) -> Result<String, String> {
-    let backend = backend_name(&target.backend).map_err(|e| e.to_string())?;
+/// The backend, checked against the backends the configs name (by the status page's name:
+/// `fcgi://127.0.0.1/...` in Apache's config is `127.0.0.1:8000` on both sides).
+pub fn resolve(target: &BackendArgs) -> Result<BackendAddress, String> {
+    let address = parsed_backend(&target.backend)?;
     if target.force {
-        return Ok(backend);
+        return Ok(address);
     }
     let (known, read) = known_backends(target);
+    let backend = address.to_string();
     if known.contains(&backend) {
-        return Ok(backend);
+        return Ok(address);
     }
     if read.is_empty() {
         return Err(format!(
@@ -55,42 +77,37 @@ pub fn resolve(target: &BackendOpts) -> Result<String, String> {
     ))
 }
 
+/// BACKEND as written, and refused if its name could not be a pause file's.
+pub fn parsed_backend(written: &str) -> Result<BackendAddress, String> {
+    let address = BackendAddress::parse(written).map_err(|e| e.to_string())?;
+    fcgi_resilient_common::pause_file::backend_name(&address.to_string()).map_err(|e| e.to_string())?;
+    Ok(address)
+}
+
 /// `resolve`, saying why not on stderr.
-pub fn resolve_or_say(target: &BackendOpts, command: &str) -> Option<String> {
+pub fn resolve_or_say(target: &BackendArgs, command: &str) -> Option<BackendAddress> {
     resolve(target).map_err(|e| eprintln!("{PREFIX}: {command}: {e}")).ok()
 }
 
 /// The backends Apache's SetHandler/ProxyPass/BalancerMember lines name and the PHP-FPM
 /// pools listen on, by status-page name; and which configs were read.
-fn known_backends(target: &BackendOpts) -> (Vec<String>, Vec<String>) {
+fn known_backends(target: &BackendArgs) -> (Vec<String>, Vec<String>) {
     let mut known = Vec::new();
     let mut read = Vec::new();
-    let apache_files =
-        if target.apache_configs.is_empty() { default_apache_configs() } else { target.apache_configs.clone() };
-    for file in &apache_files {
+    for file in &target.apache.files_or_default() {
         let options = apache_config::LoadOptions { server_root: None, envvars: None };
         let Ok(config) = apache_config::load(file, &options) else { continue };
         read.push(file.display().to_string());
-        known.extend(config.backends().iter().filter_map(|b| backend_name(&b.url).ok()));
+        known.extend(config.backends().iter().map(|backend| backend.addr.to_string()));
     }
-    let fpm_files =
-        if target.fpm_configs.is_empty() { fpm_config::default_main_configs() } else { target.fpm_configs.clone() };
-    for file in &fpm_files {
-        let Ok(config) = fpm_config::load(file, &LoadOptions { prefix: None }) else { continue };
+    for file in &target.fpm.files_or_default() {
+        let Ok(config) = fpm_config::load(file, &target.fpm.load_options()) else { continue };
         read.push(file.display().to_string());
-        known.extend(config.pools.iter().filter_map(|pool| pool_backend(&pool.listen()?.0.ok()?)));
+        known.extend(config.pools.iter().filter_map(|pool| Some(pool.listen()?.0.ok()?.backend_address().to_string())));
     }
     known.sort();
     known.dedup();
     (known, read)
-}
-
-fn pool_backend(listen: &Listen) -> Option<String> {
-    match listen {
-        Listen::Unix(path) => backend_name(&path.to_string_lossy()).ok(),
-        Listen::Tcp { host: None, port } => Some(format!("127.0.0.1:{port}")),
-        Listen::Tcp { host: Some(host), port } => Some(format!("{host}:{port}")),
-    }
 }
 
 /// Writes the pause file atomically; the directory is made root's 0755 when missing.
@@ -141,15 +158,14 @@ pub enum Connections {
 }
 
 impl Connections {
-    pub fn of(backend: &str) -> Result<Connections, String> {
-        if let Some(path) = backend.strip_prefix("unix:") {
-            return Ok(Connections::Unix(PathBuf::from(path)));
+    pub fn of(backend: &BackendAddress) -> Result<Connections, String> {
+        match backend {
+            BackendAddress::Unix(path) => Ok(Connections::Unix(path.clone())),
+            BackendAddress::Tcp { host, .. } => {
+                let addresses = backend.socket_addrs().map_err(|e| format!("cannot resolve {host}: {e}"))?;
+                Ok(Connections::Tcp(addresses))
+            }
         }
-        let (host, port) = backend.rsplit_once(':').ok_or_else(|| format!("{backend}: no port"))?;
-        let port: u16 = port.parse().map_err(|_| format!("{backend}: bad port"))?;
-        let addresses: Vec<SocketAddr> =
-            (host, port).to_socket_addrs().map_err(|e| format!("cannot resolve {host}: {e}"))?.collect();
-        Ok(Connections::Tcp(addresses))
     }
 
     /// Connections open now: requests running (or pooled connections, see enablereuse).
@@ -165,11 +181,12 @@ impl Connections {
 
 /// Lets the module see the pause, then waits until no request is left running on the
 /// backend. Ok(true) when none is; Ok(false) at the timeout (said on stderr).
-pub fn wait_until_idle(backend: &str, timeout: Duration) -> Result<bool, String> {
-    let connections = Connections::of(backend)?;
+pub fn wait_until_idle(address: &BackendAddress, timeout: Duration) -> Result<bool, String> {
+    let connections = Connections::of(address)?;
+    let backend = address.to_string();
     let start = Instant::now();
     std::thread::sleep(SETTLE.min(timeout));
-    match stop::drain(backend, || connections.open(), timeout, start)? {
+    match stop::drain(&backend, || connections.open(), timeout, start)? {
         Drained::Empty(_) => Ok(true),
         Drained::TimedOut(n) => {
             eprintln!(
@@ -183,8 +200,9 @@ pub fn wait_until_idle(backend: &str, timeout: Duration) -> Result<bool, String>
     }
 }
 
-pub fn run_pause(o: &PauseOpts) -> i32 {
-    let Some(backend) = resolve_or_say(&o.target, "pause") else { return 1 };
+pub fn run_pause(o: &PauseArgs) -> i32 {
+    let Some(address) = resolve_or_say(&o.target, "pause") else { return 1 };
+    let backend = address.to_string();
     let record =
         PauseRecord { backend: backend.clone(), until_unix_ms: unix_millis_now() + o.pause_for.as_millis() as u64 };
     if let Err(e) = write_pause(&o.target.pause_dir, &record) {
@@ -193,7 +211,7 @@ pub fn run_pause(o: &PauseOpts) -> i32 {
     }
     eprintln!("{PREFIX}: {backend} paused for {:?} (until `resume`): new requests wait in Apache", o.pause_for);
     stop::catch_interrupts();
-    match wait_until_idle(&backend, o.timeout.min(o.pause_for)) {
+    match wait_until_idle(&address, o.timeout.min(o.pause_for)) {
         Ok(true) => {
             println!("{backend}: paused, no request running");
             0
@@ -206,9 +224,9 @@ pub fn run_pause(o: &PauseOpts) -> i32 {
     }
 }
 
-pub fn run_resume(o: &ResumeOpts) -> i32 {
-    let backend = match backend_name(&o.target.backend) {
-        Ok(backend) => backend,
+pub fn run_resume(o: &ResumeArgs) -> i32 {
+    let backend = match parsed_backend(&o.target.backend) {
+        Ok(address) => address.to_string(),
         Err(e) => {
             eprintln!("{PREFIX}: resume: {e}");
             return 2;
@@ -233,13 +251,14 @@ pub fn run_resume(o: &ResumeOpts) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::{ApacheConfigs, FpmConfigs};
 
-    fn target(backend: &str, dir: &Path, apache: &Path) -> BackendOpts {
-        BackendOpts {
+    fn target(backend: &str, dir: &Path, apache: &Path) -> BackendArgs {
+        BackendArgs {
             backend: backend.into(),
             pause_dir: dir.to_path_buf(),
-            apache_configs: vec![apache.to_path_buf()],
-            fpm_configs: vec![dir.join("no-such-fpm.conf")],
+            apache: ApacheConfigs { files: vec![apache.to_path_buf()] },
+            fpm: FpmConfigs { files: vec![dir.join("no-such-fpm.conf")], prefix: None },
             force: false,
         }
     }
@@ -254,12 +273,13 @@ mod tests {
              ProxyPassMatch ^/(.*\\.php)$ fcgi://127.0.0.1:9000/var/www/$1\n",
         )
         .unwrap();
-        assert_eq!(resolve(&target("/run/php/a.sock", dir.path(), &apache)).unwrap(), "unix:/run/php/a.sock");
-        assert_eq!(resolve(&target("fcgi://127.0.0.1:9000", dir.path(), &apache)).unwrap(), "127.0.0.1:9000");
+        let name = |backend: &str| resolve(&target(backend, dir.path(), &apache)).map(|address| address.to_string());
+        assert_eq!(name("/run/php/a.sock").unwrap(), "unix:/run/php/a.sock");
+        assert_eq!(name("fcgi://127.0.0.1:9000").unwrap(), "127.0.0.1:9000");
         let error = resolve(&target("127.0.0.1:9001", dir.path(), &apache)).unwrap_err();
         assert!(error.contains("known: 127.0.0.1:9000, unix:/run/php/a.sock"), "{error}");
-        let forced = BackendOpts { force: true, ..target("127.0.0.1:9001", dir.path(), &apache) };
-        assert_eq!(resolve(&forced).unwrap(), "127.0.0.1:9001");
+        let forced = BackendArgs { force: true, ..target("127.0.0.1:9001", dir.path(), &apache) };
+        assert_eq!(resolve(&forced).unwrap().to_string(), "127.0.0.1:9001");
         let none = target("127.0.0.1:9001", dir.path(), &dir.join("missing.conf"));
         assert!(resolve(&none).unwrap_err().contains("--force"));
     }

@@ -3,10 +3,27 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::cli::PrepareOpts;
-use crate::fpm_config::{self, Listen, LoadOptions, Pool};
+use clap::Args;
+
+use crate::fpm_config::{self, Listen, Pool};
+use crate::options::FpmConfigs;
 use crate::safe_dir::{self, Wanted};
 use crate::users;
+
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct PrepareArgs {
+    #[command(flatten)]
+    pub fpm: FpmConfigs,
+    /// Create the directories below DIR instead of / (for tests, chroots, images)
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Octal mode of the socket directories (world-writable refused)
+    #[arg(long, value_name = "MODE", default_value = "0755", value_parser = safe_dir::parse_mode)]
+    pub mode: u32,
+    /// Print what would be done, change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+}
 
 struct Claim {
     pool: String,
@@ -36,8 +53,8 @@ fn owner_of(pool: &Pool) -> Result<(u32, u32), String> {
     Ok((uid, gid))
 }
 
-pub fn run(o: &PrepareOpts) -> i32 {
-    let configs = match fpm_config::load_all(&o.fpm_configs, &LoadOptions { prefix: o.prefix.clone() }) {
+pub fn run(o: &PrepareArgs) -> i32 {
+    let configs = match fpm_config::load_all(&o.fpm.files, &o.fpm.load_options()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("fcgi-resilient-helper: {e}");

@@ -12,12 +12,36 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::cli::ReloadOpts;
-use crate::fpm_config::{self, LoadOptions};
-use crate::wait;
+use crate::fpm_config;
+use crate::options::FpmConfigs;
+use crate::wait::{self, WaitArgs};
+
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct ReloadArgs {
+    /// The master's pid (default: the pid setting of the --fpm-config instance)
+    #[arg(long, value_name = "PID", value_parser = parse_pid, conflicts_with = "pid_file")]
+    pub pid: Option<i32>,
+    /// File holding the master's pid
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub fpm: FpmConfigs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// A pid the helper may signal: never init, nor "every process" (0, -1).
+pub fn parse_pid(text: &str) -> Result<i32, String> {
+    let pid: i32 = text.trim().parse().map_err(|_| format!("`{text}` is not a process id"))?;
+    if pid <= 1 {
+        return Err(format!("refusing to signal pid {pid}"));
+    }
+    Ok(pid)
+}
 
 pub fn read_pid_file(p: &Path) -> Result<i32, String> {
     let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read pid file {}: {e}", p.display()))?;
@@ -27,8 +51,8 @@ pub fn read_pid_file(p: &Path) -> Result<i32, String> {
     }
 }
 
-fn pid_from_config(files: &[PathBuf]) -> Result<i32, String> {
-    let cfgs = fpm_config::load_all(files, &LoadOptions::default())?;
+fn pid_from_config(fpm: &FpmConfigs) -> Result<i32, String> {
+    let cfgs = fpm_config::load_all(&fpm.files, &fpm.load_options())?;
     let pids: Vec<_> = cfgs.iter().filter_map(|c| c.global.get("pid")).collect();
     match pids.as_slice() {
         [one] if Path::new(&one.value).is_absolute() => read_pid_file(Path::new(&one.value)),
@@ -40,13 +64,13 @@ fn pid_from_config(files: &[PathBuf]) -> Result<i32, String> {
 
 /// A reload with `process_control_timeout` 0 kills the requests in flight: say so and what
 /// to change. Still reloads: the new configuration may be what the admin needs right now.
-fn warn_if_reload_cuts(pid: i32, configs: &[PathBuf]) {
-    let files = match (configs, crate::fpm_process::master(pid)) {
+fn warn_if_reload_cuts(pid: i32, fpm: &FpmConfigs) {
+    let files = match (fpm.files.as_slice(), crate::fpm_process::master(pid)) {
         ([], Ok(Some(from_title))) => vec![from_title],
         ([], _) => return,
         (given, _) => given.to_vec(),
     };
-    let Ok(cfgs) = fpm_config::load_all(&files, &LoadOptions::default()) else { return };
+    let Ok(cfgs) = fpm_config::load_all(&files, &fpm.load_options()) else { return };
     for warning in cfgs.iter().filter_map(|c| c.reload_cut_warning()) {
         eprintln!("fcgi-resilient-helper: warning: {warning}");
     }
@@ -73,18 +97,12 @@ fn children(pid: i32) -> BTreeSet<i32> {
         .collect()
 }
 
-pub fn run(o: &ReloadOpts) -> i32 {
-    let target = match wait::parse_target(&o.wait.target) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("fcgi-resilient-helper: reload-and-wait: {e}");
-            return 2;
-        }
-    };
+pub fn run(o: &ReloadArgs) -> i32 {
+    let target = &o.wait.target;
     let pid = match (o.pid, &o.pid_file) {
         (Some(p), _) => Ok(p),
         (None, Some(f)) => read_pid_file(f),
-        (None, None) => pid_from_config(&o.fpm_configs),
+        (None, None) => pid_from_config(&o.fpm),
     };
     let pid = match pid {
         Ok(p) => p,
@@ -105,7 +123,7 @@ pub fn run(o: &ReloadOpts) -> i32 {
             return 1;
         }
     }
-    warn_if_reload_cuts(pid, &o.fpm_configs);
+    warn_if_reload_cuts(pid, &o.fpm);
     let start = Instant::now();
     let deadline = start + o.wait.timeout;
     let old = children(pid);
@@ -137,13 +155,17 @@ pub fn run(o: &ReloadOpts) -> i32 {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    match wait::wait_until(&target, &o.wait, start, deadline) {
+    match wait::wait_until(target, &o.wait, start, deadline) {
         Ok(()) => {
-            println!("php-fpm {pid} reloaded; {target} ready after {:.1}s", start.elapsed().as_secs_f64());
+            println!(
+                "php-fpm {pid} reloaded; {} ready after {:.1}s",
+                target.connect_form(),
+                start.elapsed().as_secs_f64()
+            );
             0
         }
         Err(e) => {
-            eprintln!("fcgi-resilient-helper: reloaded php-fpm {pid} but {target} is not ready: {e}");
+            eprintln!("fcgi-resilient-helper: reloaded php-fpm {pid} but {} is not ready: {e}", target.connect_form());
             1
         }
     }

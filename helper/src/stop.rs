@@ -16,13 +16,58 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::Pid;
 
-use crate::cli::{PidSource, StopOpts};
 use crate::fpm_config::{self, Listen, LoadOptions};
 use crate::fpm_process;
+use crate::options::{duration_value, DEFAULT_TIMEOUT};
 use crate::unix_sockets;
+
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub pid: PidChoice,
+    /// Its main config (repeatable: the pools of every one are drained; default: the one in
+    /// the master's process title)
+    #[arg(long = "fpm-config", value_name = "FILE")]
+    pub fpm_configs: Vec<PathBuf>,
+    /// Resolve relative include= globs against DIR, like php-fpm -p
+    #[arg(long = "fpm-prefix", value_name = "DIR")]
+    pub fpm_prefix: Option<PathBuf>,
+    /// Longest wait for the connections; then the remaining requests are cut and their number
+    /// reported
+    #[arg(long, short = 't', value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = duration_value)]
+    pub timeout: Duration,
+}
+
+/// Where `stop` finds the master's pid: exactly one of the two.
+#[derive(Args, Debug, Clone, PartialEq)]
+#[group(required = true, multiple = false)]
+pub struct PidChoice {
+    /// The master (systemd: --pid=${MAINPID}; empty: nothing to stop)
+    #[arg(long, value_name = "PID", value_parser = parse_main_pid)]
+    pub pid: Option<MainPid>,
+    /// File holding the master's pid
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+}
+
+/// `--pid`'s value: a pid, or nothing (systemd's $MAINPID of a service whose main process is
+/// gone).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MainPid {
+    Pid(i32),
+    None,
+}
+
+fn parse_main_pid(text: &str) -> Result<MainPid, String> {
+    match text.trim() {
+        "" => Ok(MainPid::None),
+        pid => crate::reload::parse_pid(pid).map(MainPid::Pid),
+    }
+}
 
 const PREFIX: &str = "fcgi-resilient-helper: stop";
 
@@ -67,19 +112,20 @@ pub(crate) fn catch_interrupts() {
     }
 }
 
-fn resolve_pid(source: &PidSource) -> Result<Option<i32>, String> {
-    match source {
-        PidSource::Pid(pid) => Ok(Some(*pid)),
-        PidSource::NoMainPid => Ok(None),
-        PidSource::File(f) => crate::reload::read_pid_file(f).map(Some),
+fn resolve_pid(choice: &PidChoice) -> Result<Option<i32>, String> {
+    match (&choice.pid, &choice.pid_file) {
+        (Some(MainPid::Pid(pid)), _) => Ok(Some(*pid)),
+        (Some(MainPid::None), _) => Ok(None),
+        (None, Some(file)) => crate::reload::read_pid_file(file).map(Some),
+        (None, None) => Err("--pid PID or --pid-file FILE is required".to_string()),
     }
 }
 
 /// The Unix socket paths of the master's pools; TCP pools are named on stderr.
-fn pool_sockets(config: &Path, prefix: Option<&PathBuf>) -> Result<Vec<PathBuf>, String> {
-    let cfg = fpm_config::load(config, &LoadOptions { prefix: prefix.cloned() }).map_err(|e| e.to_string())?;
+fn pool_sockets(configs: &[PathBuf], prefix: Option<&PathBuf>) -> Result<Vec<PathBuf>, String> {
     let mut sockets: Vec<PathBuf> = Vec::new();
-    for pool in &cfg.pools {
+    let loaded = fpm_config::load_all(configs, &LoadOptions { prefix: prefix.cloned() })?;
+    for pool in loaded.iter().flat_map(|config| &config.pools) {
         match pool.listen() {
             Some((Ok(Listen::Unix(path)), _)) if path.is_absolute() => {
                 if !sockets.contains(&path) {
@@ -188,8 +234,8 @@ fn remove_asides(asides: &[Aside]) {
 }
 
 /// Everything up to the SIGTERM; on error nothing has changed (sockets restored).
-fn drain_and_signal(o: &StopOpts, pid: i32, config: &Path) -> Result<(), String> {
-    let sockets = pool_sockets(config, o.prefix.as_ref())?;
+fn drain_and_signal(o: &StopArgs, pid: i32, configs: &[PathBuf]) -> Result<(), String> {
+    let sockets = pool_sockets(configs, o.fpm_prefix.as_ref())?;
     let start = Instant::now();
     let asides = take_away(&sockets)?;
     let drained = match drain("php-fpm", || open_connections(&sockets), o.timeout, start) {
@@ -228,7 +274,7 @@ fn drain_and_signal(o: &StopOpts, pid: i32, config: &Path) -> Result<(), String>
     Ok(())
 }
 
-pub fn run(o: &StopOpts) -> i32 {
+pub fn run(o: &StopArgs) -> i32 {
     let pid = match resolve_pid(&o.pid) {
         Ok(Some(pid)) => pid,
         Ok(None) => {
@@ -247,12 +293,16 @@ pub fn run(o: &StopOpts) -> i32 {
             return 1;
         }
     };
-    let Some(config) = o.fpm_config.clone().or(title_config) else {
-        eprintln!("{PREFIX}: cannot tell php-fpm {pid}'s config from its process title; use --fpm-config");
-        return 1;
+    let configs = match (o.fpm_configs.as_slice(), title_config) {
+        ([], Some(from_title)) => vec![from_title],
+        ([], None) => {
+            eprintln!("{PREFIX}: cannot tell php-fpm {pid}'s config from its process title; use --fpm-config");
+            return 1;
+        }
+        (given, _) => given.to_vec(),
     };
     catch_interrupts();
-    if let Err(e) = drain_and_signal(o, pid, &config) {
+    if let Err(e) = drain_and_signal(o, pid, &configs) {
         eprintln!("{PREFIX}: {e}");
         return 1;
     }

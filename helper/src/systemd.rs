@@ -4,8 +4,27 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::SystemdOpts;
+use clap::Args;
+use fcgi_resilient_common::duration::format_duration;
+
 use crate::fpm_config::{self, Listen, LoadOptions};
+use crate::options::{duration_value, DEFAULT_TIMEOUT};
+
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct SystemdArgs {
+    /// Take the drop-ins away again
+    #[arg(long)]
+    pub remove: bool,
+    /// Operate on the tree below DIR instead of / (no daemon-reload)
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// The helper's path in the drop-ins (default: this executable)
+    #[arg(long, value_name = "PATH")]
+    pub helper: Option<PathBuf>,
+    /// The --timeout of the generated commands; TimeoutStopSec is 30 s more
+    #[arg(long, short = 't', value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = duration_value)]
+    pub timeout: Duration,
+}
 
 const DROPIN_NAME: &str = "fcgi-resilient.conf";
 /// First line of every drop-in we write: only such files are replaced or removed.
@@ -90,22 +109,9 @@ fn escape(arg: &str) -> String {
     arg.replace('%', "%%").replace('$', "$$")
 }
 
-fn format_duration(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
 /// Where `wait` and `reload-and-wait` look for a pool.
 fn wait_target(listen: &Listen) -> String {
-    match listen {
-        Listen::Unix(p) => p.display().to_string(),
-        Listen::Tcp { host: None, port } => format!("127.0.0.1:{port}"),
-        Listen::Tcp { host: Some(h), port } if h.contains(':') => format!("[{h}]:{port}"),
-        Listen::Tcp { host: Some(h), port } => format!("{h}:{port}"),
-    }
+    listen.backend_address().connect_form()
 }
 
 /// The drop-in's text for one unit whose pools listen on `targets`.
@@ -171,7 +177,7 @@ fn is_ours(file: &Path) -> bool {
     std::fs::read_to_string(file).is_ok_and(|t| t.starts_with(MARKER))
 }
 
-fn install_one(o: &SystemdOpts, unit: &Unit, helper: &Path) -> Result<PathBuf, String> {
+fn install_one(o: &SystemdArgs, unit: &Unit, helper: &Path) -> Result<PathBuf, String> {
     let text = std::fs::read_to_string(&unit.file).map_err(|e| format!("{}: {e}", unit.file.display()))?;
     let start = parse_exec_start(&text).ok_or_else(|| format!("{}: no ExecStart=", unit.file.display()))?;
     let targets = match pool_targets(&o.root, &start) {
@@ -208,7 +214,7 @@ fn installed_dropins(root: &Path) -> Vec<PathBuf> {
     found
 }
 
-fn remove(o: &SystemdOpts) -> i32 {
+fn remove(o: &SystemdArgs) -> i32 {
     let mut failed = false;
     let dropins = installed_dropins(&o.root);
     for file in &dropins {
@@ -234,7 +240,7 @@ fn remove(o: &SystemdOpts) -> i32 {
     i32::from(failed)
 }
 
-fn install(o: &SystemdOpts) -> i32 {
+fn install(o: &SystemdArgs) -> i32 {
     let units = find_units(&o.root);
     if units.is_empty() {
         eprintln!("no php*-fpm systemd unit found below {}", o.root.display());
@@ -261,7 +267,7 @@ fn install(o: &SystemdOpts) -> i32 {
 }
 
 /// Makes systemd read the change, when it is this system's systemd that runs.
-fn daemon_reload(o: &SystemdOpts) {
+fn daemon_reload(o: &SystemdArgs) {
     if o.root != Path::new("/") {
         return;
     }
@@ -275,7 +281,7 @@ fn daemon_reload(o: &SystemdOpts) {
     }
 }
 
-pub fn run(o: &SystemdOpts) -> i32 {
+pub fn run(o: &SystemdArgs) -> i32 {
     let code = if o.remove { remove(o) } else { install(o) };
     daemon_reload(o);
     code

@@ -2,61 +2,63 @@
 //! FastCGI request for the pool's ping page.
 
 use std::io::{IsTerminal, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::cli::WaitOpts;
+use clap::Args;
+use fcgi_resilient_common::{AddressError, BackendAddress};
+
 use crate::fastcgi;
+use crate::options::{duration_value, Readiness, DEFAULT_TIMEOUT};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    Unix(PathBuf),
-    Tcp(String),
+/// What `wait` takes, and `reload-and-wait` after the reload.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct WaitArgs {
+    /// The pool: a socket path, unix:PATH, HOST:PORT, [IPv6]:PORT, a bare port on 127.0.0.1,
+    /// or any form BACKEND takes (fcgi://HOST[:PORT], the status page's name)
+    #[arg(value_name = "SOCKET|HOST:PORT", value_parser = parse_target)]
+    pub target: BackendAddress,
+    /// Give up after DURATION (500ms, 10s, 2mi, 1h; a number is seconds)
+    #[arg(long, short = 't', value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = duration_value)]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub readiness: Readiness,
 }
 
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Unix(p) => write!(f, "{}", p.display()),
-            Target::Tcp(a) => write!(f, "{a}"),
+/// What `wait` and `reload-and-wait` are pointed at: every form `BackendAddress::parse`
+/// reads (the status page's name, a socket path, a mod_proxy URL, `HOST:PORT`), a bare port
+/// meaning 127.0.0.1 (the address a pool with `listen = PORT` answers on), and, as before, a
+/// socket path relative to the working directory (`run/php.sock`, `unix:run/php.sock`).
+pub fn parse_target(text: &str) -> Result<BackendAddress, String> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let port: u16 = text.parse().ok().filter(|&port| port != 0).ok_or_else(|| format!("invalid port `{text}`"))?;
+        return Ok(BackendAddress::Tcp { host: "127.0.0.1".to_string(), port });
+    }
+    match BackendAddress::parse(text) {
+        Err(AddressError::RelativeSocket { path, .. }) => Ok(BackendAddress::Unix(path.into())),
+        Err(AddressError::Unrecognised { .. }) if text.contains('/') && !text.contains(':') => {
+            Ok(BackendAddress::Unix(text.into()))
         }
-    }
-}
-
-/// A path (anything with a `/`, or `unix:PATH`), `HOST:PORT`, or a bare port on 127.0.0.1.
-pub fn parse_target(s: &str) -> Result<Target, String> {
-    let s = s.trim();
-    if let Some(p) = s.strip_prefix("unix:") {
-        return Ok(Target::Unix(p.split('|').next().unwrap_or(p).into()));
-    }
-    if s.contains('/') {
-        return Ok(Target::Unix(s.into()));
-    }
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        let port: u16 = s.parse().map_err(|_| format!("invalid port `{s}`"))?;
-        return Ok(Target::Tcp(format!("127.0.0.1:{port}")));
-    }
-    match s.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(Target::Tcp(s.to_string())),
-        _ => Err(format!("`{s}` is neither a socket path nor HOST:PORT")),
+        parsed => parsed.map_err(|error| error.to_string()),
     }
 }
 
 trait Conn: std::io::Read + std::io::Write {}
 impl<T: std::io::Read + std::io::Write> Conn for T {}
 
-fn connect(t: &Target, timeout: Duration) -> Result<Box<dyn Conn>, String> {
+fn connect(t: &BackendAddress, timeout: Duration) -> Result<Box<dyn Conn>, String> {
     match t {
-        Target::Unix(p) => {
+        BackendAddress::Unix(p) => {
             let s = UnixStream::connect(p).map_err(|e| format!("connect: {e}"))?;
             s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
             s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
             Ok(Box::new(s))
         }
-        Target::Tcp(a) => {
-            let addrs = a.to_socket_addrs().map_err(|e| format!("resolve {a}: {e}"))?;
+        BackendAddress::Tcp { .. } => {
+            let a = t.connect_form();
+            let addrs = t.socket_addrs().map_err(|e| format!("resolve {a}: {e}"))?;
             let mut last = format!("{a} resolves to no address");
             for addr in addrs {
                 match TcpStream::connect_timeout(&addr, timeout) {
@@ -73,7 +75,7 @@ fn connect(t: &Target, timeout: Duration) -> Result<Box<dyn Conn>, String> {
     }
 }
 
-pub fn ping_params<'a>(path: &'a str, target: &Target) -> Vec<(&'static str, String)> {
+pub fn ping_params<'a>(path: &'a str, target: &BackendAddress) -> Vec<(&'static str, String)> {
     let _ = target;
     let p = |s: &'a str| s.to_string();
     vec![
@@ -97,7 +99,7 @@ pub fn ping_params<'a>(path: &'a str, target: &Target) -> Vec<(&'static str, Str
 }
 
 /// One attempt. Ok(()) means ready.
-pub fn probe(t: &Target, ping: Option<&str>, expect: &str, io_timeout: Duration) -> Result<(), String> {
+pub fn probe(t: &BackendAddress, ping: Option<&str>, expect: &str, io_timeout: Duration) -> Result<(), String> {
     let Some(path) = ping else { return connect(t, io_timeout).map(drop) };
     let resp = fastcgi_get(t, path, io_timeout)?;
     let status = resp.status();
@@ -119,8 +121,9 @@ pub fn probe(t: &Target, ping: Option<&str>, expect: &str, io_timeout: Duration)
 }
 
 /// Polls until ready or `deadline`; returns the last failure on timeout.
-pub fn wait_until(t: &Target, o: &WaitOpts, start: Instant, deadline: Instant) -> Result<(), String> {
-    poll_until(t, o.timeout, start, deadline, |io_timeout| probe(t, o.ping.as_deref(), &o.expect, io_timeout))
+pub fn wait_until(t: &BackendAddress, o: &WaitArgs, start: Instant, deadline: Instant) -> Result<(), String> {
+    let ping = o.readiness.ping.as_deref();
+    poll_until(t, o.timeout, start, deadline, |io_timeout| probe(t, ping, &o.readiness.expect, io_timeout))
 }
 
 /// A script path no pool serves: PHP-FPM answers it with a complete FastCGI response (404,
@@ -130,12 +133,12 @@ pub const READY_CHECK_PATH: &str = "/fcgi-resilient-helper-ready-check.php";
 
 /// One FastCGI request for `READY_CHECK_PATH`: Ok once the backend answered it completely,
 /// whatever the status.
-pub fn answers_fastcgi(t: &Target, io_timeout: Duration) -> Result<(), String> {
+pub fn answers_fastcgi(t: &BackendAddress, io_timeout: Duration) -> Result<(), String> {
     fastcgi_get(t, READY_CHECK_PATH, io_timeout).map(drop)
 }
 
 /// A FastCGI GET for `path` and its whole answer, unless the backend refused the request.
-fn fastcgi_get(t: &Target, path: &str, io_timeout: Duration) -> Result<fastcgi::Response, String> {
+fn fastcgi_get(t: &BackendAddress, path: &str, io_timeout: Duration) -> Result<fastcgi::Response, String> {
     let mut conn = connect(t, io_timeout)?;
     let request = fastcgi::encode_request(1, &ping_params(path, t));
     conn.write_all(&request).map_err(|e| format!("sending the FastCGI request for {path}: {e}"))?;
@@ -148,7 +151,7 @@ fn fastcgi_get(t: &Target, path: &str, io_timeout: Duration) -> Result<fastcgi::
 
 /// Calls `attempt` (given the I/O timeout left) every 100 ms until it succeeds or `deadline`.
 pub fn poll_until(
-    t: &Target,
+    t: &BackendAddress,
     timeout: Duration,
     start: Instant,
     deadline: Instant,
@@ -178,7 +181,12 @@ pub fn poll_until(
             return Err(last_err);
         }
         if tty && last_progress.is_none_or(|p| now.duration_since(p) >= Duration::from_secs(1)) {
-            eprint!("\r\x1b[Kwaiting for {t} ({}s of {:?}): {last_err}", now.duration_since(start).as_secs(), timeout);
+            eprint!(
+                "\r\x1b[Kwaiting for {} ({}s of {:?}): {last_err}",
+                t.connect_form(),
+                now.duration_since(start).as_secs(),
+                timeout
+            );
             let _ = std::io::stderr().flush();
             last_progress = Some(now);
         }
@@ -186,22 +194,20 @@ pub fn poll_until(
     }
 }
 
-pub fn run(o: &WaitOpts) -> i32 {
-    let t = match parse_target(&o.target) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("fcgi-resilient-helper: wait: {e}");
-            return 2;
-        }
-    };
+pub fn run(o: &WaitArgs) -> i32 {
+    let t = &o.target;
     let start = Instant::now();
-    match wait_until(&t, o, start, start + o.timeout) {
+    match wait_until(t, o, start, start + o.timeout) {
         Ok(()) => {
-            println!("{t}: ready after {:.1}s", start.elapsed().as_secs_f64());
+            println!("{}: ready after {:.1}s", t.connect_form(), start.elapsed().as_secs_f64());
             0
         }
         Err(e) => {
-            eprintln!("fcgi-resilient-helper: {t}: not ready after {:.1}s: {e}", start.elapsed().as_secs_f64());
+            eprintln!(
+                "fcgi-resilient-helper: {}: not ready after {:.1}s: {e}",
+                t.connect_form(),
+                start.elapsed().as_secs_f64()
+            );
             1
         }
     }
@@ -213,29 +219,32 @@ mod tests {
 
     #[test]
     fn targets() {
-        assert_eq!(parse_target("/run/php/x.sock").unwrap(), Target::Unix("/run/php/x.sock".into()));
-        assert_eq!(
-            parse_target("unix:/run/php/x.sock|fcgi://localhost").unwrap(),
-            Target::Unix("/run/php/x.sock".into())
-        );
-        assert_eq!(parse_target("127.0.0.1:9000").unwrap(), Target::Tcp("127.0.0.1:9000".into()));
-        assert_eq!(parse_target("9000").unwrap(), Target::Tcp("127.0.0.1:9000".into()));
-        assert_eq!(parse_target("[::1]:9000").unwrap(), Target::Tcp("[::1]:9000".into()));
+        let unix = |path: &str| BackendAddress::Unix(path.into());
+        let tcp = |host: &str, port| BackendAddress::Tcp { host: host.into(), port };
+        assert_eq!(parse_target("/run/php/x.sock").unwrap(), unix("/run/php/x.sock"));
+        assert_eq!(parse_target("unix:/run/php/x.sock|fcgi://localhost").unwrap(), unix("/run/php/x.sock"));
+        assert_eq!(parse_target("127.0.0.1:9000").unwrap(), tcp("127.0.0.1", 9000));
+        assert_eq!(parse_target("9000").unwrap(), tcp("127.0.0.1", 9000));
+        assert_eq!(parse_target("[::1]:9000").unwrap(), tcp("::1", 9000));
+        assert_eq!(parse_target("::1:9000").unwrap(), tcp("::1", 9000), "the status page's name");
+        assert_eq!(parse_target("fcgi://127.0.0.1").unwrap(), tcp("127.0.0.1", 8000));
+        assert_eq!(parse_target("run/php.sock").unwrap(), unix("run/php.sock"), "relative to the working directory");
+        assert_eq!(parse_target("unix:run/php.sock").unwrap(), unix("run/php.sock"));
         assert!(parse_target("localhost").is_err());
         assert!(parse_target("host:port").is_err());
         assert!(parse_target("").is_err());
+        assert!(parse_target("0").is_err());
     }
 
     #[test]
     fn times_out_on_missing_socket() {
-        let o = WaitOpts {
-            target: "/nonexistent/x.sock".into(),
+        let o = WaitArgs {
+            target: BackendAddress::Unix("/nonexistent/x.sock".into()),
             timeout: Duration::from_millis(300),
-            ping: None,
-            expect: "pong".into(),
+            readiness: Readiness { ping: None, expect: "pong".into() },
         };
         let start = Instant::now();
-        let e = wait_until(&Target::Unix("/nonexistent/x.sock".into()), &o, start, start + o.timeout).unwrap_err();
+        let e = wait_until(&o.target, &o, start, start + o.timeout).unwrap_err();
         assert!(e.contains("connect"), "{e}");
     }
 }

@@ -8,7 +8,6 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::fmt;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -17,82 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-/// Where a FastCGI backend listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackendAddress {
-    Unix(PathBuf),
-    Tcp { host: String, port: u16 },
-}
-
-impl fmt::Display for BackendAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BackendAddress::Unix(path) => write!(f, "unix:{}", path.display()),
-            BackendAddress::Tcp { host, port } => write!(f, "{host}:{port}"),
-        }
-    }
-}
-
-/// mod_proxy_fcgi's default port when an fcgi:// URL names none.
-const FCGI_DEFAULT_PORT: u16 = 8000;
-
-impl BackendAddress {
-    /// Reads back what `Display` wrote: `unix:/path` or `host:port`.
-    pub fn parse_display(text: &str) -> Option<BackendAddress> {
-        if let Some(path) = text.strip_prefix("unix:") {
-            return path.starts_with('/').then(|| BackendAddress::Unix(path.into()));
-        }
-        let (host, port) = text.rsplit_once(':')?;
-        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-        (!host.is_empty()).then_some(())?;
-        Some(BackendAddress::Tcp { host: host.to_string(), port: port.parse().ok()? })
-    }
-
-    /// The TCP address in an `fcgi://host:port/...` URL as mod_proxy hands it to scheme handlers.
-    pub fn from_fcgi_url(url: &str) -> Option<BackendAddress> {
-        let rest = url.get(..7).filter(|s| s.eq_ignore_ascii_case("fcgi://")).map(|_| &url[7..])?;
-        let authority = rest.split('/').next().unwrap_or("");
-        let authority = authority.rsplit('@').next().unwrap_or(authority);
-        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-            let (host, after) = bracketed.split_once(']')?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return None;
-        }
-        let port = match port {
-            Some(digits) if !digits.is_empty() => digits.parse().ok()?,
-            _ => FCGI_DEFAULT_PORT,
-        };
-        Some(BackendAddress::Tcp { host: host.to_string(), port })
-    }
-}
-
-/// The target of a proxy request as httpd holds it before mod_proxy's handler runs: the part
-/// after `proxy:` of a `SetHandler "proxy:…"` or of `r->filename`, with the Unix socket that
-/// mod_proxy's fixup took out of it (r->notes "uds_path"). Only a direct FastCGI target
-/// counts: `balancer://` and other schemes give None, as does a relative socket path.
-pub fn proxy_fcgi_target(target: &str, uds_path: Option<&str>) -> Option<BackendAddress> {
-    let lowercase_prefix =
-        |text: &str, prefix: &str| text.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix));
-    if lowercase_prefix(target, "unix:") {
-        let (path, rest) = target[5..].split_once('|')?;
-        return (lowercase_prefix(rest, "fcgi://") && path.starts_with('/')).then(|| BackendAddress::Unix(path.into()));
-    }
-    if !lowercase_prefix(target, "fcgi://") {
-        return None;
-    }
-    match uds_path {
-        Some(path) if path.starts_with('/') => Some(BackendAddress::Unix(path.into())),
-        Some(_) => None,
-        None => BackendAddress::from_fcgi_url(target),
-    }
-}
+/// Where a FastCGI backend listens, and the target of a proxy request: defined with the
+/// helper, which must name a backend as the status page does.
+pub use fcgi_resilient_common::backend_address::{proxy_fcgi_target, BackendAddress};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitEnd {
@@ -480,59 +406,6 @@ mod tests {
 
     fn temp_dir(name: &str) -> TempDir {
         TempDir::new(&format!("probe-{name}"))
-    }
-
-    #[test]
-    fn parses_fcgi_urls() {
-        assert_eq!(
-            BackendAddress::from_fcgi_url("fcgi://127.0.0.1:9000/var/www/index.php"),
-            Some(BackendAddress::Tcp { host: "127.0.0.1".into(), port: 9000 })
-        );
-        assert_eq!(
-            BackendAddress::from_fcgi_url("FCGI://[::1]:9001/x"),
-            Some(BackendAddress::Tcp { host: "::1".into(), port: 9001 })
-        );
-        assert_eq!(
-            BackendAddress::from_fcgi_url("fcgi://localhost/x.php"),
-            Some(BackendAddress::Tcp { host: "localhost".into(), port: 8000 })
-        );
-        assert_eq!(BackendAddress::from_fcgi_url("http://localhost/"), None);
-        assert_eq!(BackendAddress::from_fcgi_url("fcgi://:90/"), None);
-    }
-
-    #[test]
-    fn reads_back_what_it_displays() {
-        for address in [
-            BackendAddress::Unix("/run/php/php8.2-fpm.sock".into()),
-            BackendAddress::Tcp { host: "127.0.0.1".into(), port: 9000 },
-            BackendAddress::Tcp { host: "php.internal".into(), port: 9001 },
-        ] {
-            assert_eq!(BackendAddress::parse_display(&address.to_string()), Some(address));
-        }
-        assert_eq!(BackendAddress::parse_display("unix:relative.sock"), None);
-        assert_eq!(BackendAddress::parse_display(":9000"), None);
-        assert_eq!(BackendAddress::parse_display("localhost"), None);
-    }
-
-    #[test]
-    fn reads_the_fcgi_target_of_a_proxy_request() {
-        assert_eq!(
-            proxy_fcgi_target("unix:/run/php/php8.2-fpm.sock|fcgi://localhost", None),
-            Some(BackendAddress::Unix("/run/php/php8.2-fpm.sock".into()))
-        );
-        assert_eq!(
-            proxy_fcgi_target("fcgi://localhost/var/www/index.php", Some("/run/php/a.sock")),
-            Some(BackendAddress::Unix("/run/php/a.sock".into())),
-            "mod_proxy's fixup moved the socket into r->notes"
-        );
-        assert_eq!(
-            proxy_fcgi_target("fcgi://127.0.0.1:9000/var/www/index.php", None),
-            Some(BackendAddress::Tcp { host: "127.0.0.1".into(), port: 9000 })
-        );
-        assert_eq!(proxy_fcgi_target("balancer://php/index.php", None), None);
-        assert_eq!(proxy_fcgi_target("http://127.0.0.1/", None), None);
-        assert_eq!(proxy_fcgi_target("unix:run/php.sock|fcgi://localhost", None), None, "relative socket path");
-        assert_eq!(proxy_fcgi_target("unix:/run/php.sock|http://localhost", None), None);
     }
 
     #[test]

@@ -425,9 +425,7 @@ impl BackendSlot {
     }
 }
 
-pub fn unix_millis_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
-}
+pub use fcgi_resilient_common::clock::unix_millis_now;
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,9 @@
 use crate::liveness::{own_pid, process_alive};
 use crate::waiting_cap::{Cap, Refusal, WaitingCount, WaitingGate, WaitingPlace};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use fcgi_resilient_common::clock::{unix_millis_now, unix_seconds_now};
 
 /// Records, shared by all backends. More requests than this cannot wait at once; a cap
 /// above it acts as this number (the status page shows both).
@@ -59,14 +61,6 @@ fn deadline_of(word: u64) -> u32 {
     word as u32
 }
 
-fn unix_secs_now() -> u32 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or_default()
-}
-
-fn unix_millis_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
-}
-
 /// The requests waiting now, for one backend or server-wide.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WaitingNow {
@@ -103,7 +97,7 @@ struct LivenessCheck {
 
 impl LivenessCheck {
     fn new() -> Self {
-        LivenessCheck { now_secs: unix_secs_now(), last: None }
+        LivenessCheck { now_secs: unix_seconds_now(), last: None }
     }
 
     fn is_live(&mut self, word: u64) -> bool {
@@ -136,7 +130,7 @@ impl WaiterRecords {
         if !backend_may_wait(waiting as u32, of_backend as u32, limit) {
             return Err(refused(Cap::BackendShare, of_backend));
         }
-        let deadline = unix_secs_now().saturating_add((budget + DEADLINE_SLACK).as_secs() as u32);
+        let deadline = unix_seconds_now().saturating_add((budget + DEADLINE_SLACK).as_secs() as u32);
         let place = self.claim(owner_word(own_pid(), deadline)).ok_or(refused(Cap::ServerWide, RECORDS))?;
         place.set_backend(backend);
         self.records[place.index].waiting_since_unix_ms.store(unix_millis_now(), Ordering::Relaxed);
@@ -396,7 +390,7 @@ mod tests {
 
     /// The records a child killed while its requests waited leaves behind.
     fn records_of_a_dead_child(records: &WaiterRecords, count: usize) {
-        let dead = owner_word(pid_of_a_dead_process(), unix_secs_now() + 3600);
+        let dead = owner_word(pid_of_a_dead_process(), unix_seconds_now() + 3600);
         records.high_water.fetch_max(count as u32, Ordering::SeqCst);
         for record in records.records.iter().take(count) {
             record.owner.store(dead, Ordering::SeqCst);
@@ -436,7 +430,7 @@ mod tests {
         let records = records();
         // A live pid (its own) that reused a dead child's pid: only the deadline tells.
         records.high_water.store(1, Ordering::SeqCst);
-        records.records[0].owner.store(owner_word(own_pid(), unix_secs_now() - 1), Ordering::SeqCst);
+        records.records[0].owner.store(owner_word(own_pid(), unix_seconds_now() - 1), Ordering::SeqCst);
         assert_eq!(records.live_count(), 0);
     }
 

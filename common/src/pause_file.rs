@@ -1,10 +1,8 @@
 //! The pause file: how `fcgi-resilient-helper pause` tells every Apache child that requests
 //! for one backend are to be held, and until when. One file per backend in the pause
 //! directory; the helper writes it (a temporary file renamed into place), the module only
-//! reads it. This one file defines the format for both: the helper includes it by path, so
-//! the two can never disagree on a name or a field.
-//!
-//! Plain std only (the helper includes this file as its own module).
+//! reads it. This one file, in the crate both link, defines the format for both, so the two
+//! can never disagree on a name or a field.
 //!
 //! ```text
 //! fcgi-resilient-pause 1
@@ -17,6 +15,8 @@
 //! `.pause`; names starting with `.` are temporary files and never read.
 
 use std::fmt;
+
+use crate::backend_address::BackendAddress;
 
 /// Where pauses live unless `FcgiResilientPauseDir` / `--pause-dir` say otherwise.
 pub const DEFAULT_PAUSE_DIR: &str = "/run/fcgi-resilient/pause";
@@ -101,58 +101,14 @@ impl fmt::Display for NotABackend {
 }
 
 /// The backend's name as the module's status page writes it (`unix:/path/to.sock`,
-/// `127.0.0.1:9000`), from any of the ways an admin writes it: that, a socket path, mod_proxy's
-/// `unix:/path|fcgi://localhost` or `proxy:unix:...`, `fcgi://host:port/...`, `[::1]:9000`.
+/// `127.0.0.1:9000`), from any of the ways `BackendAddress::parse` reads; short enough to be
+/// a file name.
 pub fn backend_name(text: &str) -> Result<String, NotABackend> {
-    let text = text.trim();
-    let text = strip_prefix_ignore_case(text, "proxy:").unwrap_or(text);
-    let name = if let Some(path) = strip_prefix_ignore_case(text, "unix:") {
-        unix_name(path.split('|').next().unwrap_or(path))?
-    } else if text.starts_with('/') {
-        unix_name(text)?
-    } else if let Some(rest) = strip_prefix_ignore_case(text, "fcgi://") {
-        tcp_name(rest.split('/').next().unwrap_or(rest), text)?
-    } else {
-        tcp_name(text, text)?
-    };
+    let name = BackendAddress::parse(text).map_err(|error| NotABackend(error.to_string()))?.to_string();
     if name.len() > LONGEST_BACKEND {
-        return Err(NotABackend(format!("`{text}` is longer than {LONGEST_BACKEND} bytes")));
+        return Err(NotABackend(format!("`{}` is longer than {LONGEST_BACKEND} bytes", text.trim())));
     }
     Ok(name)
-}
-
-fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-    text.get(..prefix.len()).filter(|head| head.eq_ignore_ascii_case(prefix)).map(|_| &text[prefix.len()..])
-}
-
-fn unix_name(path: &str) -> Result<String, NotABackend> {
-    if !path.starts_with('/') || path.contains('\n') {
-        return Err(NotABackend(format!("`{path}`: a Unix socket must be an absolute path")));
-    }
-    Ok(format!("unix:{path}"))
-}
-
-/// `host:port`, `[v6]:port`; the host as the module shows it (IPv6 without brackets).
-fn tcp_name(authority: &str, written: &str) -> Result<String, NotABackend> {
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(bracketed) => match bracketed.split_once("]:") {
-            Some((host, port)) => (host, port),
-            None => return Err(not_host_port(written)),
-        },
-        None => authority.rsplit_once(':').ok_or_else(|| not_host_port(written))?,
-    };
-    let port: u16 = port.parse().map_err(|_| not_host_port(written))?;
-    if host.is_empty() || port == 0 || host.chars().any(|c| c.is_whitespace() || c == '/') {
-        return Err(not_host_port(written));
-    }
-    Ok(format!("{host}:{port}"))
-}
-
-fn not_host_port(written: &str) -> NotABackend {
-    NotABackend(format!(
-        "`{written}` is neither a Unix socket (unix:/path, /path) nor HOST:PORT (127.0.0.1:9000, fcgi://host:port)"
-    ))
 }
 
 #[cfg(test)]
@@ -177,11 +133,14 @@ mod tests {
         assert_eq!(backend_name("[::1]:9000").as_deref(), Ok("::1:9000"));
         assert_eq!(backend_name("fcgi://[::1]:9000/").as_deref(), Ok("::1:9000"));
         assert_eq!(backend_name("php:9000").as_deref(), Ok("php:9000"));
+        assert_eq!(backend_name("fcgi://127.0.0.1").as_deref(), Ok("127.0.0.1:8000"), "mod_proxy_fcgi's default port");
     }
 
     #[test]
     fn what_is_no_backend_is_refused_with_the_forms_named() {
-        for bad in ["", "localhost", "host:port", "127.0.0.1:0", "unix:relative.sock", "fcgi://", ":9000"] {
+        for bad in
+            ["", "localhost", "host:port", "127.0.0.1:0", "unix:relative.sock", "fcgi://", ":9000", "balancer://x"]
+        {
             let error = backend_name(bad).unwrap_err();
             assert!(error.0.contains('`'), "{bad}: {error}");
         }
