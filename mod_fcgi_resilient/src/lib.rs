@@ -6,7 +6,8 @@
 //! parsing and merging (`settings`, `duration`), the retry policy (`retry`, `backoff`,
 //! `waiting_cap`, `known_down`, `shared_budget`, `wait_record`, the record a request keeps across waits), what one handler call left behind (`attempt`), when a balancer
 //! member should fail over rather than wait (`balancer`), looking at the backend and the client
-//! (`probe`), how a request body read before waiting is kept (`body_spool`), and the shared
+//! (`probe`), how a request body read before waiting is kept (`body_spool`) and framed for
+//! PHP (`body_framing`), and the shared
 //! counters behind the status page and the server-wide waiting cap (`stats`, `waiting_table`,
 //! `liveness`, `status_page`, and `prometheus` for the metrics), deliberate pauses of a
 //! backend (`pause`, and `pause_file`, the file format the helper shares), and which httpd
@@ -15,6 +16,7 @@
 pub mod attempt;
 pub mod backoff;
 pub mod balancer;
+pub mod body_framing;
 pub mod body_spool;
 pub mod breaker;
 pub mod duration;

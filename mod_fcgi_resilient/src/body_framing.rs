@@ -1,0 +1,143 @@
+//! How a request body the module read itself is framed for PHP: with a Content-Length, or
+//! streamed without one, exactly as mod_proxy_fcgi frames it when nothing waits. Free of
+//! Apache, so it is unit-tested here; `ffi/request_body.rs` reads the body and applies it.
+//!
+//! Why it matters: PHP-FPM reads CONTENT_LENGTH bytes of a body and no more. A body without
+//! one (chunked over HTTP/1.1, an HTTP/2 stream without content-length, which mod_http2 hands
+//! on as chunked) reaches PHP whole only when mod_proxy_fcgi gives it a Content-Length, and
+//! stock mod_proxy_fcgi does that only for a body its non-blocking prefetch read whole, or
+//! when `proxy-sendcl` is set (mod_proxy_fcgi.c, proxy_fcgi_handler, httpd 2.4.47 and later).
+//! A 2 MB chunked upload reaches PHP empty. A request that waited must meet the same framing:
+//! the same request may not get a different answer depending on when PHP-FPM restarted.
+//!
+//! What mod_proxy_fcgi decides, the first time its handler runs for a request:
+//! - a Transfer-Encoding removes any Content-Length;
+//! - the prefetch (non-blocking, up to `PREFETCH_LIMIT` bytes) ended with the body's end:
+//!   Content-Length is the bytes read (none for a request that announced and sent no body),
+//!   Transfer-Encoding goes;
+//! - otherwise a Content-Length is kept and the body streams, and a chunked body streams
+//!   without one — unless `proxy-sendcl` is set: then the whole body is spooled and gets its
+//!   Content-Length.
+//!
+//! A later run of the handler for the same request finds its prefetch brigade and decides
+//! nothing: the headers stay as the first run left them, or as the module sets them.
+//!
+//! The module reads a body whole before a wait (or before the first connect, when asked), and
+//! then frames it as mod_proxy_fcgi frames a body that had arrived by its prefetch: whole with
+//! a Content-Length when it is shorter than the prefetch reads, streamed as the client framed
+//! it otherwise. Where mod_proxy_fcgi ran first, that is its own decision for every body but a
+//! short one whose end had not arrived yet (an HTTP/2 stream's DATA often comes after its
+//! HEADERS); stock is timing-dependent there, and the waited request gets the answer stock
+//! gives when the client was quick, not the one the wait's own timing would pick.
+
+/// mod_proxy_fcgi's MAX_MEM_SPOOL: the most its prefetch reads before the first connect.
+pub const PREFETCH_LIMIT: u64 = 16_384;
+
+/// The prefetch stops reading once it holds more than `PREFETCH_LIMIT` - 80 bytes
+/// (ap_proxy_prefetch_input): a body shorter than this is read whole whenever the client had
+/// sent it by then; a longer one only when its end came in the same read.
+pub const SURELY_PREFETCHED_BELOW: u64 = PREFETCH_LIMIT - 80;
+
+/// How the client framed its body, read from the request headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Announced {
+    pub content_length: bool,
+    pub transfer_encoding: bool,
+}
+
+/// What to do with the request headers once the whole body is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Leave Content-Length and Transfer-Encoding as they are.
+    Unchanged,
+    /// Keep Transfer-Encoding, remove Content-Length: PHP gets no CONTENT_LENGTH.
+    WithoutLength,
+    /// Set Content-Length to this, remove Transfer-Encoding.
+    Length(u64),
+}
+
+/// Whether a request's body is read whole before the first connect: only a body without a
+/// Content-Length (it has a Transfer-Encoding), and only where FcgiResilientSpoolChunkedBody
+/// is On. A request with a Content-Length costs nothing more than with the directive Off.
+pub fn spool_before_connect(spool_chunked_body: bool, announced: Announced) -> bool {
+    spool_chunked_body && announced.transfer_encoding
+}
+
+/// The framing of a body of `total` bytes the module read whole; `send_length` is
+/// `proxy-sendcl` set for the request, or FcgiResilientSpoolChunkedBody On. `announced` is read
+/// from the headers when the body is complete: where mod_proxy_fcgi ran first it has removed the
+/// Content-Length of a chunked body already, and kept its Transfer-Encoding.
+pub fn framing(announced: Announced, total: u64, send_length: bool) -> Framing {
+    let prefetch_would_have_read_it = total < SURELY_PREFETCHED_BELOW;
+    if prefetch_would_have_read_it || send_length {
+        if announced.content_length || announced.transfer_encoding || total > 0 {
+            return Framing::Length(total);
+        }
+        return Framing::Unchanged;
+    }
+    if announced.transfer_encoding {
+        Framing::WithoutLength
+    } else {
+        // A Content-Length body streams with the client's Content-Length.
+        Framing::Unchanged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHUNKED: Announced = Announced { content_length: false, transfer_encoding: true };
+    const WITH_LENGTH: Announced = Announced { content_length: true, transfer_encoding: false };
+    const NO_BODY: Announced = Announced { content_length: false, transfer_encoding: false };
+    const LARGE: u64 = 2_000_000;
+
+    #[test]
+    fn a_large_chunked_body_streams_without_a_length_as_stock_sends_it() {
+        // Where mod_proxy_fcgi ran first it removed the Content-Length; the headers then say
+        // the same as the client's.
+        let after_mod_proxy_fcgi = Announced { content_length: false, transfer_encoding: true };
+        assert_eq!(framing(after_mod_proxy_fcgi, LARGE, false), Framing::WithoutLength);
+        assert_eq!(framing(CHUNKED, LARGE, false), Framing::WithoutLength);
+        assert_eq!(
+            framing(CHUNKED, SURELY_PREFETCHED_BELOW, false),
+            Framing::WithoutLength,
+            "the prefetch stops 80 bytes short of its limit"
+        );
+    }
+
+    #[test]
+    fn a_chunked_body_the_prefetch_reads_whole_gets_its_length() {
+        assert_eq!(framing(CHUNKED, 10_000, false), Framing::Length(10_000));
+        assert_eq!(framing(CHUNKED, 0, false), Framing::Length(0));
+        assert_eq!(framing(CHUNKED, SURELY_PREFETCHED_BELOW - 1, false), Framing::Length(SURELY_PREFETCHED_BELOW - 1));
+    }
+
+    #[test]
+    fn spooling_gives_every_chunked_body_its_length() {
+        assert_eq!(framing(CHUNKED, LARGE, true), Framing::Length(LARGE));
+    }
+
+    #[test]
+    fn a_content_length_body_keeps_its_length() {
+        assert_eq!(framing(WITH_LENGTH, LARGE, false), Framing::Unchanged);
+        assert_eq!(framing(WITH_LENGTH, 100, false), Framing::Length(100));
+        assert_eq!(framing(WITH_LENGTH, 0, false), Framing::Length(0));
+    }
+
+    #[test]
+    fn no_length_for_a_request_that_announced_and_sent_no_body() {
+        assert_eq!(framing(NO_BODY, 0, false), Framing::Unchanged);
+        assert_eq!(framing(NO_BODY, 0, true), Framing::Unchanged);
+    }
+
+    #[test]
+    fn only_chunked_bodies_are_spooled_before_the_first_connect_and_only_when_asked() {
+        assert!(spool_before_connect(true, CHUNKED));
+        assert!(!spool_before_connect(false, CHUNKED));
+        assert!(!spool_before_connect(true, WITH_LENGTH));
+        assert!(!spool_before_connect(true, NO_BODY));
+        let both = Announced { content_length: true, transfer_encoding: true };
+        assert!(spool_before_connect(true, both), "Transfer-Encoding wins, as in mod_proxy_fcgi");
+    }
+}
