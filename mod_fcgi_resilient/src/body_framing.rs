@@ -63,6 +63,15 @@ pub fn spool_before_connect(spool_chunked_body: bool, announced: Announced) -> b
     spool_chunked_body && announced.transfer_encoding
 }
 
+/// Whether a body spooled for FcgiResilientSpoolChunkedBody has grown past LimitRequestBody
+/// (`limit`, 0 for none): it is answered 413 before the backend is asked. httpd's own input
+/// filter does not apply LimitRequestBody to proxied requests, and stock mod_proxy_fcgi streams
+/// such a body; a body the module keeps in memory and on disk is bounded by it. Other bodies
+/// (a Content-Length, or the directive Off) keep stock's behaviour, waited or not.
+pub fn exceeds_limit(spool_chunked_body: bool, announced: Announced, total: u64, limit: u64) -> bool {
+    spool_before_connect(spool_chunked_body, announced) && limit > 0 && total > limit
+}
+
 /// The framing of a body of `total` bytes the module read whole; `send_length` is
 /// `proxy-sendcl` set for the request, or FcgiResilientSpoolChunkedBody On. `announced` is read
 /// from the headers when the body is complete: where mod_proxy_fcgi ran first it has removed the
@@ -129,6 +138,15 @@ mod tests {
     fn no_length_for_a_request_that_announced_and_sent_no_body() {
         assert_eq!(framing(NO_BODY, 0, false), Framing::Unchanged);
         assert_eq!(framing(NO_BODY, 0, true), Framing::Unchanged);
+    }
+
+    #[test]
+    fn limit_request_body_bounds_spooled_chunked_bodies_only() {
+        assert!(exceeds_limit(true, CHUNKED, 1_000_001, 1_000_000));
+        assert!(!exceeds_limit(true, CHUNKED, 1_000_000, 1_000_000));
+        assert!(!exceeds_limit(true, CHUNKED, LARGE, 0), "LimitRequestBody 0: no limit");
+        assert!(!exceeds_limit(false, CHUNKED, LARGE, 1_000_000), "stock streams it");
+        assert!(!exceeds_limit(true, WITH_LENGTH, LARGE, 1_000_000), "stock streams it");
     }
 
     #[test]

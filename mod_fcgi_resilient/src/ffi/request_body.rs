@@ -30,7 +30,7 @@ use super::request::Request;
 use super::sys;
 use crate::body_framing::{self, Announced, Framing};
 use crate::body_spool::{disk_has_room, ChildSpool, Place, Spool, MEMORY_LIMIT};
-use crate::ffi::status_code::{BAD_REQUEST, INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE};
+use crate::ffi::status_code::{BAD_REQUEST, INTERNAL_SERVER_ERROR, PAYLOAD_TOO_LARGE, SERVICE_UNAVAILABLE};
 use std::cell::Cell;
 use std::ffi::{c_int, CStr};
 
@@ -129,9 +129,15 @@ fn announced(request: &Request) -> Announced {
 /// appends it, then an EOS, to mod_proxy_fcgi's "proxy-fcgi-input" brigade, and frames it for
 /// PHP as `body_framing` says (`spool_chunked_body`: FcgiResilientSpoolChunkedBody On). `Err`
 /// is the status the request must end with: the client's read error mapped as httpd maps it
-/// (408, 413, 400), 503 when the child holds FcgiResilientMaxBodySpool already, or 500 when
-/// the body could not be stored.
+/// (408, 413, 400), 413 for a spooled chunked body past LimitRequestBody, 503 when the child
+/// holds FcgiResilientMaxBodySpool already, or 500 when the body could not be stored. The reads
+/// see the request as proxied, as mod_proxy_fcgi's own reads do (`Request::reading_as_proxied`):
+/// httpd's input filter then applies no LimitRequestBody, whether or not mod_proxy ran yet.
 pub fn read_rest_of_body<'r>(request: &Request<'r>, spool_chunked_body: bool) -> Result<BodyRead, c_int> {
+    request.reading_as_proxied(|| read_and_frame(request, spool_chunked_body))
+}
+
+fn read_and_frame<'r>(request: &Request<'r>, spool_chunked_body: bool) -> Result<BodyRead, c_int> {
     // mod_proxy_fcgi's brigade, or one created and registered the way it would be when nothing
     // was prefetched yet.
     let mut input = Brigade::in_userdata(request, INPUT_KEY);
@@ -140,6 +146,7 @@ pub fn read_rest_of_body<'r>(request: &Request<'r>, spool_chunked_body: bool) ->
         return Ok(BodyRead { total: prefetched, newly_read: 0, in_file: 0 });
     }
     let announced = announced(request);
+    let limit_req_body = request.limit_req_body();
     let mut spool = Spool::new(MEMORY_LIMIT, prefetched);
     let limit = super::dir_config::of(request).max_body_spool.unwrap_or(crate::body_spool::DEFAULT_CHILD_LIMIT);
     let ledger = request.keep_in_pool(Ledger::default());
@@ -172,6 +179,15 @@ pub fn read_rest_of_body<'r>(request: &Request<'r>, spool_chunked_body: bool) ->
             }
             !taken
         });
+        if body_framing::exceeds_limit(spool_chunked_body, announced, spool.total(), limit_req_body) {
+            request.log(log::INFO, mark!(), || {
+                format!(
+                    "the chunked request body is longer than LimitRequestBody {limit_req_body} \
+                     (FcgiResilientSpoolChunkedBody On): answering 413; the backend received nothing"
+                )
+            });
+            return Err(PAYLOAD_TOO_LARGE);
+        }
         match place {
             Place::Memory => save_brigade(request, &mut input, &mut chunk)?,
             Place::File => {
