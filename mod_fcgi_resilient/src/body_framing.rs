@@ -22,13 +22,13 @@
 //! A later run of the handler for the same request finds its prefetch brigade and decides
 //! nothing: the headers stay as the first run left them, or as the module sets them.
 //!
-//! The module reads a body whole before a wait (or before the first connect, when asked), and
-//! then frames it as mod_proxy_fcgi frames a body that had arrived by its prefetch: whole with
-//! a Content-Length when it is shorter than the prefetch reads, streamed as the client framed
-//! it otherwise. Where mod_proxy_fcgi ran first, that is its own decision for every body but a
-//! short one whose end had not arrived yet (an HTTP/2 stream's DATA often comes after its
-//! HEADERS); stock is timing-dependent there, and the waited request gets the answer stock
-//! gives when the client was quick, not the one the wait's own timing would pick.
+//! So where mod_proxy_fcgi's handler ran before the module read the body, its decision stands:
+//! it was made when the request arrived, exactly as it would have been without a wait (short
+//! bodies whose end had not arrived yet included: an HTTP/2 stream's DATA may follow its
+//! HEADERS, a client that sent `Expect: 100-continue` sends nothing before it is asked). Where
+//! the module reads first, mod_proxy_fcgi will decide nothing, and the module decides as it
+//! would have for the request as it arrived: a short body the prefetch reads whole gets its
+//! length — unless the client waits for `100 Continue`, which a non-blocking read never sends.
 
 /// mod_proxy_fcgi's MAX_MEM_SPOOL: the most its prefetch reads before the first connect.
 pub const PREFETCH_LIMIT: u64 = 16_384;
@@ -38,11 +38,25 @@ pub const PREFETCH_LIMIT: u64 = 16_384;
 /// sent it by then; a longer one only when its end came in the same read.
 pub const SURELY_PREFETCHED_BELOW: u64 = PREFETCH_LIMIT - 80;
 
-/// How the client framed its body, read from the request headers.
+/// How the client framed its body, read from the request before the module reads any of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Announced {
     pub content_length: bool,
     pub transfer_encoding: bool,
+    /// `Expect: 100-continue` not yet answered (r->expecting_100): the client sends its body
+    /// only after `100 Continue`, which a non-blocking read never sends (http_filters.c).
+    pub expects_continue: bool,
+}
+
+/// When the module read the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadWhen {
+    /// mod_proxy_fcgi's handler ran first and its prefetch did not reach the body's end: it has
+    /// framed the body already.
+    AfterItsPrefetch,
+    /// Before mod_proxy_fcgi's handler ran (a request suspended or held by a pause before it,
+    /// or FcgiResilientSpoolChunkedBody): it will find a complete brigade and frame nothing.
+    BeforeItRan,
 }
 
 /// What to do with the request headers once the whole body is held.
@@ -72,13 +86,15 @@ pub fn exceeds_limit(spool_chunked_body: bool, announced: Announced, total: u64,
     spool_before_connect(spool_chunked_body, announced) && limit > 0 && total > limit
 }
 
-/// The framing of a body of `total` bytes the module read whole; `send_length` is
-/// `proxy-sendcl` set for the request, or FcgiResilientSpoolChunkedBody On. `announced` is read
-/// from the headers when the body is complete: where mod_proxy_fcgi ran first it has removed the
-/// Content-Length of a chunked body already, and kept its Transfer-Encoding.
-pub fn framing(announced: Announced, total: u64, send_length: bool) -> Framing {
-    let prefetch_would_have_read_it = total < SURELY_PREFETCHED_BELOW;
-    if prefetch_would_have_read_it || send_length {
+/// The framing of a body of `total` bytes the module read whole, `when`; `send_length` is
+/// `proxy-sendcl` set for the request, or FcgiResilientSpoolChunkedBody On.
+pub fn framing(when: ReadWhen, announced: Announced, total: u64, send_length: bool) -> Framing {
+    let prefetch_reads_it = match when {
+        // mod_proxy_fcgi framed it when the request arrived: not with a length.
+        ReadWhen::AfterItsPrefetch => false,
+        ReadWhen::BeforeItRan => !announced.expects_continue && total < SURELY_PREFETCHED_BELOW,
+    };
+    if prefetch_reads_it || send_length {
         if announced.content_length || announced.transfer_encoding || total > 0 {
             return Framing::Length(total);
         }
@@ -95,21 +111,30 @@ pub fn framing(announced: Announced, total: u64, send_length: bool) -> Framing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ReadWhen::{AfterItsPrefetch, BeforeItRan};
 
-    const CHUNKED: Announced = Announced { content_length: false, transfer_encoding: true };
-    const WITH_LENGTH: Announced = Announced { content_length: true, transfer_encoding: false };
-    const NO_BODY: Announced = Announced { content_length: false, transfer_encoding: false };
+    const CHUNKED: Announced = Announced { content_length: false, transfer_encoding: true, expects_continue: false };
+    const WITH_LENGTH: Announced =
+        Announced { content_length: true, transfer_encoding: false, expects_continue: false };
+    const NO_BODY: Announced = Announced { content_length: false, transfer_encoding: false, expects_continue: false };
+    const CHUNKED_AFTER_CONTINUE: Announced = Announced { expects_continue: true, ..CHUNKED };
     const LARGE: u64 = 2_000_000;
 
     #[test]
+    fn after_mod_proxy_fcgi_framed_it_its_framing_stands() {
+        // It removed the Content-Length of a chunked body and kept the Transfer-Encoding; a
+        // short body whose end it did not see streams without a length, as it would unwaited.
+        assert_eq!(framing(AfterItsPrefetch, CHUNKED, LARGE, false), Framing::WithoutLength);
+        assert_eq!(framing(AfterItsPrefetch, CHUNKED, 10_000, false), Framing::WithoutLength);
+        assert_eq!(framing(AfterItsPrefetch, WITH_LENGTH, LARGE, false), Framing::Unchanged);
+        assert_eq!(framing(AfterItsPrefetch, WITH_LENGTH, 100, false), Framing::Unchanged);
+    }
+
+    #[test]
     fn a_large_chunked_body_streams_without_a_length_as_stock_sends_it() {
-        // Where mod_proxy_fcgi ran first it removed the Content-Length; the headers then say
-        // the same as the client's.
-        let after_mod_proxy_fcgi = Announced { content_length: false, transfer_encoding: true };
-        assert_eq!(framing(after_mod_proxy_fcgi, LARGE, false), Framing::WithoutLength);
-        assert_eq!(framing(CHUNKED, LARGE, false), Framing::WithoutLength);
+        assert_eq!(framing(BeforeItRan, CHUNKED, LARGE, false), Framing::WithoutLength);
         assert_eq!(
-            framing(CHUNKED, SURELY_PREFETCHED_BELOW, false),
+            framing(BeforeItRan, CHUNKED, SURELY_PREFETCHED_BELOW, false),
             Framing::WithoutLength,
             "the prefetch stops 80 bytes short of its limit"
         );
@@ -117,27 +142,37 @@ mod tests {
 
     #[test]
     fn a_chunked_body_the_prefetch_reads_whole_gets_its_length() {
-        assert_eq!(framing(CHUNKED, 10_000, false), Framing::Length(10_000));
-        assert_eq!(framing(CHUNKED, 0, false), Framing::Length(0));
-        assert_eq!(framing(CHUNKED, SURELY_PREFETCHED_BELOW - 1, false), Framing::Length(SURELY_PREFETCHED_BELOW - 1));
+        assert_eq!(framing(BeforeItRan, CHUNKED, 10_000, false), Framing::Length(10_000));
+        assert_eq!(framing(BeforeItRan, CHUNKED, 0, false), Framing::Length(0));
+        assert_eq!(
+            framing(BeforeItRan, CHUNKED, SURELY_PREFETCHED_BELOW - 1, false),
+            Framing::Length(SURELY_PREFETCHED_BELOW - 1)
+        );
+    }
+
+    #[test]
+    fn a_client_waiting_for_100_continue_has_sent_nothing_to_prefetch() {
+        assert_eq!(framing(BeforeItRan, CHUNKED_AFTER_CONTINUE, 10_000, false), Framing::WithoutLength);
+        assert_eq!(framing(BeforeItRan, CHUNKED_AFTER_CONTINUE, 10_000, true), Framing::Length(10_000));
     }
 
     #[test]
     fn spooling_gives_every_chunked_body_its_length() {
-        assert_eq!(framing(CHUNKED, LARGE, true), Framing::Length(LARGE));
+        assert_eq!(framing(BeforeItRan, CHUNKED, LARGE, true), Framing::Length(LARGE));
+        assert_eq!(framing(AfterItsPrefetch, CHUNKED, LARGE, true), Framing::Length(LARGE));
     }
 
     #[test]
     fn a_content_length_body_keeps_its_length() {
-        assert_eq!(framing(WITH_LENGTH, LARGE, false), Framing::Unchanged);
-        assert_eq!(framing(WITH_LENGTH, 100, false), Framing::Length(100));
-        assert_eq!(framing(WITH_LENGTH, 0, false), Framing::Length(0));
+        assert_eq!(framing(BeforeItRan, WITH_LENGTH, LARGE, false), Framing::Unchanged);
+        assert_eq!(framing(BeforeItRan, WITH_LENGTH, 100, false), Framing::Length(100));
+        assert_eq!(framing(BeforeItRan, WITH_LENGTH, 0, false), Framing::Length(0));
     }
 
     #[test]
     fn no_length_for_a_request_that_announced_and_sent_no_body() {
-        assert_eq!(framing(NO_BODY, 0, false), Framing::Unchanged);
-        assert_eq!(framing(NO_BODY, 0, true), Framing::Unchanged);
+        assert_eq!(framing(BeforeItRan, NO_BODY, 0, false), Framing::Unchanged);
+        assert_eq!(framing(BeforeItRan, NO_BODY, 0, true), Framing::Unchanged);
     }
 
     #[test]
@@ -155,7 +190,7 @@ mod tests {
         assert!(!spool_before_connect(false, CHUNKED));
         assert!(!spool_before_connect(true, WITH_LENGTH));
         assert!(!spool_before_connect(true, NO_BODY));
-        let both = Announced { content_length: true, transfer_encoding: true };
+        let both = Announced { content_length: true, ..CHUNKED };
         assert!(spool_before_connect(true, both), "Transfer-Encoding wins, as in mod_proxy_fcgi");
     }
 }

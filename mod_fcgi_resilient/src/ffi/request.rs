@@ -378,6 +378,11 @@ impl<'r> Request<'r> {
         unsafe { sys::apr_table_unset(self.rec().headers_in, name.as_ptr()) };
     }
 
+    /// The client sent `Expect: 100-continue` and has not been answered `100 Continue` yet.
+    pub fn expecting_100(&self) -> bool {
+        self.rec().expecting_100 != 0
+    }
+
     /// LimitRequestBody for this request, 0 for none.
     pub fn limit_req_body(&self) -> u64 {
         // SAFETY: a live request; ap_get_limit_req_body only reads its core per-dir config.

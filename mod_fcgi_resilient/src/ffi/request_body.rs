@@ -16,10 +16,10 @@
 //! of its handler skips the prefetch, sends that brigade first and reads r->input_filters only
 //! once it is empty, and a brigade ending in EOS is the whole body (mod_proxy_fcgi.c,
 //! proxy_fcgi_handler and dispatch). So the rest of the body and an EOS are appended there.
-//! Reading the body must not change how PHP is told about it: the headers are set as
-//! mod_proxy_fcgi sets them for a body that had arrived by its prefetch (`body_framing`) — a
-//! short body gets its Content-Length, a longer chunked one goes on without — since
-//! mod_proxy_fcgi decides nothing once it finds its brigade ending with the body's end.
+//! Reading the body must not change how PHP is told about it (`body_framing`): where
+//! mod_proxy_fcgi's handler ran first, the headers stay as it set them (a chunked body it
+//! streams goes on without a Content-Length); where the module reads first, it sets them as
+//! mod_proxy_fcgi would have, since mod_proxy_fcgi decides nothing once it finds its brigade.
 //!
 //! The brigades, the temporary file and the request are reached through the safe views of
 //! `brigade` and `request`; nothing here dereferences a pointer.
@@ -28,7 +28,7 @@ use super::brigade::{self, Brigade, Read, TempFile};
 use super::log::{self, mark};
 use super::request::Request;
 use super::sys;
-use crate::body_framing::{self, Announced, Framing};
+use crate::body_framing::{self, Announced, Framing, ReadWhen};
 use crate::body_spool::{disk_has_room, ChildSpool, Place, Spool, MEMORY_LIMIT};
 use crate::ffi::status_code::{BAD_REQUEST, INTERNAL_SERVER_ERROR, PAYLOAD_TOO_LARGE, SERVICE_UNAVAILABLE};
 use std::cell::Cell;
@@ -117,11 +117,13 @@ fn spools_chunked_body(request: &Request) -> bool {
     super::dir_config::of(request).spools_chunked_body()
 }
 
-/// How the client framed the body, from the request headers.
+/// How the client framed the body, from the request before any blocking read (which answers
+/// `100 Continue` and clears `expecting_100`).
 fn announced(request: &Request) -> Announced {
     Announced {
         content_length: request.header_in(c"Content-Length").is_some(),
         transfer_encoding: request.header_in(c"Transfer-Encoding").is_some(),
+        expects_continue: request.expecting_100(),
     }
 }
 
@@ -140,7 +142,10 @@ pub fn read_rest_of_body<'r>(request: &Request<'r>, spool_chunked_body: bool) ->
 fn read_and_frame<'r>(request: &Request<'r>, spool_chunked_body: bool) -> Result<BodyRead, c_int> {
     // mod_proxy_fcgi's brigade, or one created and registered the way it would be when nothing
     // was prefetched yet.
-    let mut input = Brigade::in_userdata(request, INPUT_KEY);
+    let (mut input, when) = match Brigade::find_in_userdata(request, INPUT_KEY) {
+        Some(input) => (input, ReadWhen::AfterItsPrefetch),
+        None => (Brigade::in_userdata(request, INPUT_KEY), ReadWhen::BeforeItRan),
+    };
     let prefetched = length_of(request, &input)?;
     if input.ends_with_eos() {
         return Ok(BodyRead { total: prefetched, newly_read: 0, in_file: 0 });
@@ -211,7 +216,7 @@ fn read_and_frame<'r>(request: &Request<'r>, spool_chunked_body: bool) -> Result
     // `end` holds the EOS the input filters ended the body with: it goes last.
     save_brigade(request, &mut input, &mut end)?;
     let send_length = spool_chunked_body || request.has_env(c"proxy-sendcl");
-    frame(request, body_framing::framing(announced, spool.total(), send_length));
+    frame(request, body_framing::framing(when, announced, spool.total(), send_length));
     Ok(BodyRead { total: spool.total(), newly_read: spool.total() - prefetched, in_file: spool.in_file() })
 }
 
