@@ -136,7 +136,15 @@ fn announced(request: &Request) -> Announced {
 /// see the request as proxied, as mod_proxy_fcgi's own reads do (`Request::reading_as_proxied`):
 /// httpd's input filter then applies no LimitRequestBody, whether or not mod_proxy ran yet.
 pub fn read_rest_of_body<'r>(request: &Request<'r>, spool_chunked_body: bool) -> Result<BodyRead, c_int> {
-    request.reading_as_proxied(|| read_and_frame(request, spool_chunked_body))
+    let read = request.reading_as_proxied(|| read_and_frame(request, spool_chunked_body));
+    if read.is_err() {
+        // Part of the body may be consumed and not kept: this answer is final. mod_proxy's
+        // balancer loop would take a 503 or a 500 to another member (putting this one in error
+        // state), whose run would send the body with a piece missing; the note ends that loop
+        // with the status as it is (mod_proxy.c, proxy_handler).
+        request.set_note(c"proxy-error-override", c"1");
+    }
+    read
 }
 
 fn read_and_frame<'r>(request: &Request<'r>, spool_chunked_body: bool) -> Result<BodyRead, c_int> {
