@@ -53,6 +53,10 @@ fn sent_over(body: usize, transport: usize) -> bool {
     !BODIES[body].expect_continue || matches!(Transport::ALL[transport], Transport::Http1 | Transport::Tls)
 }
 
+fn index_of(transport: Transport) -> usize {
+    Transport::ALL.iter().position(|t| *t == transport).expect("one of Transport::ALL")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timing {
     BackendUp,
@@ -325,12 +329,12 @@ fn limit_request_body_bounds_spooled_bodies_and_leaves_stock_ones_alone() {
             warm_up
         });
         let mut clients = Vec::new();
-        for transport in [0, 2] {
+        for transport in [index_of(Transport::Http1), index_of(Transport::H2c)] {
             // The spooled request goes first: it is answered before it could wait.
             let spooled = Post { transport, body: large, timing };
             clients.push(("/spool", spooled, setup.send_to("/spool", spooled).join().expect("curl thread")));
         }
-        let streamed: Vec<_> = [0, 2]
+        let streamed: Vec<_> = [index_of(Transport::Http1), index_of(Transport::H2c)]
             .into_iter()
             .map(|transport| {
                 let post = Post { transport, body: large, timing };
@@ -357,7 +361,7 @@ fn limit_request_body_bounds_spooled_bodies_and_leaves_stock_ones_alone() {
                 assert_eq!(php, "(PHP did not run)", "{what}\n{log}");
                 // Over HTTP/2 mod_http2 resets a stream answered before its body was read,
                 // and curl may lose the 413 that came first.
-                let reset = post.transport == 2 && answer.exit == 92 && answer.status == 0;
+                let reset = Transport::ALL[post.transport] == Transport::H2c && answer.exit == 92 && answer.status == 0;
                 assert!(answer.status == 413 || reset, "{what}: {answer:?}\n{log}");
             } else {
                 assert_eq!(php, empty, "{what}: stock streams it past LimitRequestBody\n{log}");
