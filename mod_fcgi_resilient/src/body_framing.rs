@@ -33,9 +33,10 @@
 /// mod_proxy_fcgi's MAX_MEM_SPOOL: the most its prefetch reads before the first connect.
 pub const PREFETCH_LIMIT: u64 = 16_384;
 
-/// The prefetch stops reading once it holds more than `PREFETCH_LIMIT` - 80 bytes
-/// (ap_proxy_prefetch_input): a body shorter than this is read whole whenever the client had
-/// sent it by then; a longer one only when its end came in the same read.
+/// The prefetch stops reading once it holds `PREFETCH_LIMIT` - 80 bytes (ap_proxy_prefetch_input):
+/// a body shorter than this is read whole whenever the client had sent it by then; a longer one
+/// only when its end came in the same read. Measured with httpd 2.4.71 and curl: a chunked body
+/// of 16,303 bytes reaches PHP with its length, one of 16,304 without (HTTP/1.1 and h2c alike).
 pub const SURELY_PREFETCHED_BELOW: u64 = PREFETCH_LIMIT - 80;
 
 /// How the client framed its body, read from the request before the module reads any of it.

@@ -41,10 +41,13 @@ struct Body {
     expect_continue: bool,
 }
 
-/// Under mod_proxy_fcgi's 16 KB prefetch, far past it, and under it after `100 Continue`.
-const BODIES: [Body; 3] = [
+/// Under mod_proxy_fcgi's 16 KB prefetch, far past it, on either side of where the prefetch
+/// stops (16,384 - 80 bytes), and under it after `100 Continue`.
+const BODIES: [Body; 5] = [
     Body { name: "small", size: 10_000, expect_continue: false },
     Body { name: "large", size: 2_000_000, expect_continue: false },
+    Body { name: "last-prefetched", size: 16_303, expect_continue: false },
+    Body { name: "first-streamed", size: 16_304, expect_continue: false },
     Body { name: "small-after-100-continue", size: 10_000, expect_continue: true },
 ];
 
