@@ -41,7 +41,8 @@ fn main() {
         .allowlist_function("apr_optional_hook_add")
         .allowlist_var("AP_STATUS_SHORT")
         // Reading the rest of a request body before waiting (ffi/request_body.rs).
-        .allowlist_function("ap_get_brigade|ap_save_brigade|ap_map_http_request_error")
+        .allowlist_function("ap_get_brigade|ap_save_brigade|ap_map_http_request_error|ap_get_limit_req_body")
+        .allowlist_var("PROXYREQ_NONE|PROXYREQ_REVERSE")
         .allowlist_function("apr_brigade_(create|length|flatten|split_ex|cleanup|insert_file)")
         .allowlist_function("apr_temp_dir_get|apr_file_mktemp|apr_file_write_full|apr_pool_userdata_setn")
         .allowlist_var("apr_bucket_type_eos|AP_IOBUFSIZE")

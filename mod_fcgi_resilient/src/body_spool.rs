@@ -54,12 +54,6 @@ impl Spool {
     }
 }
 
-/// The Content-Length a whole body gets, as mod_proxy_fcgi decides it when its prefetch read
-/// the whole body: none for a request that announced no body and sent none.
-pub fn content_length_for(announced_a_body: bool, total: u64) -> Option<u64> {
-    (announced_a_body || total > 0).then_some(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,13 +79,6 @@ mod tests {
     fn a_prefetch_already_past_the_limit_sends_everything_new_to_the_file() {
         let mut spool = Spool::new(100, 150);
         assert_eq!(spool.place(1), Place::File);
-    }
-
-    #[test]
-    fn content_length_only_where_a_body_was_announced_or_sent() {
-        assert_eq!(content_length_for(false, 0), None);
-        assert_eq!(content_length_for(true, 0), Some(0));
-        assert_eq!(content_length_for(false, 5), Some(5));
     }
 }
 

@@ -8,7 +8,8 @@
 //! `wait_record`, the record a request keeps across waits, `give_up`, the line a request that
 //! gave up logs), what one handler call left behind (`attempt`), when a balancer member should
 //! fail over rather than wait (`balancer`), looking at the backend and the client (`probe`),
-//! how a request body read before waiting is kept (`body_spool`), and the shared counters
+//! how a request body read before waiting is kept (`body_spool`) and framed for PHP
+//! (`body_framing`), and the shared counters
 //! behind the status page and the server-wide waiting cap (`stats`, `waiting_table`,
 //! `liveness`, `status_page`, and `prometheus` for the metrics), deliberate pauses of a backend
 //! (`pause`), and which httpd versions the module runs in and suspends requests in
@@ -23,6 +24,7 @@ pub use fcgi_resilient_common::{duration, pause_file};
 pub mod attempt;
 pub mod backoff;
 pub mod balancer;
+pub mod body_framing;
 pub mod body_spool;
 pub mod breaker;
 pub mod give_up;

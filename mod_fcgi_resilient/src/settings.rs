@@ -20,6 +20,9 @@ pub struct SectionSettings {
     /// `Some(0)` is "FcgiResilientRetryAfter off".
     pub retry_after_secs: Option<u32>,
     pub max_body_spool: Option<u64>,
+    /// FcgiResilientSpoolChunkedBody: read a body without a Content-Length whole before the
+    /// first connect and give PHP its Content-Length (`body_framing`).
+    pub spool_chunked_body: Option<bool>,
 }
 
 impl SectionSettings {
@@ -32,11 +35,17 @@ impl SectionSettings {
             retry_idempotent: inner.retry_idempotent.or(self.retry_idempotent),
             retry_after_secs: inner.retry_after_secs.or(self.retry_after_secs),
             max_body_spool: inner.max_body_spool.or(self.max_body_spool),
+            spool_chunked_body: inner.spool_chunked_body.or(self.spool_chunked_body),
         }
     }
 
     pub fn is_enabled(&self) -> bool {
         self.enabled.unwrap_or(false)
+    }
+
+    /// FcgiResilientSpoolChunkedBody, Off unless set.
+    pub fn spools_chunked_body(&self) -> bool {
+        self.spool_chunked_body.unwrap_or(false)
     }
 
     pub fn resolve(&self, default_max_waiting: u32) -> Policy {
@@ -187,12 +196,16 @@ mod tests {
         let merged = server.merged_with(directory);
         assert_eq!(merged.enabled, Some(false));
         assert_eq!(merged.budget, Some(Duration::from_secs(30)));
+        let spooling = SectionSettings { spool_chunked_body: Some(true), ..Default::default() };
+        assert!(server.merged_with(spooling).spools_chunked_body(), "a <Location> turns spooling on");
+        assert!(spooling.merged_with(directory).spools_chunked_body(), "and an inner section inherits it");
     }
 
     #[test]
     fn unset_everywhere_means_off_with_defaults() {
         let merged = SectionSettings::default().merged_with(SectionSettings::default());
         assert!(!merged.is_enabled());
+        assert!(!merged.spools_chunked_body(), "stock framing of chunked bodies unless asked");
         let policy = merged.resolve(18);
         assert_eq!(policy.budget, DEFAULT_BUDGET);
         assert_eq!(policy.backoff, BackoffBounds::DEFAULT);
@@ -224,11 +237,15 @@ mod tests {
                     }
                     "RetryAfter" => assert_eq!(parse_retry_after(&directive, words[1]), Ok(default.retry_after_secs)),
                     "MaxBodySpool" => assert_eq!(parse_body_spool(&directive, words[1]), Ok(default.max_body_spool)),
+                    "SpoolChunkedBody" => assert_eq!(
+                        parse_on_off(&directive, words[1]),
+                        Ok(SectionSettings::default().spools_chunked_body())
+                    ),
                     other => panic!("a shipped directive this test does not know: {other}"),
                 }
                 seen += 1;
             }
-            assert_eq!(seen, 6, "every tunable directive is shown");
+            assert_eq!(seen, 7, "every tunable directive is shown");
         }
     }
 

@@ -179,6 +179,9 @@ pub struct CurlRequest<'a> {
     /// A POST of this file's content.
     pub body_file: Option<&'a Path>,
     pub expect_continue: bool,
+    /// The body goes without a Content-Length: chunked over HTTP/1.1, DATA frames until the
+    /// stream ends over HTTP/2 (mod_http2 hands such a request on with Transfer-Encoding: chunked).
+    pub chunked: bool,
     /// curl gives up (and closes its connection) after this long.
     pub max_time: Option<Duration>,
     /// curl's --limit-rate: sends (and reads) no faster, e.g. "100k".
@@ -205,6 +208,9 @@ pub fn curl(ports: &Ports, transport: Transport, path: &str, request: &CurlReque
         command.args(["-H", "Content-Type: application/octet-stream"]);
         // curl sends Expect: 100-continue on its own for large HTTP/1.1 bodies; say which.
         command.args(["-H", if request.expect_continue { "Expect: 100-continue" } else { "Expect:" }]);
+        if request.chunked {
+            command.args(["-H", "Transfer-Encoding: chunked"]);
+        }
     }
     command.arg(ports.url(transport, path));
     let output = command.output().expect("run curl");

@@ -24,6 +24,7 @@ fn every_bad_value_fails_configtest_naming_directive_and_value() {
         ("FcgiResilientRetryAfter soon", &["FcgiResilientRetryAfter", "soon"]),
         ("FcgiResilientMaxBodySpool 1T", &["FcgiResilientMaxBodySpool", "1T"]),
         ("FcgiResilientMaxBodySpool 10K", &["FcgiResilientMaxBodySpool", "10K"]),
+        ("FcgiResilientSpoolChunkedBody always", &["FcgiResilientSpoolChunkedBody", "always"]),
         ("FcgiResilientPauseDir run/pause", &["FcgiResilientPauseDir", "run/pause"]),
         ("FcgiResilientPauseDir /run/pause no-such-user-here", &["FcgiResilientPauseDir", "no-such-user-here"]),
         (
@@ -50,7 +51,8 @@ fn good_values_pass_in_every_context() {
         "FcgiResilient On\nFcgiResilientTimeout 2500ms\nFcgiResilientBackoff 1ms 300ms\nFcgiResilientMaxWaiting 7\n\
          FcgiResilientRetryIdempotent Off\nFcgiResilientRetryAfter Off\nFcgiResilientPauseDir /run/x/pause www-data\n\
          FcgiResilientMaxBodySpool 256M\n\
-         <Directory {docroot}>\n    FcgiResilientTimeout 1mi\n</Directory>\n<Location /x>\n    FcgiResilient Off\n</Location>\n",
+         <Directory {docroot}>\n    FcgiResilientTimeout 1mi\n</Directory>\n<Location /x>\n    FcgiResilient Off\n</Location>\n\
+         FcgiResilientSpoolChunkedBody Off\n<Location /uploads>\n    FcgiResilientSpoolChunkedBody On\n</Location>\n",
         docroot = work.docroot().display()
     );
     let (passed, output) = configtest(work.path(), &config(&work, &directives));

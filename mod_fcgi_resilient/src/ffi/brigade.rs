@@ -64,18 +64,23 @@ impl<'r> Brigade<'r> {
     /// The brigade kept in the request pool's userdata under `key`, made and registered there
     /// (without a clean-up, as mod_proxy_fcgi registers its own) when there is none yet.
     pub fn in_userdata(request: &Request<'r>, key: &'static CStr) -> Brigade<'r> {
-        let pool = request.pool();
-        let mut data: *mut std::ffi::c_void = ptr::null_mut();
-        // SAFETY: a live pool and a NUL-terminated key; whatever is kept under this key is a
-        // brigade of the same pool (mod_proxy_fcgi's "proxy-fcgi-input" or one made here).
-        unsafe { sys::apr_pool_userdata_get(&mut data, key.as_ptr(), pool) };
-        if !data.is_null() {
-            return Brigade { raw: data.cast(), _in_pool_of: PhantomData };
+        if let Some(kept) = Brigade::find_in_userdata(request, key) {
+            return kept;
         }
+        let pool = request.pool();
         let made = Brigade::new(request);
         // SAFETY: the key is static and the brigade lives in the same pool, so both outlive the entry.
         unsafe { sys::apr_pool_userdata_setn(made.raw.cast_const().cast(), key.as_ptr(), None, pool) };
         made
+    }
+
+    /// The brigade kept in the request pool's userdata under `key`, if there is one.
+    pub fn find_in_userdata(request: &Request<'r>, key: &'static CStr) -> Option<Brigade<'r>> {
+        let mut data: *mut std::ffi::c_void = ptr::null_mut();
+        // SAFETY: a live pool and a NUL-terminated key; whatever is kept under this key is a
+        // brigade of the same pool (mod_proxy_fcgi's "proxy-fcgi-input" or one made here).
+        unsafe { sys::apr_pool_userdata_get(&mut data, key.as_ptr(), request.pool()) };
+        (!data.is_null()).then(|| Brigade { raw: data.cast(), _in_pool_of: PhantomData })
     }
 
     /// The length of the whole brigade; buckets of unknown length are read (read_all = 1).

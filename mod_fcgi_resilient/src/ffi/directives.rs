@@ -65,7 +65,7 @@ const END_OF_TABLE: sys::command_rec = sys::command_rec {
     errmsg: null(),
 };
 
-pub struct CommandTable([sys::command_rec; 9]);
+pub struct CommandTable([sys::command_rec; 10]);
 
 // SAFETY: the table is immutable and only holds pointers to static strings, descriptors and
 // functions.
@@ -129,6 +129,12 @@ pub static TABLE: CommandTable = CommandTable([
             settings::parse_body_spool(name, v[0]).map(|value| s.max_body_spool = Some(value))
         }),
         c"request-body bytes the waiting requests of one child process may hold (e.g. 1G, 256M)",
+    ),
+    directive(
+        c"FcgiResilientSpoolChunkedBody",
+        Take1,
+        &Setting::Section(|name, v, s| settings::parse_on_off(name, v[0]).map(|value| s.spool_chunked_body = Some(value))),
+        c"On|Off: read a request body without Content-Length whole before connecting and give PHP its Content-Length",
     ),
     directive(
         c"FcgiResilientPauseDir",

@@ -391,6 +391,42 @@ impl<'r> Request<'r> {
         unsafe { sys::apr_table_unset(self.rec().headers_in, name.as_ptr()) };
     }
 
+    /// The client sent `Expect: 100-continue` and has not been answered `100 Continue` yet.
+    pub fn expecting_100(&self) -> bool {
+        self.rec().expecting_100 != 0
+    }
+
+    /// LimitRequestBody for this request, 0 for none.
+    pub fn limit_req_body(&self) -> u64 {
+        // SAFETY: a live request; ap_get_limit_req_body only reads its core per-dir config.
+        let limit = unsafe { sys::ap_get_limit_req_body(self.raw) };
+        u64::try_from(limit).unwrap_or(0)
+    }
+
+    /// Runs `read` with the request marked as reverse-proxied, as mod_proxy's handler marks a
+    /// `SetHandler proxy:...` request before mod_proxy_fcgi reads its body. httpd's HTTP_IN
+    /// filter fixes its body limit at its first read and applies LimitRequestBody only to a
+    /// request that is not proxied (http_filters.c, ap_http_filter): a body first read before
+    /// mod_proxy ran would meet a limit the same body read by mod_proxy_fcgi never meets.
+    /// Nothing else on the input side looks at `proxyreq`; it is restored before mod_proxy runs.
+    pub fn reading_as_proxied<T>(&self, read: impl FnOnce() -> T) -> T {
+        struct Restore(*mut sys::request_rec);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                // SAFETY: the live request of `reading_as_proxied`, on the thread serving it.
+                unsafe { (*self.0).proxyreq = sys::PROXYREQ_NONE as c_int };
+            }
+        }
+        if self.rec().proxyreq != sys::PROXYREQ_NONE as c_int {
+            return read();
+        }
+        // SAFETY: this thread serves the request; only its input filters, run by `read` on
+        // this thread, read the field before it is restored.
+        unsafe { (*self.raw).proxyreq = sys::PROXYREQ_REVERSE as c_int };
+        let _restore = Restore(self.raw);
+        read()
+    }
+
     /// r->method_number (M_GET for HEAD too).
     pub fn method_number(&self) -> c_int {
         self.rec().method_number

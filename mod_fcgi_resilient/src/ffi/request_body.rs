@@ -1,5 +1,7 @@
 //! Before a request waits for its backend, the rest of its body is read into the place
-//! mod_proxy_fcgi takes it from, so that neither the client nor mod_reqtimeout waits with it.
+//! mod_proxy_fcgi takes it from, so that neither the client nor mod_reqtimeout waits with it;
+//! with FcgiResilientSpoolChunkedBody On, a body without a Content-Length is read so before the
+//! first connect, and PHP gets its Content-Length.
 //!
 //! Why: mod_proxy_fcgi prefetches a body without blocking and reads the rest only while it
 //! sends it to the backend. mod_reqtimeout's body timer starts at that prefetch (Debian:
@@ -13,8 +15,11 @@
 //! How: mod_proxy_fcgi keeps its prefetch in r->pool userdata "proxy-fcgi-input"; a later run
 //! of its handler skips the prefetch, sends that brigade first and reads r->input_filters only
 //! once it is empty, and a brigade ending in EOS is the whole body (mod_proxy_fcgi.c,
-//! proxy_fcgi_handler and dispatch). So the rest of the body and an EOS are appended there, and
-//! Content-Length is set as mod_proxy_fcgi sets it when its prefetch got the whole body.
+//! proxy_fcgi_handler and dispatch). So the rest of the body and an EOS are appended there.
+//! Reading the body must not change how PHP is told about it (`body_framing`): where
+//! mod_proxy_fcgi's handler ran first, the headers stay as it set them (a chunked body it
+//! streams goes on without a Content-Length); where the module reads first, it sets them as
+//! mod_proxy_fcgi would have, since mod_proxy_fcgi decides nothing once it finds its brigade.
 //!
 //! The brigades, the temporary file and the request are reached through the safe views of
 //! `brigade` and `request`; nothing here dereferences a pointer.
@@ -23,14 +28,16 @@ use super::brigade::{self, Brigade, Read, TempFile};
 use super::log::{self, mark};
 use super::request::Request;
 use super::sys;
-use crate::body_spool::{content_length_for, disk_has_room, ChildSpool, Place, Spool, MEMORY_LIMIT};
+use crate::body_framing::{self, Announced, Framing, ReadWhen};
+use crate::body_spool::{disk_has_room, ChildSpool, Place, Spool, MEMORY_LIMIT};
 use crate::ffi::status_code::Status;
 use std::cell::Cell;
 use std::ffi::CStr;
 
 /// mod_proxy_fcgi's pool userdata key for the body it prefetched.
 const INPUT_KEY: &CStr = c"proxy-fcgi-input";
-/// The request bodies this child's waiting requests hold (FcgiResilientMaxBodySpool).
+/// The request bodies this child's requests hold, read before waiting or before the first
+/// connect (FcgiResilientMaxBodySpool).
 static CHILD_SPOOL: ChildSpool = ChildSpool::new();
 
 /// Bytes asked of the input filters per read, as mod_proxy_fcgi asks them.
@@ -65,7 +72,7 @@ impl BodyRead {
 pub unsafe fn read_before_waiting(r: *mut sys::request_rec) -> Result<(), Status> {
     // SAFETY: guaranteed by the caller.
     let request = unsafe { Request::from_raw(r) };
-    let read = read_rest_of_body(&request)?;
+    let read = read_rest_of_body(&request, spools_chunked_body(&request))?;
     if read.read_anything() {
         request.log(log::DEBUG, mark!(), || {
             format!(
@@ -77,19 +84,82 @@ pub unsafe fn read_before_waiting(r: *mut sys::request_rec) -> Result<(), Status
     Ok(())
 }
 
+/// FcgiResilientSpoolChunkedBody On: a body without a Content-Length is read whole before the
+/// first connect, so that PHP gets a Content-Length whether the request waits or not. Called
+/// before every run of mod_proxy_fcgi's handler; only the flag is looked at while it is Off.
+/// `Err` carries the status the request must end with at once (as `read_rest_of_body`).
+///
+/// # Safety
+/// `r` must be a live request inside the handler phase, served by this thread for the call.
+pub unsafe fn spool_before_connect(r: *mut sys::request_rec, spool_chunked_body: bool) -> Result<(), Status> {
+    if !spool_chunked_body {
+        return Ok(());
+    }
+    // SAFETY: guaranteed by the caller.
+    let request = unsafe { Request::from_raw(r) };
+    if !body_framing::spool_before_connect(spool_chunked_body, announced(&request)) {
+        return Ok(());
+    }
+    let read = read_rest_of_body(&request, true)?;
+    if read.read_anything() {
+        request.log(log::DEBUG, mark!(), || {
+            format!(
+                "read the chunked request body whole before connecting (FcgiResilientSpoolChunkedBody On): \
+                 {} bytes, {} of them in a temporary file",
+                read.total, read.in_file
+            )
+        });
+    }
+    Ok(())
+}
+
+fn spools_chunked_body(request: &Request) -> bool {
+    super::dir_config::of(request).spools_chunked_body()
+}
+
+/// How the client framed the body, from the request before any blocking read (which answers
+/// `100 Continue` and clears `expecting_100`).
+fn announced(request: &Request) -> Announced {
+    Announced {
+        content_length: request.header_in(c"Content-Length").is_some(),
+        transfer_encoding: request.header_in(c"Transfer-Encoding").is_some(),
+        expects_continue: request.expecting_100(),
+    }
+}
+
 /// Reads whatever of the body is still unread (blocking reads through r->input_filters) and
-/// appends it, then an EOS, to mod_proxy_fcgi's "proxy-fcgi-input" brigade; sets
-/// Content-Length to the whole body and removes Transfer-Encoding. `Err` is the status the
-/// request must end with: the client's read error mapped as httpd maps it (408, 413, 400), or
-/// 500 when the body could not be stored.
-pub fn read_rest_of_body<'r>(request: &Request<'r>) -> Result<BodyRead, Status> {
-    // mod_proxy_fcgi's brigade, created and registered the way it would be when nothing was
-    // prefetched yet.
-    let mut input = Brigade::in_userdata(request, INPUT_KEY);
+/// appends it, then an EOS, to mod_proxy_fcgi's "proxy-fcgi-input" brigade, and frames it for
+/// PHP as `body_framing` says (`spool_chunked_body`: FcgiResilientSpoolChunkedBody On). `Err`
+/// is the status the request must end with: the client's read error mapped as httpd maps it
+/// (408, 413, 400), 413 for a spooled chunked body past LimitRequestBody, 503 when the child
+/// holds FcgiResilientMaxBodySpool already, or 500 when the body could not be stored. The reads
+/// see the request as proxied, as mod_proxy_fcgi's own reads do (`Request::reading_as_proxied`):
+/// httpd's input filter then applies no LimitRequestBody, whether or not mod_proxy ran yet.
+pub fn read_rest_of_body<'r>(request: &Request<'r>, spool_chunked_body: bool) -> Result<BodyRead, Status> {
+    let read = request.reading_as_proxied(|| read_and_frame(request, spool_chunked_body));
+    if read.is_err() {
+        // Part of the body may be consumed and not kept: this answer is final. mod_proxy's
+        // balancer loop would take a 503 or a 500 to another member (putting this one in error
+        // state), whose run would send the body with a piece missing; the note ends that loop
+        // with the status as it is (mod_proxy.c, proxy_handler).
+        request.set_note(c"proxy-error-override", c"1");
+    }
+    read
+}
+
+fn read_and_frame<'r>(request: &Request<'r>, spool_chunked_body: bool) -> Result<BodyRead, Status> {
+    // mod_proxy_fcgi's brigade, or one created and registered the way it would be when nothing
+    // was prefetched yet.
+    let (mut input, when) = match Brigade::find_in_userdata(request, INPUT_KEY) {
+        Some(input) => (input, ReadWhen::AfterItsPrefetch),
+        None => (Brigade::in_userdata(request, INPUT_KEY), ReadWhen::BeforeItRan),
+    };
     let prefetched = length_of(request, &input)?;
     if input.ends_with_eos() {
         return Ok(BodyRead { total: prefetched, newly_read: 0, in_file: 0 });
     }
+    let announced = announced(request);
+    let limit_req_body = request.limit_req_body();
     let mut spool = Spool::new(MEMORY_LIMIT, prefetched);
     let limit = super::dir_config::of(request).max_body_spool.unwrap_or(crate::body_spool::DEFAULT_CHILD_LIMIT);
     let ledger = request.keep_in_pool(Ledger::default());
@@ -108,8 +178,8 @@ pub fn read_rest_of_body<'r>(request: &Request<'r>) -> Result<BodyRead, Status> 
         if let Err(held) = CHILD_SPOOL.reserve(bytes, limit) {
             request.log(log::ERROR, mark!(), || {
                 format!(
-                    "request bodies of waiting requests already hold {held} bytes in this child process \
-                     (FcgiResilientMaxBodySpool {limit}): answering 503; the backend received nothing"
+                    "request bodies read ahead of the backend already hold {held} bytes in this child \
+                     process (FcgiResilientMaxBodySpool {limit}): answering 503; the backend received nothing"
                 )
             });
             return Err(Status::SERVICE_UNAVAILABLE);
@@ -122,6 +192,15 @@ pub fn read_rest_of_body<'r>(request: &Request<'r>) -> Result<BodyRead, Status> 
             }
             !taken
         });
+        if body_framing::exceeds_limit(spool_chunked_body, announced, spool.total(), limit_req_body) {
+            request.log(log::INFO, mark!(), || {
+                format!(
+                    "the chunked request body is longer than LimitRequestBody {limit_req_body} \
+                     (FcgiResilientSpoolChunkedBody On): answering 413; the backend received nothing"
+                )
+            });
+            return Err(Status::PAYLOAD_TOO_LARGE);
+        }
         match place {
             Place::Memory => save_brigade(request, &mut input, &mut chunk)?,
             Place::File => {
@@ -144,7 +223,8 @@ pub fn read_rest_of_body<'r>(request: &Request<'r>) -> Result<BodyRead, Status> 
     }
     // `end` holds the EOS the input filters ended the body with: it goes last.
     save_brigade(request, &mut input, &mut end)?;
-    set_content_length(request, spool.total());
+    let send_length = spool_chunked_body || request.has_env(c"proxy-sendcl");
+    frame(request, body_framing::framing(when, announced, spool.total(), send_length));
     Ok(BodyRead { total: spool.total(), newly_read: spool.total() - prefetched, in_file: spool.in_file() })
 }
 
@@ -179,11 +259,15 @@ fn length_of(request: &Request, brigade: &Brigade) -> Result<u64, Status> {
     })
 }
 
-fn set_content_length(request: &Request, total: u64) {
-    let announced = request.header_in(c"Content-Length").is_some() || request.header_in(c"Transfer-Encoding").is_some();
-    if let Some(length) = content_length_for(announced, total) {
-        request.set_header_in(c"Content-Length", &length.to_string());
-        request.unset_header_in(c"Transfer-Encoding");
+/// Sets the request headers mod_proxy_fcgi builds CONTENT_LENGTH from.
+fn frame(request: &Request, framing: Framing) {
+    match framing {
+        Framing::Unchanged => {}
+        Framing::WithoutLength => request.unset_header_in(c"Content-Length"),
+        Framing::Length(length) => {
+            request.set_header_in(c"Content-Length", &length.to_string());
+            request.unset_header_in(c"Transfer-Encoding");
+        }
     }
 }
 

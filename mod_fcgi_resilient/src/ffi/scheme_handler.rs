@@ -72,6 +72,12 @@ unsafe fn serve(call: SchemeCall) -> Status {
     if !settings.is_enabled() {
         return Status::DECLINED;
     }
+    // FcgiResilientSpoolChunkedBody On: a chunked body is read whole before the first connect,
+    // so that it reaches PHP with a Content-Length whether the request waits or not.
+    // SAFETY: a live request inside the handler phase, before mod_proxy_fcgi runs for this call.
+    if let Err(status) = unsafe { request_body::spool_before_connect(call.r, settings.spools_chunked_body()) } {
+        return status;
+    }
     // SAFETY: the hook's request and worker, live for this call and used by this thread.
     let (request, worker) = unsafe { (Request::from_raw(call.r), Worker::from_raw(call.worker)) };
     forget_retry_after_of_an_earlier_member(&request);

@@ -16,6 +16,7 @@ impl Status {
     pub const BAD_REQUEST: Status = Status(sys::HTTP_BAD_REQUEST as c_int);
     pub const INTERNAL_SERVER_ERROR: Status = Status(sys::HTTP_INTERNAL_SERVER_ERROR as c_int);
     pub const SERVICE_UNAVAILABLE: Status = Status(sys::HTTP_SERVICE_UNAVAILABLE as c_int);
+    pub const PAYLOAD_TOO_LARGE: Status = Status(sys::HTTP_REQUEST_ENTITY_TOO_LARGE as c_int);
     /// What httpd's own proxy answers when the client vanished while its request was read; the
     /// connection is marked aborted, so nothing is written.
     pub const CLIENT_GONE: Status = Status::BAD_REQUEST;
