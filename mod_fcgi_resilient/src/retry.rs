@@ -47,6 +47,12 @@ pub trait Backend {
     fn may_wait_without_a_thread(&mut self) -> bool {
         false
     }
+    /// Before a request waits (in its thread or suspended): the rest of its body is read, so
+    /// that neither the client nor mod_reqtimeout waits with it. `Err` is the status the
+    /// request ends with (the client's read error, or no room to keep the body).
+    fn read_body_before_waiting(&mut self) -> Result<(), i32> {
+        Ok(())
+    }
 }
 
 /// A script that crashes PHP on every run must not be re-run for the whole budget.
@@ -202,13 +208,18 @@ pub fn serve_continuing(
                 Event::Ran(backend.run_handler())
             }
             Action::Probe { patience } => Event::Probed(backend.probe(patience)),
-            Action::TakePlace => match waiting.try_enter(limits.max_waiting) {
-                Ok(held) => {
-                    place = Some(held);
-                    Event::PlaceTaken
+            Action::TakePlace => {
+                if let Err(status) = backend.read_body_before_waiting() {
+                    return Outcome::Served { status, retries: wait.attempts.saturating_sub(1), waited: false };
                 }
-                Err(refusal) => Event::PlaceRefused(refusal),
-            },
+                match waiting.try_enter(limits.max_waiting) {
+                    Ok(held) => {
+                        place = Some(held);
+                        Event::PlaceTaken
+                    }
+                    Err(refusal) => Event::PlaceRefused(refusal),
+                }
+            }
             Action::Sleep(delay) => Event::Slept(backend.wait(delay)),
             Action::BackOff { restart } => {
                 let backoff =
@@ -222,11 +233,14 @@ pub fn serve_continuing(
             // Only the suspended driver reports turns with nothing new.
             Action::KeepWaiting => Event::Slept(WaitEnd::DelayPassed),
             Action::Suspend => {
+                if let Err(status) = backend.read_body_before_waiting() {
+                    return Outcome::Served { status, retries: wait.attempts.saturating_sub(1), waited: false };
+                }
                 return Outcome::GaveUp {
                     reason: GiveUpReason::WaitsSuspended,
                     attempts: wait.attempts,
                     last_errno: None,
-                }
+                };
             }
             Action::Answer(outcome) => {
                 drop(place);

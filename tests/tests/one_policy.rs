@@ -286,3 +286,34 @@ fn a_pause_holds_requests_without_probes_or_refusals_however_they_wait() {
         assert_eq!(ended.connect_failures, 0, "{name}: a refusal was counted\n{}", ended.log);
     }
 }
+
+/// A POST for a backend already known down is treated as any waiting request: its body is read
+/// before it waits, within FcgiResilientMaxBodySpool, however it waits. Past the bound it is
+/// answered 503 at once, saying so, and PHP never runs it. Before, a request that started by
+/// waiting for a backend known down in its thread (an HTTP/2 stream, or under the worker MPM)
+/// waited with its body unread, outside the bound, and met its budget's end instead.
+#[test]
+fn a_body_is_read_before_waiting_for_a_backend_known_down() {
+    let (work, fpm) = backend_down("policy-known-down-body");
+    let uploads = harness::uploads::Uploads::install(&work);
+    let body_file = work.join("body");
+    std::fs::write(&body_file, harness::load::body_pattern(100_000, 3)).expect("body file");
+    for way in WAYS {
+        let transport = way.transport;
+        let dir = work.subdir(&format!("known-down-body-{}", way.id()));
+        let config = way.config(&work, &fpm, "FcgiResilientTimeout 4s\nFcgiResilientMaxBodySpool 64K");
+        let (config, ports) = transport::serve_every_transport(config, &dir);
+        let apache = Apache::start(&dir, config);
+        // The first request finds PHP-FPM down and waits: the backend is known down from then on.
+        let first = std::thread::spawn(move || curl(&ports, transport, "/index.php", &CurlRequest::default()));
+        status::wait_for_total(ports.plain, "TotalWaiting", 1);
+        let id = format!("known-down-{}", way.id());
+        let request = CurlRequest { body_file: Some(&body_file), ..Default::default() };
+        let post = curl(&ports, transport, &format!("/upload.php?id={id}"), &request);
+        let (name, log) = (way.name(), apache.error_log());
+        assert_eq!((post.exit, post.status), (0, 503), "{name}: {post:?}\n{log}");
+        assert!(log.contains("(FcgiResilientMaxBodySpool 65536): answering 503"), "{name}: body not read first\n{log}");
+        assert!(uploads.runs(&id).is_empty(), "{name}: PHP ran it");
+        assert_eq!(first.join().unwrap().status, 503, "{name}: the first waits its budget out");
+    }
+}

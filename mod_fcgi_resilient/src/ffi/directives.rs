@@ -133,7 +133,9 @@ pub static TABLE: CommandTable = CommandTable([
     directive(
         c"FcgiResilientSpoolChunkedBody",
         Take1,
-        &Setting::Section(|name, v, s| settings::parse_on_off(name, v[0]).map(|value| s.spool_chunked_body = Some(value))),
+        &Setting::Section(|name, v, s| {
+            settings::parse_on_off(name, v[0]).map(|value| s.spool_chunked_body = Some(value))
+        }),
         c"On|Off: read a request body without Content-Length whole before connecting and give PHP its Content-Length",
     ),
     directive(

@@ -153,6 +153,8 @@ struct HttpdBackend<'r> {
     client_watched: bool,
     last_member_check: Option<Instant>,
     handler_runs: u32,
+    /// The rest of the body was read before this request waited (`read_body_before_waiting`).
+    body_read: bool,
     /// Shared counters, looked up only once the backend has failed this request.
     counters: Option<&'static BackendSlot>,
     counted_refusal: bool,
@@ -173,6 +175,7 @@ impl<'r> HttpdBackend<'r> {
             client_watched: false,
             last_member_check: None,
             handler_runs: 0,
+            body_read: false,
             counters: None,
             counted_refusal: false,
         }
@@ -368,20 +371,24 @@ impl Backend for HttpdBackend<'_> {
                 // AH01170) without reaching this module: that request waits here too instead.
                 self.worker.clear_error();
             }
-            // The body must not wait with the request: see request_body.rs. A failed read ends
-            // the request here, before the backend received anything. The time the client takes
-            // to send it is not the backend's: the budget is for waiting on the backend (a slow
-            // client is bounded by Timeout and mod_reqtimeout), so it starts again once the body
-            // is in, and a request whose body has arrived asks the backend at least once.
-            let reading = Instant::now();
-            // SAFETY: a live request, between two runs of mod_proxy_fcgi's handler.
-            let read = unsafe { request_body::read_before_waiting(self.call.r) };
-            self.started += reading.elapsed();
-            if let Err(status) = read {
-                return Attempt::Finished(status.raw());
-            }
         }
         attempt
+    }
+
+    /// The body must not wait with the request: see request_body.rs. A failed read ends the
+    /// request, before the backend received anything. The time the client takes to send it is
+    /// not the backend's: the budget is for waiting on the backend (a slow client is bounded by
+    /// Timeout and mod_reqtimeout), so it starts again once the body is in, and a request whose
+    /// body has arrived asks the backend at least once.
+    fn read_body_before_waiting(&mut self) -> Result<(), i32> {
+        if std::mem::replace(&mut self.body_read, true) {
+            return Ok(());
+        }
+        let reading = Instant::now();
+        // SAFETY: a live request in the handler phase, before or between runs of mod_proxy_fcgi.
+        let read = unsafe { request_body::read_before_waiting(self.call.r) };
+        self.started += reading.elapsed();
+        read.map_err(Status::raw)
     }
 
     fn probe(&mut self, patience: Duration) -> ProbeOutcome {

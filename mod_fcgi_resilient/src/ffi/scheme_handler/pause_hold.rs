@@ -4,25 +4,21 @@
 //! pause ends (waiting on as usual if the backend then refuses). While nothing is paused this
 //! costs one atomic load per handler run.
 
-use super::{request_body, HttpdBackend};
+use super::HttpdBackend;
 use crate::ffi::log::{self, mark};
 use crate::ffi::pause_watch;
 use crate::probe::ProbeOutcome;
 use crate::retry::Attempt;
 
 impl HttpdBackend<'_> {
-    /// Instead of running mod_proxy_fcgi's handler for a paused backend: the request's body
-    /// is read as before any wait, and the request waits.
+    /// Instead of running mod_proxy_fcgi's handler for a paused backend: the request waits (its
+    /// body read first, as before any wait).
     pub(super) fn held_by_pause(&mut self) -> Option<Attempt> {
         let until = self.paused_until()?;
         let address = self.address_text();
         self.request.log(log::INFO, mark!(), || {
             format!("backend {address} is paused until {} (Unix ms): the request waits", until)
         });
-        // SAFETY: a live request in the handler phase, before or between runs of mod_proxy_fcgi.
-        if let Err(status) = unsafe { request_body::read_before_waiting(self.call.r) } {
-            return Some(Attempt::Finished(status.raw()));
-        }
         Some(Attempt::NotRun)
     }
 
