@@ -297,6 +297,9 @@ mod tests {
         /// Whether a waiting place was held during each handler run (see `HeldPlaces`).
         held_while_running: Vec<bool>,
         places: Option<std::rc::Rc<WaitingCount>>,
+        /// What reading the rest of the body before a wait meets.
+        body: Result<(), i32>,
+        body_reads: u32,
     }
 
     impl Scripted {
@@ -314,6 +317,8 @@ mod tests {
                 suspendable: false,
                 held_while_running: Vec::new(),
                 places: None,
+                body: Ok(()),
+                body_reads: 0,
             }
         }
     }
@@ -350,6 +355,10 @@ mod tests {
         }
         fn may_wait_without_a_thread(&mut self) -> bool {
             self.suspendable
+        }
+        fn read_body_before_waiting(&mut self) -> Result<(), i32> {
+            self.body_reads += 1;
+            self.body
         }
     }
 
@@ -688,5 +697,23 @@ mod tests {
         let outcome = serve(&mut backend, Start::RunHandler, &limits(), &WaitingCount::new(), || 1);
         assert_eq!(outcome, Outcome::GaveUp { reason: GiveUpReason::FailOver, attempts: 1, last_errno: None });
         assert_eq!(backend.waits.len(), 3);
+    }
+
+    /// The body is read before any wait, whichever way the request waits, also when it starts by
+    /// waiting for a backend known down; a read the client fails ends the request with its status.
+    #[test]
+    fn the_body_is_read_before_any_wait_and_a_failed_read_ends_the_request() {
+        for start in [Start::RunHandler, Start::WaitForBackend] {
+            for suspendable in [false, true] {
+                let mut backend = Scripted::new(&[Attempt::NotConnected(UNAVAILABLE)], &[REFUSED]);
+                backend.suspendable = suspendable;
+                backend.body = Err(408);
+                let outcome = serve(&mut backend, start, &limits(), &WaitingCount::new(), || 1);
+                let retries = 0;
+                assert_eq!(outcome, Outcome::Served { status: 408, retries, waited: false }, "{start:?} {suspendable}");
+                assert_eq!(backend.body_reads, 1);
+                assert!(backend.waits.is_empty(), "no wait with the body unread");
+            }
+        }
     }
 }
