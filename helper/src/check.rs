@@ -388,6 +388,8 @@ pub fn run(o: &CheckOpts) -> i32 {
             }
         }
     }
+    // Socket keepers: pools without one, keys that do not match, sockets unlike their pool's config.
+    crate::keeper::inspect::report(Path::new("/"), &fpm, &mut problems, &mut warnings);
     for p in &problems {
         eprintln!("{p}");
     }

@@ -11,6 +11,8 @@ mod fastcgi;
 mod fpm_config;
 mod fpm_process;
 mod glob;
+/// `socket-keeper`: PHP-FPM's sockets held by systemd across restarts (own argument parsing).
+mod keeper;
 mod pause;
 /// The pause file's format, shared with the module: one definition for both (the module
 /// uses the parts the helper does not).
@@ -31,6 +33,9 @@ const EXIT_USAGE: i32 = 2;
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().is_some_and(|c| c == "socket-keeper") {
+        std::process::exit(keeper::main(argv[1..].to_vec()));
+    }
     let code = match cli::parse(argv) {
         Ok(cli::Command::Help(text)) => {
             println!("{text}");

@@ -1,0 +1,398 @@
+//! `socket-keeper`: PHP-FPM's listening sockets held by systemd, so that they outlive every
+//! restart, crash and broken reload of PHP-FPM and connects queue instead of failing, for
+//! every front end. For each installed php*-fpm unit: a socket unit per pool, a generated
+//! PHP-FPM config that includes the real one and sets each pool's `listen` to its private key,
+//! and a service drop-in whose ExecStart wrapper (`socket-keeper exec`) hands the sockets to
+//! PHP-FPM. See docs/helper.md#socket-keeper for the design and its limits.
+//!
+//! Its own argument parsing, so that the command needs one line in main.rs and none in cli.rs.
+
+pub mod exec;
+pub mod inspect;
+pub mod plan;
+
+use std::path::{Path, PathBuf};
+
+use crate::fpm_config::{self, LoadOptions};
+use crate::systemd::{self, Unit};
+use plan::{ServicePlan, CONFIG_DIR, DROPIN_NAME, FPM_MARKER, MARKER};
+
+pub const USAGE: &str = "\
+Usage: fcgi-resilient-helper socket-keeper [--remove] [--root DIR] [--helper PATH] [--dry-run]
+       fcgi-resilient-helper socket-keeper exec --fpm-config FILE --keeper-config FILE
+                                 [--fpm-prefix DIR] --keep POOL=KEY... -- PHP-FPM COMMAND...
+       fcgi-resilient-helper socket-keeper verify --keep POOL=KEY...
+
+For every installed php*-fpm unit, makes systemd hold each pool's listening socket (Unix or
+TCP) so that it stays open while PHP-FPM restarts, crashes or fails a reload: connects queue
+instead of failing, for every front end. Writes, from the pools' real configs:
+  /etc/systemd/system/UNIT-keeper-POOL.socket   (the pool's address, owner, group, mode, backlog)
+  /etc/systemd/system/UNIT.service.d/fcgi-resilient.socket-keeper.conf
+  /etc/fcgi-resilient/socket-keeper/UNIT.conf   (includes the real config; `listen` = private key)
+then runs `systemctl daemon-reload`. `systemctl restart UNIT` hands the sockets over.
+
+  --remove        take everything away again, stop the sockets and restart PHP-FPM on its own
+  --root DIR      operate below DIR instead of / (no systemctl)
+  --helper PATH   the helper's path in the drop-ins (default: this executable)
+  --dry-run       print the files, change nothing
+
+`exec` is the drop-in's ExecStart wrapper, `verify` its ExecStartPost check.";
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Opts {
+    pub remove: bool,
+    pub root: PathBuf,
+    pub helper: Option<PathBuf>,
+    pub dry_run: bool,
+}
+
+fn value(args: &mut std::vec::IntoIter<String>, k: &str, inline: Option<String>) -> Result<String, String> {
+    inline.or_else(|| args.next()).ok_or_else(|| format!("socket-keeper: {k} needs a value"))
+}
+
+fn split(a: &str) -> (String, Option<String>) {
+    match a.split_once('=') {
+        Some((k, v)) if a.starts_with("--") => (k.to_string(), Some(v.to_string())),
+        _ => (a.to_string(), None),
+    }
+}
+
+/// `socket-keeper ...` (argv without the command's name); returns the exit status.
+pub fn main(argv: Vec<String>) -> i32 {
+    match run(argv) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fcgi-resilient-helper: {e}");
+            eprintln!("Try `fcgi-resilient-helper socket-keeper --help`.");
+            2
+        }
+    }
+}
+
+fn run(argv: Vec<String>) -> Result<i32, String> {
+    let mut args = argv.into_iter();
+    let mut first = args.clone();
+    match first.next().as_deref() {
+        Some("exec") => {
+            args.next();
+            let mut o = exec::ExecOpts::default();
+            while let Some(a) = args.next() {
+                if a == "--" {
+                    o.command = args.by_ref().collect();
+                    break;
+                }
+                let (k, inline) = split(&a);
+                match k.as_str() {
+                    "--fpm-config" => o.fpm_config = value(&mut args, &k, inline)?.into(),
+                    "--keeper-config" => o.keeper_config = value(&mut args, &k, inline)?.into(),
+                    "--fpm-prefix" => o.prefix = Some(value(&mut args, &k, inline)?.into()),
+                    "--keep" => o.keep.push(exec::parse_keep(&value(&mut args, &k, inline)?)?),
+                    _ => return Err(format!("socket-keeper exec: unexpected argument `{a}`")),
+                }
+            }
+            if o.command.is_empty() || o.keep.is_empty() || o.fpm_config.as_os_str().is_empty() {
+                return Err("socket-keeper exec: needs --fpm-config, --keeper-config, --keep and -- COMMAND".into());
+            }
+            Ok(exec::run_exec(&o))
+        }
+        Some("verify") => {
+            args.next();
+            let mut keep = Vec::new();
+            while let Some(a) = args.next() {
+                let (k, inline) = split(&a);
+                match k.as_str() {
+                    "--keep" => keep.push(exec::parse_keep(&value(&mut args, &k, inline)?)?),
+                    _ => return Err(format!("socket-keeper verify: unexpected argument `{a}`")),
+                }
+            }
+            Ok(exec::run_verify(&keep))
+        }
+        _ => {
+            let mut o = Opts { root: PathBuf::from("/"), ..Default::default() };
+            while let Some(a) = args.next() {
+                let (k, inline) = split(&a);
+                match k.as_str() {
+                    "-h" | "--help" => {
+                        println!("{USAGE}");
+                        return Ok(0);
+                    }
+                    "--remove" if inline.is_none() => o.remove = true,
+                    "--dry-run" if inline.is_none() => o.dry_run = true,
+                    "--root" => o.root = value(&mut args, &k, inline)?.into(),
+                    "--helper" => o.helper = Some(value(&mut args, &k, inline)?.into()),
+                    _ => return Err(format!("socket-keeper: unexpected argument `{a}`")),
+                }
+            }
+            Ok(if o.remove { remove(&o) } else { install(&o) })
+        }
+    }
+}
+
+/// A path below the root given as absolute.
+fn below(root: &Path, absolute: &Path) -> PathBuf {
+    root.join(absolute.strip_prefix("/").unwrap_or(absolute))
+}
+
+/// The last non-empty ExecStart= value of a unit.
+pub fn exec_start_line(unit_text: &str) -> Option<String> {
+    unit_text
+        .lines()
+        .rev()
+        .filter_map(|l| l.trim().strip_prefix("ExecStart="))
+        .find(|v| !v.is_empty())
+        .map(String::from)
+}
+
+pub fn generated_config_path(base: &str) -> PathBuf {
+    Path::new("/").join(CONFIG_DIR).join(format!("{base}.conf"))
+}
+
+/// Plans every installed unit; Debian's php-fpm.sock link goes to the highest-priority version,
+/// as update-alternatives would have chosen.
+pub fn plan_all(root: &Path) -> (Vec<ServicePlan>, Vec<String>) {
+    let mut problems = Vec::new();
+    let units: Vec<(Unit, String)> = systemd::find_units(root)
+        .into_iter()
+        .filter_map(|u| std::fs::read_to_string(&u.file).ok().map(|t| (u, t)))
+        .collect();
+    let best_link =
+        units.iter().filter_map(|(_, t)| plan::debian_socket_helper(t)).max_by_key(|(_, _, priority)| *priority);
+    let mut plans = Vec::new();
+    for (unit, text) in &units {
+        let (Some(start), Some(line)) = (systemd::parse_exec_start(text), exec_start_line(text)) else {
+            problems.push(format!("{}: no ExecStart=", unit.file.display()));
+            continue;
+        };
+        let opts = LoadOptions { prefix: start.prefix.as_ref().map(|p| below(root, p)) };
+        let config = match fpm_config::load(&below(root, &start.config), &opts) {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(format!("{}: {e}", unit.name));
+                continue;
+            }
+        };
+        let link = plan::debian_socket_helper(text)
+            .filter(|mine| best_link.as_ref().is_some_and(|b| b.2 == mine.2))
+            .map(|(link, file, _)| (link, below(root, &file)));
+        let base = unit.name.strip_suffix(".service").unwrap_or(&unit.name);
+        let plan = plan::plan_service(
+            &unit.name,
+            &line,
+            &start,
+            &config,
+            &generated_config_path(base),
+            link.as_ref().map(|(l, f)| (l.as_path(), f.as_path())),
+        );
+        plans.push(plan);
+    }
+    (plans, problems)
+}
+
+fn unit_dir(root: &Path) -> PathBuf {
+    root.join("etc/systemd/system")
+}
+
+fn starts_with_marker(file: &Path, marker: &str) -> bool {
+    std::fs::read_to_string(file).is_ok_and(|t| t.starts_with(marker))
+}
+
+/// Writes `text` to `path` unless a file not written by us is there.
+fn write_ours(path: &Path, text: &str, marker: &str) -> Result<(), String> {
+    if std::fs::symlink_metadata(path).is_ok() && !starts_with_marker(path, marker) {
+        return Err(format!("{} exists and was not written by socket-keeper; not replacing it", path.display()));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Socket units we wrote below ROOT/etc/systemd/system.
+pub fn installed_sockets(root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(unit_dir(root)) else { return Vec::new() };
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "socket") && starts_with_marker(p, MARKER))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Our drop-ins: (unit name, file).
+pub fn installed_dropins(root: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(unit_dir(root)) else { return Vec::new() };
+    let mut found: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.strip_suffix(".d")?.to_string();
+            let file = e.path().join(DROPIN_NAME);
+            starts_with_marker(&file, MARKER).then_some((name, file))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn systemd_runs(root: &Path) -> bool {
+    root == Path::new("/") && Path::new("/run/systemd/system").exists()
+}
+
+fn systemctl(args: &[&str]) -> bool {
+    let ok = std::process::Command::new("systemctl").args(args).status().is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("`systemctl {}` failed", args.join(" "));
+    }
+    ok
+}
+
+fn install(o: &Opts) -> i32 {
+    let (plans, problems) = plan_all(&o.root);
+    let mut failed = !problems.is_empty();
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    if plans.is_empty() {
+        eprintln!("no php*-fpm systemd unit found below {}", o.root.display());
+        return 1;
+    }
+    let helper = match o.helper.clone().map(Ok).unwrap_or_else(std::env::current_exe) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("cannot tell this program's path ({e}); use --helper");
+            return 1;
+        }
+    };
+    let units = unit_dir(&o.root);
+    let mut restart = Vec::new();
+    for plan in &plans {
+        for s in &plan.skipped {
+            eprintln!("{}: {s}; left with its own socket", plan.unit);
+        }
+        if plan.pools.is_empty() {
+            eprintln!("{}: no pool to keep a socket for", plan.unit);
+            failed = true;
+            continue;
+        }
+        let mut files: Vec<(PathBuf, String, &str)> =
+            plan.pools.iter().map(|p| (units.join(&p.socket_unit), plan::render_socket(plan, p), MARKER)).collect();
+        files.push((below(&o.root, &plan.generated_config), plan::render_config(plan), FPM_MARKER));
+        files.push((
+            units.join(format!("{}.d", plan.unit)).join(DROPIN_NAME),
+            plan::render_dropin(plan, &helper),
+            MARKER,
+        ));
+        if o.dry_run {
+            for (path, text, _) in &files {
+                println!("==> {} <==\n{text}", path.display());
+            }
+            continue;
+        }
+        // Socket units of pools that are gone.
+        let prefix = format!("{}-keeper-", plan.base);
+        for stale in installed_sockets(&o.root) {
+            let name = stale.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if name.starts_with(&prefix) && !plan.pools.iter().any(|p| p.socket_unit == name) {
+                let _ = std::fs::remove_file(units.join("sockets.target.wants").join(&name));
+                if std::fs::remove_file(&stale).is_ok() {
+                    println!("{}: removed {} (its pool is gone)", plan.unit, stale.display());
+                }
+            }
+        }
+        for (path, text, marker) in &files {
+            match write_ours(path, text, marker) {
+                Ok(()) => println!("{}: wrote {}", plan.unit, path.display()),
+                Err(e) => {
+                    eprintln!("{}: {e}", plan.unit);
+                    failed = true;
+                }
+            }
+        }
+        // Enabled like `systemctl enable` would: the sockets come up at boot before the web servers.
+        let wants = units.join("sockets.target.wants");
+        let _ = std::fs::create_dir_all(&wants);
+        for p in &plan.pools {
+            let link = wants.join(&p.socket_unit);
+            let _ = std::fs::remove_file(&link);
+            if let Err(e) = std::os::unix::fs::symlink(Path::new("/etc/systemd/system").join(&p.socket_unit), &link) {
+                eprintln!("{}: {e}", link.display());
+                failed = true;
+            }
+        }
+        restart.push(plan.unit.clone());
+    }
+    if !o.dry_run && systemd_runs(&o.root) {
+        failed |= !systemctl(&["daemon-reload"]);
+    }
+    if !restart.is_empty() && !o.dry_run {
+        println!(
+            "To hand the sockets over (one last ordinary restart): systemctl restart {}\n\
+             To stop PHP-FPM for good from now on, stop its sockets too: systemctl stop {}",
+            restart.join(" "),
+            plans.iter().flat_map(|p| p.pools.iter().map(|k| k.socket_unit.clone())).collect::<Vec<_>>().join(" ")
+        );
+    }
+    i32::from(failed)
+}
+
+fn remove(o: &Opts) -> i32 {
+    let mut failed = false;
+    let units = unit_dir(&o.root);
+    let sockets = installed_sockets(&o.root);
+    let dropins = installed_dropins(&o.root);
+    let socket_names: Vec<String> =
+        sockets.iter().filter_map(|s| s.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
+    let mut remove_file = |path: &Path| match std::fs::remove_file(path) {
+        Ok(()) => println!("removed {}", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            failed = true;
+        }
+    };
+    for name in &socket_names {
+        remove_file(&units.join("sockets.target.wants").join(name));
+        remove_file(&units.join(name));
+    }
+    for (_, file) in &dropins {
+        remove_file(file);
+        let _ = file.parent().map(std::fs::remove_dir);
+    }
+    let config_dir = o.root.join(CONFIG_DIR);
+    if let Ok(entries) = std::fs::read_dir(&config_dir) {
+        for e in entries.flatten() {
+            if starts_with_marker(&e.path(), FPM_MARKER) {
+                remove_file(&e.path());
+            }
+        }
+    }
+    // Only when empty: whatever else is there is not ours.
+    let _ = std::fs::remove_dir(&config_dir);
+    let _ = config_dir.parent().map(std::fs::remove_dir);
+    let _ = std::fs::remove_dir(units.join("sockets.target.wants"));
+    if sockets.is_empty() && dropins.is_empty() {
+        println!("no socket keeper installed");
+    }
+    if systemd_runs(&o.root) && !(sockets.is_empty() && dropins.is_empty()) {
+        failed |= !systemctl(&["daemon-reload"]);
+        // The sockets first: a PHP-FPM started while systemd still listens on its path refuses
+        // to start ("another FPM instance seems to already listen").
+        let mut stop = vec!["stop"];
+        stop.extend(socket_names.iter().map(String::as_str));
+        if socket_names.is_empty() || systemctl(&stop) {
+            for (unit, _) in &dropins {
+                let active = std::process::Command::new("systemctl")
+                    .args(["is-active", "--quiet", unit])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if active {
+                    println!("restarting {unit} on its own sockets");
+                    failed |= !systemctl(&["restart", unit]);
+                }
+            }
+        } else {
+            failed = true;
+        }
+    }
+    i32::from(failed)
+}
