@@ -1,0 +1,221 @@
+//! `socket-keeper` under a real systemd (Debian's php8.2-fpm.service, booted in systemd-nspawn
+//! on an overlay, see harness::nspawn) with Apache *without* mod_fcgi_resilient in front: GETs
+//! and 64 KiB POSTs through `systemctl restart`, `kill -9` of the master and a reload with a
+//! broken config (then a restart while it is broken, then fixed) meet no failed connect; a key
+//! PHP-FPM would not match makes the start fail loudly and `check` report it; `--remove` gives
+//! PHP-FPM its own socket back. Skipped, saying why, where systemd-nspawn is missing.
+
+// Only BIN is used here.
+#[allow(dead_code)]
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use harness::apache::{ApacheConfig, ModulePlacement};
+use harness::load::{failed_count, failures, LoadSpec, Record, RunningLoad};
+use harness::nspawn::Container;
+use harness::WorkDir;
+
+const UNIT: &str = "php8.2-fpm";
+const SOCKET: &str = "/run/php/php8.2-fpm.sock";
+const PORT: u16 = 8080;
+/// Workers of the pool (pm = static): at most this many requests are in PHP at once, the most
+/// a `kill -9` of the master can lose.
+const WORKERS: usize = 8;
+
+struct Setup {
+    work: WorkDir,
+    container: Container,
+    helper: String,
+}
+
+fn skip_reason() -> Option<String> {
+    if let Some(why) = harness::nspawn::unavailable() {
+        return Some(why);
+    }
+    if !Path::new("/lib/systemd/system/php8.2-fpm.service").exists() {
+        return Some("php8.2-fpm is not installed".into());
+    }
+    None
+}
+
+fn boot() -> Option<Setup> {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED socket_keeper: no real systemd to test under: {why}");
+        return None;
+    }
+    let work = WorkDir::new("socket-keeper");
+    let helper = work.join("fcgi-resilient-helper");
+    std::fs::copy(common::BIN, &helper).expect("copy the helper");
+    let container = Container::boot(work.path());
+    let helper = helper.display().to_string();
+    container.sh_ok(&format!(
+        "sed -i -e 's/^pm = .*/pm = static/' -e 's/^pm.max_children = .*/pm.max_children = {WORKERS}/' \
+         /etc/php/8.2/fpm/pool.d/www.conf"
+    ));
+    let out = container.sh_ok(&format!("{helper} socket-keeper --helper {helper} && systemctl start {UNIT}"));
+    eprintln!("{out}");
+    // Apache without the module: the keeper alone must keep its connects from failing.
+    let server_root = work.subdir("apache");
+    let mut config = ApacheConfig::new(&work.docroot(), &format!("proxy:unix:{SOCKET}|fcgi://localhost"));
+    config.port = PORT;
+    config.module = ModulePlacement::NotLoaded;
+    config.log_level = "warn".into();
+    std::fs::write(server_root.join("httpd.conf"), config.render(&server_root)).expect("apache config");
+    container.sh_ok(&format!("apache2 -f {}/httpd.conf -k start", server_root.display()));
+    let setup = Setup { work, container, helper };
+    let answered = setup.container.in_network(|| {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if harness::http::get(address(), "/index.php").is_ok_and(|r| r.status == 200) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    });
+    assert!(answered, "Apache → PHP-FPM does not answer: {}", setup.error_log());
+    Some(setup)
+}
+
+fn address() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], PORT))
+}
+
+impl Setup {
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(self.work.join("apache/error.log")).unwrap_or_default()
+    }
+
+    /// Apache's failed connects to PHP-FPM so far (mod_proxy's AH02454/AH00957).
+    fn failed_connects(&self) -> usize {
+        self.error_log().lines().filter(|l| l.contains("AH02454") || l.contains("AH00957")).count()
+    }
+
+    fn main_pid(&self) -> String {
+        self.container.sh_ok(&format!("systemctl show -p MainPID --value {UNIT}")).trim().to_string()
+    }
+
+    /// GETs of a 20 ms page and 64 KiB POSTs echoed back, with `event` run inside the
+    /// container a second in; returns (GETs, POSTs, failed connects during the run).
+    fn around(&self, name: &str, event: &str) -> (Vec<Record>, Vec<Record>, usize) {
+        let before = self.failed_connects();
+        let (gets, posts) = self.container.in_network(|| {
+            let epoch = Instant::now();
+            let spec = |path: &str, clients| LoadSpec {
+                target: address(),
+                path: path.into(),
+                clients,
+                duration: Duration::ZERO,
+                timeout: Duration::from_secs(30),
+            };
+            let gets = RunningLoad::start(&spec("/sleep.php?ms=20", 12), epoch);
+            let posts = RunningLoad::start_posts(&spec("/slow-echo.php", 4), epoch, 64 * 1024);
+            std::thread::sleep(Duration::from_secs(1));
+            let out = self.container.sh(event);
+            eprintln!(
+                "{name}: `{event}` → {}\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (gets.stop_after(Duration::from_secs(2)), posts.stop_after(Duration::ZERO))
+        });
+        let connects = self.failed_connects() - before;
+        eprintln!(
+            "{name}: {} GETs ({:?} failed), {} POSTs ({:?} failed), {connects} failed connects",
+            gets.len(),
+            failures(&gets),
+            posts.len(),
+            failures(&posts)
+        );
+        (gets, posts, connects)
+    }
+}
+
+fn journal(setup: &Setup) -> String {
+    setup.container.sh_ok(&format!("journalctl -u {UNIT} --no-pager -n 40"))
+}
+
+#[test]
+fn restarts_crashes_and_broken_reloads_meet_no_failed_connect_and_a_wrong_key_fails_loudly() {
+    let Some(setup) = boot() else { return };
+    let c = &setup.container;
+    assert!(c.sh_ok(&format!("test -S {SOCKET} && stat -c '%U:%G %a' {SOCKET}")).contains("www-data:www-data 660"));
+
+    // 1. systemctl restart: graceful stop, queued connects served by the new master.
+    let (gets, posts, connects) = setup.around("restart", &format!("systemctl restart {UNIT}"));
+    assert!(gets.len() > 100 && posts.len() > 20, "too little load to tell");
+    assert_eq!((connects, failed_count(&gets), failed_count(&posts)), (0, 0, 0), "{}", setup.error_log());
+
+    // 2. kill -9 of the master: systemd restarts it (Restart=on-failure); the socket stays, so
+    // only the requests PHP was running are lost.
+    let pid = setup.main_pid();
+    let (gets, posts, connects) =
+        setup.around("kill -9", &format!("kill -9 {pid}; sleep 1.5; systemctl is-active {UNIT}"));
+    assert_ne!(setup.main_pid(), pid, "a new master");
+    assert_eq!(connects, 0, "{}", setup.error_log());
+    assert!(failed_count(&gets) + failed_count(&posts) <= WORKERS, "more lost than were in PHP");
+
+    // 3. A broken config: the reload fails (php-fpm --test) and the running master serves on;
+    // a restart while it is broken leaves connects queued on the kept socket until it is fixed.
+    let www = "/etc/php/8.2/fpm/pool.d/www.conf";
+    let pid = setup.main_pid();
+    let broken = format!(
+        "cp {www} /root/www.good && echo 'pm = broken' >> {www} && \
+         if systemctl reload {UNIT}; then echo RELOAD-ACCEPTED; fi; \
+         systemctl show -p MainPID --value {UNIT}"
+    );
+    let out = c.sh_ok(&broken);
+    assert!(!out.contains("RELOAD-ACCEPTED"), "a broken reload must fail: {out}");
+    assert_eq!(out.lines().last().unwrap_or_default(), pid, "the old master serves on");
+    let event = format!(
+        "systemctl restart {UNIT} && echo RESTART-ACCEPTED; sleep 1; cp /root/www.good {www}; \
+         for i in $(seq 50); do systemctl is-active --quiet {UNIT} && break; sleep 0.1; done; systemctl is-active {UNIT}"
+    );
+    let (gets, posts, connects) = setup.around("broken config, restart, fixed", &event);
+    assert_eq!((connects, failed_count(&gets), failed_count(&posts)), (0, 0, 0), "{}", setup.error_log());
+    assert!(c
+        .sh_ok(&format!("systemctl is-active {UNIT}; systemctl is-active php8.2-fpm-keeper-www.socket"))
+        .lines()
+        .all(|l| l == "active"));
+
+    // 4. A key PHP-FPM would not match: the start fails, saying so, and check reports it.
+    let dropin = "/etc/systemd/system/php8.2-fpm.service.d/fcgi-resilient.socket-keeper.conf";
+    c.sh_ok(&format!(
+        "sed -i 's|--keep www=[^ ]*|--keep www=/run/fcgi-resilient/socket-keeper.keys/php8.2-fpm/wrong.sock|g' {dropin} \
+         && systemctl daemon-reload"
+    ));
+    let restart = c.sh(&format!("systemctl restart {UNIT}"));
+    assert!(!restart.status.success(), "a key mismatch must fail the start");
+    let log = journal(&setup);
+    assert!(log.contains("key mismatch"), "the journal says why:\n{log}");
+    let check =
+        c.sh(&format!("{} check --apache-config {}/httpd.conf", setup.helper, setup.work.join("apache").display()));
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success() && said.contains("key mismatch"), "check reports it:\n{said}");
+    // Generated again, it serves again.
+    c.sh_ok(&format!("systemctl stop {UNIT}; {0} socket-keeper --helper {0} && systemctl reset-failed {UNIT}; systemctl restart {UNIT}", setup.helper));
+    let check =
+        c.sh(&format!("{} check --apache-config {}/httpd.conf", setup.helper, setup.work.join("apache").display()));
+    assert!(
+        !String::from_utf8_lossy(&check.stderr).contains("key mismatch"),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // 5. --remove: PHP-FPM on its own socket again, Debian's link back, nothing of ours left.
+    let out = c.sh_ok(&format!("{} socket-keeper --remove", setup.helper));
+    eprintln!("{out}");
+    let state = c.sh_ok(&format!(
+        "systemctl is-active {UNIT}; ls /etc/systemd/system | grep -c keeper || true; \
+         test -e /etc/fcgi-resilient && echo LEFT; test -S /run/php/php-fpm.sock && echo LINK; \
+         echo \"sockets=[$(systemctl show -p Sockets --value {UNIT})]\""
+    ));
+    let lines: Vec<&str> = state.lines().collect();
+    assert_eq!(lines, ["active", "0", "LINK", "sockets=[]"], "{state}");
+    let served = c.in_network(|| harness::http::get(address(), "/index.php").map(|r| r.status).unwrap_or(0));
+    assert_eq!(served, 200, "{}", setup.error_log());
+}
