@@ -106,7 +106,7 @@ pub fn fpm_sockets(o: &ExecOpts, names: &[String], first_fd: RawFd) -> Result<St
     let mut entries = Vec::new();
     for (pool_name, key) in &o.keep {
         let fd_name = plan::fd_name(pool_name);
-        let Some(index) = names.iter().position(|n| *n == fd_name || n.starts_with(&format!("{fd_name}-"))) else {
+        let Some(index) = names.iter().position(|n| *n == fd_name) else {
             problems.push(format!(
                 "pool [{pool_name}]: systemd passed no socket named {fd_name} (LISTEN_FDNAMES: {names:?})"
             ));

@@ -195,9 +195,16 @@ pub fn plan_service(
             skipped.push(format!("pool [{}] ({}): no valid `listen`", pool.name, pool.loc()));
             continue;
         };
-        let mut name = fd_name(&pool.name);
-        if pools.iter().any(|p| p.fd_name == name) {
-            name = format!("{name}-{}", pools.len());
+        // The wrapper finds a pool's fd by this name: it must be the pool's alone.
+        let name = fd_name(&pool.name);
+        if let Some(other) = pools.iter().find(|p| p.fd_name == name) {
+            skipped.push(format!(
+                "pool [{}] ({}): its name gives the same socket name `{name}` as pool [{}]; rename one",
+                pool.name,
+                pool.loc(),
+                other.pool
+            ));
+            continue;
         }
         let (listen_override, key, stream, dual) = match addresses(&base, &name, &setting.value, &listen) {
             Ok(a) => a,
@@ -595,7 +602,10 @@ mod tests {
         let cfg = load(
             dir,
             "",
-            &[("www", "[my pool]\nuser = nobody\nlisten = /run/php-fpm/www.sock\nlisten.acl_users = apache,nginx\n")],
+            &[
+                ("www", "[my pool]\nuser = nobody\nlisten = /run/php-fpm/www.sock\nlisten.acl_users = apache,nginx\n"),
+                ("x", "[my_pool]\nuser = nobody\nlisten = /run/php-fpm/x.sock\n"),
+            ],
         );
         let plan = plan_service(
             "php-fpm.service",
@@ -607,6 +617,8 @@ mod tests {
         );
         let pool = &plan.pools[0];
         assert_eq!(pool.fd_name, "my_pool");
+        assert_eq!(plan.pools.len(), 1, "a second pool cleaned to the same socket name is left alone");
+        assert!(plan.skipped[0].contains("same socket name `my_pool`"), "{:?}", plan.skipped);
         let socket = render_socket(&plan, pool);
         assert!(
             socket.contains("ExecStartPost=/usr/bin/setfacl -m u:apache:rw,u:nginx:rw /run/php-fpm/www.sock\n"),
