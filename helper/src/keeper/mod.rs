@@ -10,6 +10,7 @@
 pub mod exec;
 pub mod inspect;
 pub mod plan;
+pub mod run;
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,8 @@ Usage: fcgi-resilient-helper socket-keeper [--remove] [--root DIR] [--helper PAT
        fcgi-resilient-helper socket-keeper exec --fpm-config FILE --keeper-config FILE
                                  [--fpm-prefix DIR] --keep POOL=KEY... -- PHP-FPM COMMAND...
        fcgi-resilient-helper socket-keeper verify --keep POOL=KEY...
+       fcgi-resilient-helper socket-keeper run [--fpm-config FILE] [--fpm-prefix DIR]
+                                 [--runtime-dir DIR] -- PHP-FPM COMMAND...
 
 For every installed php*-fpm unit, makes systemd hold each pool's listening socket (Unix or
 TCP) so that it stays open while PHP-FPM restarts, crashes or fails a reload: connects queue
@@ -36,7 +39,12 @@ then runs `systemctl daemon-reload`. `systemctl restart UNIT` hands the sockets 
   --helper PATH   the helper's path in the drop-ins (default: this executable)
   --dry-run       print the files, change nothing
 
-`exec` is the drop-in's ExecStart wrapper, `verify` its ExecStartPost check.";
+`exec` is the drop-in's ExecStart wrapper, `verify` its ExecStartPost check.
+
+`run` is the keeper without systemd (containers, sysvinit): binds the pools' sockets itself
+and runs PHP-FPM under them (the generated config in --runtime-dir, default
+/run/fcgi-resilient/socket-keeper), starting it again whenever it exits. SIGUSR2: reload
+(after php-fpm --test), SIGHUP: graceful restart, SIGTERM/SIGINT/SIGQUIT: graceful stop.";
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Opts {
@@ -94,6 +102,28 @@ fn run(argv: Vec<String>) -> Result<i32, String> {
                 return Err("socket-keeper exec: needs --fpm-config, --keeper-config, --keep and -- COMMAND".into());
             }
             Ok(exec::run_exec(&o))
+        }
+        Some("run") => {
+            args.next();
+            let mut o =
+                run::RunOpts { runtime_dir: PathBuf::from("/run/fcgi-resilient/socket-keeper"), ..Default::default() };
+            while let Some(a) = args.next() {
+                if a == "--" {
+                    o.command = args.by_ref().collect();
+                    break;
+                }
+                let (k, inline) = split(&a);
+                match k.as_str() {
+                    "--fpm-config" => o.fpm_config = Some(value(&mut args, &k, inline)?.into()),
+                    "--fpm-prefix" => o.prefix = Some(value(&mut args, &k, inline)?.into()),
+                    "--runtime-dir" => o.runtime_dir = value(&mut args, &k, inline)?.into(),
+                    _ => return Err(format!("socket-keeper run: unexpected argument `{a}`")),
+                }
+            }
+            if o.command.is_empty() {
+                return Err("socket-keeper run: missing `-- PHP-FPM COMMAND`".into());
+            }
+            Ok(run::run(&o))
         }
         Some("verify") => {
             args.next();
