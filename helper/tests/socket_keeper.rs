@@ -21,6 +21,7 @@ use harness::WorkDir;
 const UNIT: &str = "php8.2-fpm";
 const SOCKET: &str = "/run/php/php8.2-fpm.sock";
 const PORT: u16 = 8080;
+const STATUS_PORT: u16 = 8081;
 /// Workers of the pool (pm = static): at most this many requests are in PHP at once, the most
 /// a `kill -9` of the master can lose.
 const WORKERS: usize = 8;
@@ -29,6 +30,8 @@ struct Setup {
     work: WorkDir,
     container: Container,
     helper: String,
+    /// Whether an Apache with the module (and its status page) runs on STATUS_PORT.
+    status_page: bool,
 }
 
 fn skip_reason() -> Option<String> {
@@ -65,7 +68,26 @@ fn boot() -> Option<Setup> {
     config.log_level = "warn".into();
     std::fs::write(server_root.join("httpd.conf"), config.render(&server_root)).expect("apache config");
     container.sh_ok(&format!("apache2 -f {}/httpd.conf -k start", server_root.display()));
-    let setup = Setup { work, container, helper };
+    // Apache with the module too, where it is built: its status page names the kept backends.
+    let module = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().map(|d| d.join("libmod_fcgi_resilient.so")).find(|m| m.exists()));
+    match &module {
+        Some(module) => {
+            let server_root = work.subdir("apache-module");
+            std::fs::copy(module, server_root.join("mod_fcgi_resilient.so")).expect("copy the module");
+            let mut config = ApacheConfig::new(&work.docroot(), &format!("proxy:unix:{SOCKET}|fcgi://localhost"))
+                .with_server_directives(
+                    "FcgiResilient On\n<Location /fcgi-resilient-status>\n    SetHandler fcgi-resilient-status\n</Location>",
+                );
+            config.port = STATUS_PORT;
+            config.module_file = Some(server_root.join("mod_fcgi_resilient.so"));
+            std::fs::write(server_root.join("httpd.conf"), config.render(&server_root)).expect("apache config");
+            container.sh_ok(&format!("apache2 -f {}/httpd.conf -k start", server_root.display()));
+        }
+        None => eprintln!("mod_fcgi_resilient is not built: the status page is not checked (cargo build first)"),
+    }
+    let setup = Setup { work, container, helper, status_page: module.is_some() };
     let answered = setup.container.in_network(|| {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
@@ -92,6 +114,16 @@ impl Setup {
     /// Apache's failed connects to PHP-FPM so far (mod_proxy's AH02454/AH00957).
     fn failed_connects(&self) -> usize {
         self.error_log().lines().filter(|l| l.contains("AH02454") || l.contains("AH00957")).count()
+    }
+
+    /// The status page's `?auto` text, when an Apache with the module runs.
+    fn status(&self) -> Option<String> {
+        if !self.status_page {
+            return None;
+        }
+        let target = SocketAddr::from(([127, 0, 0, 1], STATUS_PORT));
+        let page = self.container.in_network(|| harness::http::get(target, "/fcgi-resilient-status?auto"));
+        Some(page.expect("status page").text())
     }
 
     fn main_pid(&self) -> String {
@@ -144,6 +176,10 @@ fn restarts_crashes_and_broken_reloads_meet_no_failed_connect_and_a_wrong_key_fa
     let Some(setup) = boot() else { return };
     let c = &setup.container;
     assert!(c.sh_ok(&format!("test -S {SOCKET} && stat -c '%U:%G %a' {SOCKET}")).contains("www-data:www-data 660"));
+
+    if let Some(page) = setup.status() {
+        assert!(page.contains(&format!("SocketKeepers: 1\nSocketKeeper: unix:{SOCKET}\n")), "{page}");
+    }
 
     // 1. systemctl restart: graceful stop, queued connects served by the new master.
     let (gets, posts, connects) = setup.around("restart", &format!("systemctl restart {UNIT}"));
@@ -216,6 +252,9 @@ fn restarts_crashes_and_broken_reloads_meet_no_failed_connect_and_a_wrong_key_fa
     ));
     let lines: Vec<&str> = state.lines().collect();
     assert_eq!(lines, ["active", "0", "LINK", "sockets=[]"], "{state}");
+    if let Some(page) = setup.status() {
+        assert!(page.contains("SocketKeepers: 0\n"), "{page}");
+    }
     let served = c.in_network(|| harness::http::get(address(), "/index.php").map(|r| r.status).unwrap_or(0));
     assert_eq!(served, 200, "{}", setup.error_log());
 }

@@ -413,6 +413,10 @@ pub fn render_config(plan: &ServicePlan) -> String {
         unit = plan.unit,
         real = plan.start.config.display()
     );
+    // Read by the module's status page (which backends have a keeper) for `socket-keeper run`.
+    for pool in &plan.pools {
+        text += &format!("; kept: {}\n", pool.socket.listen_stream);
+    }
     for pool in &plan.pools {
         if let Some(listen) = &pool.listen_override {
             text += &format!(
@@ -531,6 +535,7 @@ mod tests {
         let config = render_config(&plan);
         assert!(config.contains(&format!("include = {}\n", dir.join("php-fpm.conf").display())));
         assert!(config.contains("[www]\nlisten = /run/fcgi-resilient/socket-keeper.keys/php8.2-fpm/www.sock\n"));
+        assert!(config.contains("; kept: /run/php/php8.2-fpm.sock\n"), "for the module's status page");
         assert!(config.contains("[global]\nprocess_control_timeout = 30s\n"), "{config}");
         let dropin = render_dropin(&plan, Path::new("/usr/sbin/fcgi-resilient-helper"));
         for line in [
