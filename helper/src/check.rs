@@ -321,6 +321,11 @@ pub fn run(o: &CheckOpts) -> i32 {
         problems.extend(cfg.problems.iter().cloned());
         let id = apache_identity(&cfg, &mut problems);
         let workers = max_request_workers(&cfg);
+        // With socket keepers the module's budget no longer bounds a wait: said when it is longer.
+        warnings.extend(crate::keeper::inspect::timeout_warning(
+            &cfg,
+            crate::keeper::inspect::keepers_installed(Path::new("/")),
+        ));
         if workers.is_none() {
             println!("{}: no MaxRequestWorkers found: listen backlogs not compared with it", file.display());
         }

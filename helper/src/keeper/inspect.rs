@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::exec::parse_keep;
 use super::plan::{self, SocketSettings};
+use crate::apache_config::ApacheConfig;
 use crate::fpm_config::{self, FpmConfig, Listen, LoadOptions};
 
 /// The wrapper's arguments, read back from a drop-in's ExecStart.
@@ -112,6 +113,48 @@ pub fn report(root: &Path, configs: &[FpmConfig], problems: &mut Vec<String>, wa
             unkept.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
         );
     }
+}
+
+/// Apache's wait for an answer (ProxyTimeout, else Timeout, else 60 s) and where it is set.
+fn proxy_timeout(cfg: &ApacheConfig) -> (std::time::Duration, String) {
+    let setting = cfg.last("ProxyTimeout").or_else(|| cfg.last("Timeout"));
+    let value = setting.and_then(|d| crate::duration::parse(&d.args[0]).ok());
+    match (setting, value) {
+        (Some(d), Some(v)) => (v, format!("{} {} ({})", d.name, d.args[0], d.loc())),
+        _ => (std::time::Duration::from_secs(60), "Timeout 60 (httpd's default)".into()),
+    }
+}
+
+/// With a keeper the connect succeeds at once, so the module's budget (FcgiResilientTimeout) no
+/// longer bounds a request while PHP-FPM restarts: mod_proxy_fcgi's wait for the answer does.
+/// Said when the module is On and that wait is the longer one. `keepers` says whether any
+/// backend here has a keeper.
+pub fn timeout_warning(cfg: &ApacheConfig, keepers: bool) -> Option<String> {
+    let on = cfg.directives.iter().any(|d| {
+        d.name.eq_ignore_ascii_case("FcgiResilient") && d.args.first().is_some_and(|a| a.eq_ignore_ascii_case("on"))
+    });
+    if !keepers || !on {
+        return None;
+    }
+    let budget = cfg.last("FcgiResilientTimeout").and_then(|d| crate::duration::parse(&d.args[0]).ok());
+    let budget = budget.unwrap_or(std::time::Duration::from_secs(10));
+    let (wait, where_set) = proxy_timeout(cfg);
+    (wait > budget).then(|| {
+        format!(
+            "socket keepers hold PHP-FPM's sockets, so while it restarts connects succeed and a request waits for \
+             its answer up to {where_set}, not FcgiResilientTimeout ({} s); set ProxyTimeout (or the worker's \
+             timeout=) to what your longest script may take to bound it",
+            budget.as_secs()
+        )
+    })
+}
+
+/// Whether any socket keeper is installed below `root` (systemd units or `socket-keeper run`).
+pub fn keepers_installed(root: &Path) -> bool {
+    let run_configs = std::fs::read_dir(root.join("run/fcgi-resilient/socket-keeper"))
+        .map(|entries| entries.flatten().any(|e| super::starts_with_marker(&e.path(), plan::FPM_MARKER)))
+        .unwrap_or(false);
+    run_configs || !super::installed_dropins(root).is_empty()
 }
 
 fn plan_path_eq(a: &Path, b: &Path) -> bool {
@@ -319,6 +362,26 @@ mod tests {
         }
         out.sort();
         out
+    }
+
+    #[test]
+    fn the_module_budget_against_proxy_timeout_with_a_keeper() {
+        let work = WorkDir::new("keeper-inspect-timeout");
+        let file = work.path().join("httpd.conf");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            let opts =
+                crate::apache_config::LoadOptions { server_root: Some(work.path().to_path_buf()), envvars: None };
+            crate::apache_config::load(&file, &opts).unwrap()
+        };
+        let cfg = load("FcgiResilient On\n");
+        let warning = timeout_warning(&cfg, true).expect("60 s default against 10 s");
+        assert!(warning.contains("Timeout 60 (httpd's default)"), "{warning}");
+        assert_eq!(timeout_warning(&cfg, false), None, "no keeper, nothing to say");
+        assert_eq!(timeout_warning(&load("FcgiResilient On\nProxyTimeout 10\n"), true), None);
+        assert_eq!(timeout_warning(&load("FcgiResilient Off\n"), true), None);
+        let w = timeout_warning(&load("FcgiResilient On\nFcgiResilientTimeout 5s\nTimeout 30\n"), true).unwrap();
+        assert!(w.contains("Timeout 30") && w.contains("(5 s)"), "{w}");
     }
 
     #[test]

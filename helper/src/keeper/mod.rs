@@ -222,7 +222,7 @@ fn unit_dir(root: &Path) -> PathBuf {
     root.join("etc/systemd/system")
 }
 
-fn starts_with_marker(file: &Path, marker: &str) -> bool {
+pub(crate) fn starts_with_marker(file: &Path, marker: &str) -> bool {
     std::fs::read_to_string(file).is_ok_and(|t| t.starts_with(marker))
 }
 
