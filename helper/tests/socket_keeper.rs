@@ -58,6 +58,14 @@ fn boot() -> Option<Setup> {
         "sed -i -e 's/^pm = .*/pm = static/' -e 's/^pm.max_children = .*/pm.max_children = {WORKERS}/' \
          /etc/php/8.2/fpm/pool.d/www.conf"
     ));
+    // Two TCP pools besides Debian's www: one on an address, one on every address (its key
+    // then `:::9002`), to see PHP-FPM take the keys the helper computes for TCP.
+    for (pool, listen) in [("api", "127.0.0.1:9001"), ("any", "9002")] {
+        container.sh_ok(&format!(
+            "printf '[{pool}]\\nuser = www-data\\ngroup = www-data\\nlisten = {listen}\\npm = static\\n\
+             pm.max_children = 1\\nping.path = /ping\\n' > /etc/php/8.2/fpm/pool.d/{pool}.conf"
+        ));
+    }
     let out = container.sh_ok(&format!("{helper} socket-keeper --helper {helper} && systemctl start {UNIT}"));
     eprintln!("{out}");
     // Apache without the module: the keeper alone must keep its connects from failing.
@@ -178,8 +186,29 @@ fn restarts_crashes_and_broken_reloads_meet_no_failed_connect_and_a_wrong_key_fa
     assert!(c.sh_ok(&format!("test -S {SOCKET} && stat -c '%U:%G %a' {SOCKET}")).contains("www-data:www-data 660"));
 
     if let Some(page) = setup.status() {
-        assert!(page.contains(&format!("SocketKeepers: 1\nSocketKeeper: unix:{SOCKET}\n")), "{page}");
+        assert!(
+            page.contains(&format!(
+                "SocketKeepers: 3\nSocketKeeper: 127.0.0.1:9001\nSocketKeeper: :::9002\nSocketKeeper: unix:{SOCKET}\n"
+            )),
+            "{page}"
+        );
     }
+    // The units as systemd reads them, and every pool on its inherited socket, TCP ones too.
+    c.sh_ok(
+        "systemd-analyze verify /etc/systemd/system/php8.2-fpm-keeper-*.socket /lib/systemd/system/php8.2-fpm.service",
+    );
+    let log = journal(&setup);
+    for key in ["\"127.0.0.1:9001\"", "\":::9002\"", "\"/run/fcgi-resilient/socket-keeper.keys/php8.2-fpm/www.sock\""] {
+        assert!(
+            log.lines().any(|l| l.contains("using inherited socket") && l.contains(key)),
+            "{key} not inherited:\n{log}"
+        );
+    }
+    c.sh_ok(&format!(
+        "{0} wait 127.0.0.1:9001 --ping /ping --timeout 5s && {0} wait 127.0.0.1:9002 --ping /ping --timeout 5s && \
+         {0} wait '[::1]:9002' --ping /ping --timeout 5s",
+        setup.helper
+    ));
 
     // 1. systemctl restart: graceful stop, queued connects served by the new master.
     let (gets, posts, connects) = setup.around("restart", &format!("systemctl restart {UNIT}"));

@@ -9,11 +9,12 @@
 //! `socket-keeper verify`: the ExecStartPost check that the keys matched after all (PHP-FPM
 //! bound no key path itself).
 
-use std::os::fd::{BorrowedFd, RawFd};
+use std::mem::ManuallyDrop;
+use std::os::fd::{BorrowedFd, FromRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use nix::sys::socket::{getsockname, getsockopt, sockopt, SockaddrLike, SockaddrStorage};
+use nix::sys::socket::{getsockname, getsockopt, sockopt, AddressFamily, SockaddrLike, SockaddrStorage};
 
 use super::plan::{self, KEY_DIR};
 use crate::fpm_config::{self, Listen, LoadOptions};
@@ -69,29 +70,50 @@ fn socket_problem(fd: RawFd, public: &Listen) -> Option<String> {
         Ok(false) => return Some(format!("fd {fd} is a socket but not listening")),
         Err(e) => return Some(format!("fd {fd} is not a usable socket ({e})")),
     }
-    let addr: SockaddrStorage = match getsockname(fd) {
-        Ok(a) => a,
+    let family: Option<AddressFamily> = match getsockname::<SockaddrStorage>(fd) {
+        Ok(a) => a.family(),
         Err(e) => return Some(format!("fd {fd}: getsockname: {e}")),
     };
-    let matches = match public {
-        Listen::Unix(path) => addr.as_unix_addr().and_then(|u| u.path()).is_some_and(|p| p == path),
-        Listen::Tcp { host, port } => {
-            // SockaddrStorage prints inet addresses as std does (`1.2.3.4:80`, `[::1]:80`).
-            let Ok(bound) = addr.to_string().parse::<std::net::SocketAddr>() else {
-                return Some(format!("fd {fd} is neither Unix nor TCP (family {:?})", addr.family()));
-            };
-            let (ip, p) = (bound.ip(), bound.port());
-            p == *port && host.as_ref().is_none_or(|h| h.parse::<std::net::IpAddr>().map_or(true, |hip| hip == ip))
+    // The address read through std's listeners, borrowed: never dropped, so the fd stays open.
+    let bound = match family {
+        Some(AddressFamily::Unix) => {
+            // SAFETY: `fd` is an open Unix socket (checked above) that outlives this borrow;
+            // ManuallyDrop keeps the listener from closing it.
+            let listener = ManuallyDrop::new(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) });
+            match listener.local_addr().ok().and_then(|a| a.as_pathname().map(Path::to_path_buf)) {
+                Some(path) => Listen::Unix(path),
+                None => return Some(format!("fd {fd} is a Unix socket without a path")),
+            }
         }
+        Some(AddressFamily::Inet | AddressFamily::Inet6) => {
+            // SAFETY: as above, for an open TCP socket.
+            let listener = ManuallyDrop::new(unsafe { std::net::TcpListener::from_raw_fd(fd) });
+            match listener.local_addr() {
+                Ok(a) => Listen::Tcp { host: Some(a.ip().to_string()), port: a.port() },
+                Err(e) => return Some(format!("fd {fd}: {e}")),
+            }
+        }
+        other => return Some(format!("fd {fd} is neither Unix nor TCP (family {other:?})")),
     };
-    (!matches).then(|| {
-        let bound = addr
-            .as_unix_addr()
-            .and_then(|u| u.path())
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| addr.to_string());
-        format!("fd {fd} is bound to {bound}, but the pool's config says `listen = {public}`")
-    })
+    let matches = match (public, &bound) {
+        (Listen::Unix(want), Listen::Unix(got)) => want == got,
+        (Listen::Tcp { host, port }, Listen::Tcp { host: Some(got), port: got_port }) => {
+            let got: Option<std::net::IpAddr> = got.parse().ok();
+            port == got_port
+                && match host {
+                    // Every address: systemd bound [::] (or 0.0.0.0).
+                    None => got.is_some_and(|ip| ip.is_unspecified()),
+                    Some(h) => h.parse::<std::net::IpAddr>().map_or(true, |want| Some(want) == got),
+                }
+        }
+        _ => false,
+    };
+    let shown = match &bound {
+        Listen::Unix(p) => p.display().to_string(),
+        Listen::Tcp { host: Some(h), port } if h.contains(':') => format!("[{h}]:{port}"),
+        Listen::Tcp { host, port } => format!("{}:{port}", host.as_deref().unwrap_or("*")),
+    };
+    (!matches).then(|| format!("fd {fd} is bound to {shown}, but the pool's config says `listen = {public}`"))
 }
 
 /// Checks the inherited sockets and the keys; returns the FPM_SOCKETS value.
@@ -239,6 +261,16 @@ mod tests {
         assert!(parse_keep("www").is_err() && parse_keep("=x").is_err());
     }
 
+    fn fixture_opts(dir: &Path) -> ExecOpts {
+        ExecOpts {
+            fpm_config: dir.join("real.conf"),
+            keeper_config: dir.join("gen.conf"),
+            prefix: None,
+            keep: Vec::new(),
+            command: vec![],
+        }
+    }
+
     fn fixture(dir: &Path, listen: &Path) -> ExecOpts {
         std::fs::write(dir.join("real.conf"), format!("[www]\nuser = nobody\nlisten = {}\n", listen.display()))
             .unwrap();
@@ -278,6 +310,18 @@ mod tests {
         let problems = fpm_sockets(&fixture(dir, &public), &["api".to_string()], fd).unwrap_err();
         assert!(problems[0].contains("no socket named www"), "{problems:?}");
         assert_eq!(run_verify(&o.keep), 0, "no key path on disk");
+        // TCP: the key is the address, and the socket must be bound there.
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        std::fs::write(dir.join("real.conf"), format!("[www]\nuser = nobody\nlisten = 127.0.0.1:{port}\n")).unwrap();
+        std::fs::write(dir.join("gen.conf"), format!("include = {}\n", dir.join("real.conf").display())).unwrap();
+        let mut o = fixture_opts(dir);
+        o.keep = vec![("www".into(), format!("127.0.0.1:{port}"))];
+        assert_eq!(fpm_sockets(&o, &names, tcp.as_raw_fd()), Ok(format!("127.0.0.1:{port}={}", tcp.as_raw_fd())));
+        std::fs::write(dir.join("real.conf"), format!("[www]\nuser = nobody\nlisten = 127.0.0.1:{}\n", port + 1))
+            .unwrap();
+        let problems = fpm_sockets(&o, &names, tcp.as_raw_fd()).unwrap_err();
+        assert!(problems[0].contains(&format!("is bound to 127.0.0.1:{port}")), "{problems:?}");
         let stray = dir.join("stray.sock");
         let _bound = std::os::unix::net::UnixListener::bind(&stray).unwrap();
         assert_eq!(run_verify(&[("www".into(), stray.display().to_string())]), 1, "a key path PHP-FPM bound");
