@@ -426,3 +426,96 @@ fn remove(o: &Opts) -> i32 {
     }
     i32::from(failed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness::WorkDir;
+
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn install_below(root: &Path) -> i32 {
+        main(vec![
+            "--root".into(),
+            root.display().to_string(),
+            "--helper".into(),
+            "/usr/sbin/fcgi-resilient-helper".into(),
+        ])
+    }
+
+    /// Fedora's layout: php-fpm.service naming no config (/etc/php-fpm.conf), pools in
+    /// /etc/php-fpm.d with ACLs instead of an owner.
+    #[test]
+    fn fedora_layout() {
+        let work = WorkDir::new("keeper-fedora");
+        let root = work.path();
+        write(
+            &root.join("usr/lib/systemd/system/php-fpm.service"),
+            "[Service]\nType=notify\nExecStart=/usr/sbin/php-fpm --nodaemonize\nExecReload=/bin/kill -USR2 $MAINPID\n",
+        );
+        write(
+            &root.join("etc/php-fpm.conf"),
+            &format!("include={}/etc/php-fpm.d/*.conf\n[global]\npid = /run/php-fpm/php-fpm.pid\n", root.display()),
+        );
+        write(
+            &root.join("etc/php-fpm.d/www.conf"),
+            "[www]\nuser = apache\ngroup = apache\nlisten = /run/php-fpm/www.sock\nlisten.acl_users = apache,nginx\nlisten.allowed_clients = 127.0.0.1\n",
+        );
+        assert_eq!(install_below(root), 0);
+        let socket = std::fs::read_to_string(root.join("etc/systemd/system/php-fpm-keeper-www.socket")).unwrap();
+        assert!(socket.contains("ListenStream=/run/php-fpm/www.sock\n"), "{socket}");
+        assert!(socket.contains("setfacl -m u:apache:rw,u:nginx:rw /run/php-fpm/www.sock"), "{socket}");
+        let dropin =
+            std::fs::read_to_string(root.join("etc/systemd/system/php-fpm.service.d").join(DROPIN_NAME)).unwrap();
+        assert!(
+            dropin.contains(
+                "--fpm-config /etc/php-fpm.conf --keeper-config /etc/fcgi-resilient/socket-keeper/php-fpm.conf \
+                 --keep www=/run/fcgi-resilient/socket-keeper.keys/php-fpm/www.sock -- /usr/sbin/php-fpm --nodaemonize \
+                 --fpm-config /etc/fcgi-resilient/socket-keeper/php-fpm.conf\n"
+            ),
+            "{dropin}"
+        );
+        assert!(root.join("etc/fcgi-resilient/socket-keeper/php-fpm.conf").exists());
+    }
+
+    /// Two Debian versions: the php-fpm.sock link goes with the one update-alternatives preferred
+    /// (the higher priority), once; a file of that name we did not write is left alone.
+    #[test]
+    fn debian_versions_and_files_not_ours() {
+        let work = WorkDir::new("keeper-debian-versions");
+        let root = work.path();
+        for (version, priority) in [("8.1", 81), ("8.2", 82)] {
+            write(
+                &root.join(format!("lib/systemd/system/php{version}-fpm.service")),
+                &format!(
+                    "[Service]\nType=notify\nExecStart=/usr/sbin/php-fpm{version} --nodaemonize --fpm-config \
+                     /etc/php/{version}/fpm/php-fpm.conf\nExecStartPost=-/usr/lib/php/php-fpm-socket-helper install \
+                     /run/php/php-fpm.sock /etc/php/{version}/fpm/pool.d/www.conf {priority}\n"
+                ),
+            );
+            let etc = root.join(format!("etc/php/{version}/fpm"));
+            write(&etc.join("php-fpm.conf"), &format!("include={}/pool.d/*.conf\n", etc.display()));
+            write(
+                &etc.join("pool.d/www.conf"),
+                &format!("[www]\nuser = www-data\ngroup = www-data\nlisten = /run/php/php{version}-fpm.sock\n"),
+            );
+        }
+        assert_eq!(install_below(root), 0);
+        let unit = |v: &str| {
+            std::fs::read_to_string(root.join(format!("etc/systemd/system/php{v}-fpm-keeper-www.socket"))).unwrap()
+        };
+        assert!(unit("8.2").contains("Symlinks=/run/php/php-fpm.sock\n"));
+        assert!(!unit("8.1").contains("Symlinks="), "one link, the preferred version's");
+        // A drop-in of ours is replaced on the next run; someone else's file is not.
+        std::fs::write(root.join("etc/systemd/system/php8.1-fpm-keeper-www.socket"), "[Socket]\nListenStream=/x\n")
+            .unwrap();
+        assert_eq!(install_below(root), 1, "refuses to replace a file it did not write");
+        assert_eq!(unit("8.1"), "[Socket]\nListenStream=/x\n");
+        assert_eq!(main(vec!["--remove".into(), "--root".into(), root.display().to_string()]), 0);
+        assert!(root.join("etc/systemd/system/php8.1-fpm-keeper-www.socket").exists(), "not ours: left");
+        assert!(!root.join("etc/systemd/system/php8.2-fpm-keeper-www.socket").exists());
+    }
+}
