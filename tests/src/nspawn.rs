@@ -65,14 +65,17 @@ impl Container {
             .expect("systemd-nspawn");
         let mut container = Container { pid1: 0, boot, log };
         // setsid, unshare and the script exec one another: the child is systemd-nspawn, and the
-        // container's PID 1 its child.
+        // container's PID 1 its child running systemd (a first child of nspawn's own set-up is
+        // short-lived: taken for PID 1, every later nsenter failed).
         let started = Instant::now();
         while container.pid1 == 0 {
             if let Ok(Some(status)) = container.boot.try_wait() {
                 panic!("systemd-nspawn exited ({status}): {}", container.boot_log());
             }
             assert!(started.elapsed() < Duration::from_secs(30), "no container PID 1: {}", container.boot_log());
-            container.pid1 = children(container.boot.id()).into_iter().next().unwrap_or(0);
+            let is_systemd =
+                |pid: &u32| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "systemd");
+            container.pid1 = children(container.boot.id()).into_iter().find(is_systemd).unwrap_or(0);
             std::thread::sleep(Duration::from_millis(50));
         }
         // Asked again and again rather than with --wait, which once missed the end of the start-up
