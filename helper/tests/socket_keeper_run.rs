@@ -160,4 +160,6 @@ fn without_systemd_the_helper_keeps_the_socket_through_crashes_restarts_and_a_br
         harness::wait_until("the keeper exiting", Duration::from_secs(20), || keeper.0.try_wait().ok().flatten());
     assert!(status.success(), "{}", keeper_log());
     assert!(!std::fs::symlink_metadata(&socket).is_ok_and(|m| m.file_type().is_socket()), "socket removed");
+    let generated: Vec<_> = std::fs::read_dir(work.join("runtime")).unwrap().flatten().collect();
+    assert!(generated.is_empty(), "the generated config goes too: {generated:?}");
 }

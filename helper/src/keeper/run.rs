@@ -132,7 +132,10 @@ impl Supervisor {
         test.status().is_ok_and(|s| s.success())
     }
 
+    /// After a stop: the sockets' paths, and the generated config (the status page reads it
+    /// to name kept backends).
     fn remove_public_paths(&self) {
+        let _ = std::fs::remove_file(&self.plan.generated_config);
         for pool in &self.plan.pools {
             if let Listen::Unix(path) = &pool.public {
                 let _ = std::fs::remove_file(path);
