@@ -18,6 +18,7 @@ Commands:
   reload-and-wait  gracefully reload PHP-FPM (SIGUSR2) and wait until it answers
   stop             stop PHP-FPM after the requests on its sockets are done (no request cut)
   systemd-dropin   install (or --remove) a drop-in using these for every php*-fpm unit
+  socket-keeper    keep PHP-FPM's sockets open across its restarts (systemd; `run` without)
   pause            hold a backend's new requests in Apache until the running ones are done
   resume           let a paused backend's held requests go on at once
   deploy           pause, wait until idle, run a command, wait until the backend answers, resume
