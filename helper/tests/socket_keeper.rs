@@ -193,6 +193,10 @@ fn restarts_crashes_and_broken_reloads_meet_no_failed_connect_and_a_wrong_key_fa
             "{page}"
         );
     }
+    let triggered = c.sh_ok(&format!("systemctl show -p TriggeredBy --value {UNIT}"));
+    for socket in ["php8.2-fpm-keeper-www.socket", "php8.2-fpm-keeper-api.socket", "php8.2-fpm-keeper-any.socket"] {
+        assert!(triggered.contains(socket), "{socket} not the unit's: {triggered}");
+    }
     // The units as systemd reads them, and every pool on its inherited socket, TCP ones too.
     c.sh_ok(
         "systemd-analyze verify /etc/systemd/system/php8.2-fpm-keeper-*.socket /lib/systemd/system/php8.2-fpm.service",
@@ -277,10 +281,10 @@ fn restarts_crashes_and_broken_reloads_meet_no_failed_connect_and_a_wrong_key_fa
     let state = c.sh_ok(&format!(
         "systemctl is-active {UNIT}; ls /etc/systemd/system | grep -c keeper || true; \
          test -e /etc/fcgi-resilient && echo LEFT; test -S /run/php/php-fpm.sock && echo LINK; \
-         echo \"sockets=[$(systemctl show -p Sockets --value {UNIT})]\""
+         echo \"triggered=[$(systemctl show -p TriggeredBy --value {UNIT})]\""
     ));
     let lines: Vec<&str> = state.lines().collect();
-    assert_eq!(lines, ["active", "0", "LINK", "sockets=[]"], "{state}");
+    assert_eq!(lines, ["active", "0", "LINK", "triggered=[]"], "{state}");
     if let Some(page) = setup.status() {
         assert!(page.contains("SocketKeepers: 0\n"), "{page}");
     }
