@@ -275,6 +275,19 @@ fn restarts_crashes_and_broken_reloads_meet_no_failed_connect_and_a_wrong_key_fa
         String::from_utf8_lossy(&check.stderr)
     );
 
+    // A pool added later, without running socket-keeper again: it binds its own socket (the
+    // module's ordinary protection) and check says it has no keeper.
+    c.sh_ok(&format!(
+        "printf '[late]\\nuser = www-data\\ngroup = www-data\\nlisten = /run/php/late.sock\\nlisten.owner = www-data\\n\
+         pm = static\\npm.max_children = 1\\nping.path = /ping\\n' > /etc/php/8.2/fpm/pool.d/late.conf && \
+         systemctl reload {UNIT} && {0} wait /run/php/late.sock --ping /ping --timeout 10s",
+        setup.helper
+    ));
+    let check =
+        c.sh(&format!("{} check --apache-config {}/httpd.conf", setup.helper, setup.work.join("apache").display()));
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(said.contains("pool [late]") && said.contains("has no socket keeper"), "{said}");
+
     // 5. --remove: PHP-FPM on its own socket again, Debian's link back, nothing of ours left.
     let out = c.sh_ok(&format!("{} socket-keeper --remove", setup.helper));
     eprintln!("{out}");
