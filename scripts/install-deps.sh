@@ -2,11 +2,13 @@
 # Installs what building and testing need on Debian 12 (bookworm), as root: Apache with its
 # development headers (apxs, APR), PHP-FPM, libclang for bindgen, rpm (rpmbuild) and cargo-deb
 # to build the packages, python3 and jq for the scripts that generate their man pages and
-# licence files, lintian, rpmlint and man-db to check them. Installs only what is missing.
+# licence files, lintian, rpmlint and man-db to check them, systemd and systemd-container to boot a real
+# systemd in systemd-nspawn for the socket keeper's tests (scripts/systemd-container-boot.sh). Installs only
+# what is missing.
 set -euo pipefail
 
 packages=(apache2 apache2-dev php-fpm libclang-dev clang pkg-config curl nghttp2-client openssl rpm ca-certificates
-    python3 jq lintian rpmlint man-db)
+    python3 jq lintian rpmlint man-db systemd systemd-container)
 missing=()
 for pkg in "${packages[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

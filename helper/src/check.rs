@@ -329,6 +329,11 @@ pub fn run(o: &CheckArgs) -> i32 {
         problems.extend(cfg.problems.iter().cloned());
         let id = apache_identity(&cfg, &mut problems);
         let workers = max_request_workers(&cfg);
+        // With socket keepers the module's budget no longer bounds a wait: said when it is longer.
+        warnings.extend(crate::keeper::inspect::timeout_warning(
+            &cfg,
+            crate::keeper::inspect::keepers_installed(Path::new("/")),
+        ));
         if workers.is_none() {
             println!("{}: no MaxRequestWorkers found: listen backlogs not compared with it", file.display());
         }
@@ -396,6 +401,8 @@ pub fn run(o: &CheckArgs) -> i32 {
             }
         }
     }
+    // Socket keepers: pools without one, keys that do not match, sockets unlike their pool's config.
+    crate::keeper::inspect::report(Path::new("/"), &fpm, &mut problems, &mut warnings);
     for p in &problems {
         eprintln!("{p}");
     }

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::check::{self, CheckArgs};
 use crate::deploy::{self, DeployArgs};
+use crate::keeper::{self, SocketKeeperArgs};
 use crate::pause::{self, PauseArgs, ResumeArgs};
 use crate::prepare::{self, PrepareArgs};
 use crate::reload::{self, ReloadArgs};
@@ -69,6 +70,17 @@ pub enum Command {
     /// on stop, with the paths of the unit's own PHP-FPM config. Then runs `systemctl
     /// daemon-reload` when systemd runs.
     SystemdDropin(SystemdArgs),
+    /// Have systemd hold every pool's listening socket across PHP-FPM's restarts
+    ///
+    /// For every installed php*-fpm unit, makes systemd hold each pool's listening socket (Unix
+    /// or TCP) so that it stays open while PHP-FPM restarts, crashes or fails a reload: connects
+    /// queue instead of failing, for every front end. Writes, from the pools' real configs, a
+    /// socket unit per pool (its address, owner, group, mode, backlog), a service drop-in and a
+    /// generated PHP-FPM config that includes the real one and sets each pool's `listen` to a
+    /// private key, then runs `systemctl daemon-reload`; `systemctl restart UNIT` hands the
+    /// sockets over. `exec` is the drop-in's ExecStart wrapper, `verify` its ExecStartPost check,
+    /// `run` the keeper without systemd.
+    SocketKeeper(SocketKeeperArgs),
     /// Hold a backend's new requests in Apache until the running ones are done
     ///
     /// From now on mod_fcgi_resilient holds new requests for BACKEND in Apache (they wait as
@@ -102,6 +114,7 @@ impl Command {
             Command::ReloadAndWait(args) => reload::run(args),
             Command::Stop(args) => stop::run(args),
             Command::SystemdDropin(args) => systemd::run(args),
+            Command::SocketKeeper(args) => keeper::run(args),
             Command::Pause(args) => pause::run_pause(args),
             Command::Resume(args) => pause::run_resume(args),
             Command::Deploy(args) => deploy::run(args),

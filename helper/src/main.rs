@@ -12,6 +12,7 @@ mod fastcgi;
 mod fpm_config;
 mod fpm_glob;
 mod fpm_process;
+mod keeper;
 mod options;
 mod pause;
 mod prepare;

@@ -39,6 +39,8 @@ pub mod prometheus;
 pub mod retry;
 pub mod settings;
 pub mod shared_budget;
+/// Backends whose socket `fcgi-resilient-helper socket-keeper` holds, for the status page.
+pub mod socket_keepers;
 pub mod stats;
 pub mod status_page;
 pub mod suspended_waits;

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod hostile;
 pub mod http;
 pub mod load;
+pub mod nspawn;
 pub mod php_fpm;
 pub mod sites;
 pub mod status;

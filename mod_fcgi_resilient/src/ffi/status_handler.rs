@@ -6,8 +6,9 @@ use super::{guard::guard, hooks, request::Request, sys};
 use crate::ffi::status_code::Status;
 use crate::stats::{StatsTable, TableReport, TABLE_KEY};
 use crate::status_page::{render_auto, render_html, PageFormat};
-use crate::{pause, prometheus};
+use crate::{pause, prometheus, socket_keepers};
 use std::ffi::{c_int, c_void, CStr};
+use std::path::Path;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 const HANDLER_NAME: &[u8] = b"fcgi-resilient-status";
@@ -96,6 +97,13 @@ fn serve(request: Request) -> Status {
         PageFormat::Prometheus => {
             (prometheus::CONTENT_TYPE, prometheus::render_prometheus(&report) + &pause::render_prometheus(&paused))
         }
+    };
+    // Backends a socket keeper holds: they never refuse, so the table above never shows them.
+    let kept = socket_keepers::kept_backends(Path::new(socket_keepers::UNIT_DIR), Path::new(socket_keepers::RUN_DIR));
+    let body = match PageFormat::from_query(query.as_deref()) {
+        PageFormat::Html => socket_keepers::add_to_html(body, &kept),
+        PageFormat::Auto => body + &socket_keepers::render_auto(&kept),
+        PageFormat::Prometheus => body + &socket_keepers::render_prometheus(&kept),
     };
     request.set_content_type(content_type);
     request.write_body(&body);
