@@ -311,7 +311,11 @@ fn a_body_is_read_before_waiting_for_a_backend_known_down() {
         let request = CurlRequest { body_file: Some(&body_file), ..Default::default() };
         let post = curl(&ports, transport, &format!("/upload.php?id={id}"), &request);
         let (name, log) = (way.name(), apache.error_log());
-        assert_eq!((post.exit, post.status), (0, 503), "{name}: {post:?}\n{log}");
+        // Over HTTP/2 the answer, given before the client has sent its whole body, may reach
+        // curl as a stream reset instead (mod_http2 resets the stream whose body is left
+        // unread, as for stock's own early 413).
+        let http2_reset = matches!(transport, Transport::H2c | Transport::H2) && post.exit == 92;
+        assert!((post.exit, post.status) == (0, 503) || http2_reset, "{name}: {post:?}\n{log}");
         assert!(log.contains("(FcgiResilientMaxBodySpool 65536): answering 503"), "{name}: body not read first\n{log}");
         assert!(uploads.runs(&id).is_empty(), "{name}: PHP ran it");
         assert_eq!(first.join().unwrap().status, 503, "{name}: the first waits its budget out");

@@ -64,6 +64,20 @@ pub fn run(args: &SocketKeeperArgs) -> i32 {
     }
 }
 
+/// `socket-keeper ARGS...` as the command line would run it: for the tests.
+#[cfg(test)]
+pub fn main(argv: Vec<String>) -> i32 {
+    use clap::Parser;
+    let words = ["fcgi-resilient-helper".to_string(), "socket-keeper".to_string()].into_iter().chain(argv);
+    match crate::cli::Cli::try_parse_from(words) {
+        Ok(cli) => cli.command.run(),
+        Err(error) => {
+            eprintln!("{error}");
+            2
+        }
+    }
+}
+
 /// A path below the root given as absolute.
 fn below(root: &Path, absolute: &Path) -> PathBuf {
     root.join(absolute.strip_prefix("/").unwrap_or(absolute))
