@@ -122,8 +122,11 @@ fn without_systemd_the_helper_keeps_the_socket_through_crashes_restarts_and_a_br
     apache_config.log_level = "warn".into();
     let apache = Apache::start(&work.subdir("apache"), apache_config);
 
-    // kill -9 of the master: the helper starts another one under the same socket.
+    // kill -9 of the master: the helper starts another one under the same socket, and the
+    // workers the killed master left finish and exit instead of accepting on it for good.
     let master = keeper.master().expect("php-fpm master");
+    let old_workers = children_of(master);
+    assert!(!old_workers.is_empty(), "the master has workers");
     let (gets, posts) = around(&apache, "kill -9", || {
         // SAFETY: kill() of the php-fpm master this test started (through the helper).
         unsafe { libc::kill(master, libc::SIGKILL) };
@@ -132,6 +135,9 @@ fn without_systemd_the_helper_keeps_the_socket_through_crashes_restarts_and_a_br
     assert!(failed_count(&gets) + failed_count(&posts) <= WORKERS, "more lost than were in PHP");
     assert!(gets.len() > 50 && posts.len() > 10, "too little load to tell");
     assert_ne!(keeper.master(), Some(master), "a new master");
+    harness::wait_until("the killed master's workers gone", Duration::from_secs(30), || {
+        old_workers.iter().all(|pid| !is_running(*pid)).then_some(())
+    });
 
     // A graceful restart.
     let (gets, posts) = around(&apache, "SIGHUP", || keeper.signal(libc::SIGHUP));
@@ -162,4 +168,27 @@ fn without_systemd_the_helper_keeps_the_socket_through_crashes_restarts_and_a_br
     assert!(!std::fs::symlink_metadata(&socket).is_ok_and(|m| m.file_type().is_socket()), "socket removed");
     let generated: Vec<_> = std::fs::read_dir(work.join("runtime")).unwrap().flatten().collect();
     assert!(generated.is_empty(), "the generated config goes too: {generated:?}");
+}
+
+/// The processes whose parent is `parent`, from /proc.
+fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| parent_of(*pid) == Some(parent))
+        .collect()
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Alive, not a zombie waiting to be reaped.
+fn is_running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
 }

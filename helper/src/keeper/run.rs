@@ -9,6 +9,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -117,7 +118,11 @@ impl Supervisor {
     fn start(&self) -> Option<Child> {
         let words: Vec<&str> = self.plan.exec_start.split_whitespace().collect();
         let (program, args) = words.split_first()?;
-        match Command::new(program).args(args).env("FPM_SOCKETS", self.fpm_sockets()).spawn() {
+        // In a process group of its own, whose id is the master's pid: its workers stay in it, so
+        // that those a killed master leaves behind can be told to go (`end_orphaned_workers`).
+        let mut command = Command::new(program);
+        command.args(args).env("FPM_SOCKETS", self.fpm_sockets()).process_group(0);
+        match command.spawn() {
             Ok(child) => {
                 eprintln!("socket-keeper run: php-fpm started (pid {})", child.id());
                 Some(child)
@@ -126,6 +131,20 @@ impl Supervisor {
                 eprintln!("socket-keeper run: {program}: {e}");
                 None
             }
+        }
+    }
+
+    /// A master that exits unasked (`kill -9`, a crash) leaves its workers running, and they
+    /// would go on accepting on the kept sockets, outside any master, with whatever code they
+    /// loaded. SIGQUIT to its process group: each finishes the request it runs, closes its
+    /// socket and exits (PHP-FPM's graceful stop of a worker). After a stop it asked for, the
+    /// group is empty already and this changes nothing.
+    fn end_orphaned_workers(master: &Child) {
+        let group = nix::unistd::Pid::from_raw(master.id() as i32);
+        match nix::sys::signal::killpg(group, Signal::SIGQUIT) {
+            Ok(()) => eprintln!("socket-keeper run: the workers the old master left are told to finish and exit"),
+            Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => eprintln!("socket-keeper run: cannot signal the old master's workers: {e}"),
         }
     }
 
@@ -231,7 +250,9 @@ pub fn run(o: &RunOpts) -> i32 {
             Signal::SIGCHLD => {
                 let exited = child.as_mut().and_then(|c| c.try_wait().ok().flatten());
                 if let Some(status) = exited {
-                    child = None;
+                    if let Some(old) = child.take() {
+                        Supervisor::end_orphaned_workers(&old);
+                    }
                     if stopping {
                         supervisor.remove_public_paths();
                         eprintln!("socket-keeper run: php-fpm stopped ({status}); sockets closed");
