@@ -240,19 +240,25 @@ fn remove(o: &SystemdArgs) -> i32 {
     i32::from(failed)
 }
 
+/// The helper's path for the units it writes: `--helper`, else this executable's. `None`, said
+/// on stderr, when neither is known.
+pub fn helper_path(given: Option<&Path>) -> Option<PathBuf> {
+    match given.map(|path| Ok(path.to_path_buf())).unwrap_or_else(std::env::current_exe) {
+        Ok(path) => Some(path),
+        Err(e) => {
+            eprintln!("cannot tell this program's path ({e}); use --helper");
+            None
+        }
+    }
+}
+
 fn install(o: &SystemdArgs) -> i32 {
     let units = find_units(&o.root);
     if units.is_empty() {
         eprintln!("no php*-fpm systemd unit found below {}", o.root.display());
         return 1;
     }
-    let helper = match o.helper.clone().map(Ok).unwrap_or_else(std::env::current_exe) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("cannot tell this program's path ({e}); use --helper");
-            return 1;
-        }
-    };
+    let Some(helper) = helper_path(o.helper.as_deref()) else { return 1 };
     let mut failed = false;
     for unit in &units {
         match install_one(o, unit, &helper) {

@@ -206,13 +206,7 @@ fn install(o: &SocketKeeperArgs) -> i32 {
         eprintln!("no php*-fpm systemd unit found below {}", o.root.display());
         return 1;
     }
-    let helper = match o.helper.clone().map(Ok).unwrap_or_else(std::env::current_exe) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("cannot tell this program's path ({e}); use --helper");
-            return 1;
-        }
-    };
+    let Some(helper) = systemd::helper_path(o.helper.as_deref()) else { return 1 };
     let units = unit_dir(&o.root);
     let mut restart = Vec::new();
     for plan in &plans {
