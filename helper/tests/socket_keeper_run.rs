@@ -94,7 +94,19 @@ fn without_systemd_the_helper_keeps_the_socket_through_crashes_restarts_and_a_br
     common::require_root();
     let work = WorkDir::new("socket-keeper-run");
     let socket = work.join("php.sock");
-    let fpm = PhpFpm::new(work.path(), &work.docroot(), Listen::Unix(socket.clone()), WORKERS as u32);
+    keeps_its_socket_through_crashes_restarts_and_a_broken_config(&work, Listen::Unix(socket));
+}
+
+/// The same with a TCP pool on 127.0.0.1: its address is the key PHP-FPM finds its socket under.
+#[test]
+fn without_systemd_a_tcp_pool_keeps_its_port_through_crashes_restarts_and_a_broken_config() {
+    common::require_root();
+    let work = WorkDir::new("socket-keeper-run-tcp");
+    keeps_its_socket_through_crashes_restarts_and_a_broken_config(&work, Listen::Tcp(harness::free_port()));
+}
+
+fn keeps_its_socket_through_crashes_restarts_and_a_broken_config(work: &WorkDir, listen: Listen) {
+    let fpm = PhpFpm::new(work.path(), &work.docroot(), listen.clone(), WORKERS as u32);
     let config = fpm.config_file().to_path_buf();
     let log = std::fs::File::create(work.join("keeper.log")).unwrap();
     let keeper = Keeper(
@@ -114,10 +126,9 @@ fn without_systemd_the_helper_keeps_the_socket_through_crashes_restarts_and_a_br
     );
     let keeper_log = || std::fs::read_to_string(work.join("keeper.log")).unwrap_or_default();
     harness::wait_until("php-fpm under the keeper accepting", Duration::from_secs(20), || {
-        std::os::unix::net::UnixStream::connect(&socket).is_ok().then_some(())
+        listen.accepts().then_some(())
     });
-    let mut apache_config =
-        ApacheConfig::new(&work.docroot(), &format!("proxy:unix:{}|fcgi://localhost", socket.display()));
+    let mut apache_config = ApacheConfig::new(&work.docroot(), &listen.proxy_handler());
     apache_config.module = ModulePlacement::NotLoaded;
     apache_config.log_level = "warn".into();
     let apache = Apache::start(&work.subdir("apache"), apache_config);
@@ -165,7 +176,12 @@ fn without_systemd_the_helper_keeps_the_socket_through_crashes_restarts_and_a_br
     let status =
         harness::wait_until("the keeper exiting", Duration::from_secs(20), || keeper.0.try_wait().ok().flatten());
     assert!(status.success(), "{}", keeper_log());
-    assert!(!std::fs::symlink_metadata(&socket).is_ok_and(|m| m.file_type().is_socket()), "socket removed");
+    match &listen {
+        Listen::Unix(socket) => {
+            assert!(!std::fs::symlink_metadata(socket).is_ok_and(|m| m.file_type().is_socket()), "socket removed")
+        }
+        Listen::Tcp(_) => assert!(!listen.accepts(), "port closed"),
+    }
     let generated: Vec<_> = std::fs::read_dir(work.join("runtime")).unwrap().flatten().collect();
     assert!(generated.is_empty(), "the generated config goes too: {generated:?}");
 }
