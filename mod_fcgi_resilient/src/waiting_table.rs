@@ -134,9 +134,17 @@ impl WaiterRecords {
         let place = self.claim(owner_word(own_pid(), deadline)).ok_or(refused(Cap::ServerWide, RECORDS))?;
         place.set_backend(backend);
         self.records[place.index].waiting_since_unix_ms.store(unix_millis_now(), Ordering::Relaxed);
-        let waiting = self.live_count();
+        // Counted again with this place taken: requests of other threads and children that
+        // passed the checks above at the same moment are counted now, so that neither the total
+        // nor a backend's share is exceeded. Racers may all be refused, never all admitted past
+        // a cap. `place` is dropped on refusal: the record is free again.
+        let (waiting, of_backend) = self.live_counts(backend);
         if waiting > limit as usize {
-            return Err(refused(Cap::ServerWide, waiting - 1)); // `place` is dropped: the record is free again.
+            return Err(refused(Cap::ServerWide, waiting - 1));
+        }
+        let others = (waiting - 1) as u32;
+        if backend.is_some() && !backend_may_wait(others, of_backend.saturating_sub(1) as u32, limit) {
+            return Err(refused(Cap::BackendShare, of_backend - 1));
         }
         Ok(place)
     }
@@ -539,6 +547,38 @@ mod tests {
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
         assert!(peak.load(Ordering::SeqCst) <= 3, "{peak:?}");
+        assert_eq!(records.live_count(), 0);
+    }
+
+    /// The share one backend may take holds under concurrent entries too, as the total does: a
+    /// dead pool's requests racing in from every child may not take the places the others
+    /// need (`dead_backend`'s healthy pool once lost 261 requests to a full room).
+    #[test]
+    fn concurrent_entries_of_one_backend_never_take_the_others_share() {
+        let records = records();
+        let (admitted, peak) = (std::sync::Arc::new(AtomicU32::new(0)), std::sync::Arc::new(AtomicU32::new(0)));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (admitted, peak, barrier) = (admitted.clone(), peak.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..500 {
+                        barrier.wait();
+                        let place = records.try_enter(8, BUDGET, Some(0));
+                        if place.is_ok() {
+                            peak.fetch_max(admitted.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                        }
+                        barrier.wait();
+                        if place.is_ok() {
+                            admitted.fetch_sub(1, Ordering::SeqCst);
+                        }
+                        drop(place);
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert!(peak.load(Ordering::SeqCst) <= 6, "one backend took {peak:?} of 8 places, past its three quarters");
         assert_eq!(records.live_count(), 0);
     }
 }
