@@ -208,9 +208,16 @@ pub fn serve_continuing(
                 Event::Ran(backend.run_handler())
             }
             Action::Probe { patience } => Event::Probed(backend.probe(patience)),
-            Action::TakePlace => {
+            Action::TakePlace | Action::Suspend => {
                 if let Err(status) = backend.read_body_before_waiting() {
                     return Outcome::Served { status, retries: wait.attempts.saturating_sub(1), waited: false };
+                }
+                if action == Action::Suspend {
+                    return Outcome::GaveUp {
+                        reason: GiveUpReason::WaitsSuspended,
+                        attempts: wait.attempts,
+                        last_errno: None,
+                    };
                 }
                 match waiting.try_enter(limits.max_waiting) {
                     Ok(held) => {
@@ -232,16 +239,6 @@ pub fn serve_continuing(
             }
             // Only the suspended driver reports turns with nothing new.
             Action::KeepWaiting => Event::Slept(WaitEnd::DelayPassed),
-            Action::Suspend => {
-                if let Err(status) = backend.read_body_before_waiting() {
-                    return Outcome::Served { status, retries: wait.attempts.saturating_sub(1), waited: false };
-                }
-                return Outcome::GaveUp {
-                    reason: GiveUpReason::WaitsSuspended,
-                    attempts: wait.attempts,
-                    last_errno: None,
-                };
-            }
             Action::Answer(outcome) => {
                 drop(place);
                 return outcome;

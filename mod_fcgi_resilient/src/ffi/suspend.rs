@@ -208,7 +208,7 @@ unsafe fn suspend_if_waiting(r: *mut sys::request_rec) -> Status {
 /// kept in its record for the give-up line.
 fn refused_a_place(request: &Request, policy: &Policy, refusal: Refusal) -> GiveUpReason {
     let mut wait = request.with_wait_record(|record| record.wait);
-    let mut facts = AtSuspension::new(request, policy, policy.budget);
+    let mut facts = AtSuspension::new(policy, policy.budget);
     let action = step(&mut wait, Event::PlaceRefused(refusal), &mut facts, &policy.limits(policy.budget));
     request.with_wait_record(|record| record.wait = wait);
     match action {
@@ -218,20 +218,19 @@ fn refused_a_place(request: &Request, policy: &Policy, refusal: Refusal) -> Give
 }
 
 /// What the policy knows of a request at the moment it is suspended.
-struct AtSuspension<'a, 'r> {
-    request: &'a Request<'r>,
+struct AtSuspension<'a> {
     address: Option<String>,
     policy: &'a Policy,
     remaining: Duration,
 }
 
-impl<'a, 'r> AtSuspension<'a, 'r> {
-    fn new(request: &'a Request<'r>, policy: &'a Policy, remaining: Duration) -> Self {
-        AtSuspension { request, address: None, policy, remaining }
+impl<'a> AtSuspension<'a> {
+    fn new(policy: &'a Policy, remaining: Duration) -> Self {
+        AtSuspension { address: None, policy, remaining }
     }
 }
 
-impl Facts for AtSuspension<'_, '_> {
+impl Facts for AtSuspension<'_> {
     fn remaining(&mut self) -> Duration {
         self.remaining
     }
@@ -247,7 +246,6 @@ impl Facts for AtSuspension<'_, '_> {
             .is_some_and(|slot| slot.refusals().is_open(unix_millis_now(), self.policy.budget))
     }
     fn may_wait_without_a_thread(&mut self) -> bool {
-        let _ = self.request;
         true
     }
 }
@@ -321,7 +319,7 @@ fn known_down_still_refusing(
     let remaining = shared_budget::remaining(deadline, policy.budget, SystemTime::now);
     let limits = policy.limits(remaining);
     let mut wait = request.with_existing_wait_record(|record| Wait::continued(record.wait)).unwrap_or_default();
-    let mut facts = AtSuspension { request, address: Some(text), policy, remaining };
+    let mut facts = AtSuspension { address: Some(text), policy, remaining };
     let Action::Probe { .. } = step(&mut wait, Event::Start(Start::WaitForBackend), &mut facts, &limits) else {
         return None;
     };
@@ -421,7 +419,7 @@ fn handover(
         *record.deadline.get_or_insert_with(|| SystemTime::now() + policy.budget)
     });
     let left = shared_budget::remaining(Some(deadline), policy.budget, SystemTime::now);
-    let mut facts = AtSuspension::new(request, policy, left);
+    let mut facts = AtSuspension::new(policy, left);
     let first = step(&mut wait, Event::PlaceTaken, &mut facts, &policy.limits(left));
     request.close_connection_after();
     let now = Instant::now();
