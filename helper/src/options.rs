@@ -44,6 +44,36 @@ impl FpmConfigs {
     }
 }
 
+/// Where the commands that write systemd units write them, and the helper path they put in them.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct UnitFiles {
+    /// Operate on the tree below DIR instead of / (no systemctl)
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// The helper's path in the drop-ins (default: this executable)
+    #[arg(long, value_name = "PATH")]
+    pub helper: Option<PathBuf>,
+}
+
+impl Default for UnitFiles {
+    fn default() -> Self {
+        UnitFiles { root: PathBuf::from("/"), helper: None }
+    }
+}
+
+impl UnitFiles {
+    /// `--helper`, else this executable's path. `None`, said on stderr, when neither is known.
+    pub fn helper_path(&self) -> Option<PathBuf> {
+        match self.helper.clone().map(Ok).unwrap_or_else(std::env::current_exe) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                eprintln!("cannot tell this program's path ({e}); use --helper");
+                None
+            }
+        }
+    }
+}
+
 /// Apache's configuration.
 #[derive(Args, Debug, Clone, PartialEq, Default)]
 pub struct ApacheConfigs {

@@ -8,19 +8,15 @@ use clap::Args;
 use fcgi_resilient_common::duration::format_duration;
 
 use crate::fpm_config::{self, Listen, LoadOptions};
-use crate::options::{duration_value, DEFAULT_TIMEOUT};
+use crate::options::{duration_value, UnitFiles, DEFAULT_TIMEOUT};
 
 #[derive(Args, Debug, Clone, PartialEq)]
 pub struct SystemdArgs {
     /// Take the drop-ins away again
     #[arg(long)]
     pub remove: bool,
-    /// Operate on the tree below DIR instead of / (no daemon-reload)
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub root: PathBuf,
-    /// The helper's path in the drop-ins (default: this executable)
-    #[arg(long, value_name = "PATH")]
-    pub helper: Option<PathBuf>,
+    #[command(flatten)]
+    pub units: UnitFiles,
     /// The --timeout of the generated commands; TimeoutStopSec is 30 s more
     #[arg(long, short = 't', value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = duration_value)]
     pub timeout: Duration,
@@ -180,14 +176,14 @@ fn is_ours(file: &Path) -> bool {
 fn install_one(o: &SystemdArgs, unit: &Unit, helper: &Path) -> Result<PathBuf, String> {
     let text = std::fs::read_to_string(&unit.file).map_err(|e| format!("{}: {e}", unit.file.display()))?;
     let start = parse_exec_start(&text).ok_or_else(|| format!("{}: no ExecStart=", unit.file.display()))?;
-    let targets = match pool_targets(&o.root, &start) {
+    let targets = match pool_targets(&o.units.root, &start) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{}: {e}; its drop-in stops and prepares but cannot wait for a pool", unit.name);
             Vec::new()
         }
     };
-    let path = dropin_path(&o.root, &unit.name);
+    let path = dropin_path(&o.units.root, &unit.name);
     if std::fs::symlink_metadata(&path).is_ok() {
         if !is_ours(&path) {
             return Err(format!("{} exists and was not written by this command; not replacing it", path.display()));
@@ -216,7 +212,7 @@ fn installed_dropins(root: &Path) -> Vec<PathBuf> {
 
 fn remove(o: &SystemdArgs) -> i32 {
     let mut failed = false;
-    let dropins = installed_dropins(&o.root);
+    let dropins = installed_dropins(&o.units.root);
     for file in &dropins {
         if !is_ours(file) {
             eprintln!("{}: not written by this command; left in place", file.display());
@@ -240,25 +236,13 @@ fn remove(o: &SystemdArgs) -> i32 {
     i32::from(failed)
 }
 
-/// The helper's path for the units it writes: `--helper`, else this executable's. `None`, said
-/// on stderr, when neither is known.
-pub fn helper_path(given: Option<&Path>) -> Option<PathBuf> {
-    match given.map(|path| Ok(path.to_path_buf())).unwrap_or_else(std::env::current_exe) {
-        Ok(path) => Some(path),
-        Err(e) => {
-            eprintln!("cannot tell this program's path ({e}); use --helper");
-            None
-        }
-    }
-}
-
 fn install(o: &SystemdArgs) -> i32 {
-    let units = find_units(&o.root);
+    let units = find_units(&o.units.root);
     if units.is_empty() {
-        eprintln!("no php*-fpm systemd unit found below {}", o.root.display());
+        eprintln!("no php*-fpm systemd unit found below {}", o.units.root.display());
         return 1;
     }
-    let Some(helper) = helper_path(o.helper.as_deref()) else { return 1 };
+    let Some(helper) = o.units.helper_path() else { return 1 };
     let mut failed = false;
     for unit in &units {
         match install_one(o, unit, &helper) {
@@ -274,7 +258,7 @@ fn install(o: &SystemdArgs) -> i32 {
 
 /// Makes systemd read the change, when it is this system's systemd that runs.
 fn daemon_reload(o: &SystemdArgs) {
-    if o.root != Path::new("/") {
+    if o.units.root != Path::new("/") {
         return;
     }
     if !Path::new("/run/systemd/system").exists() {

@@ -132,7 +132,7 @@ fn systemd_options() {
     let Command::SystemdDropin(o) = parse(&["systemd-dropin", "--root", "/tmp/r", "--remove"]).unwrap() else {
         panic!()
     };
-    assert_eq!((o.root, o.remove), (PathBuf::from("/tmp/r"), true));
+    assert_eq!((o.units.root, o.remove), (PathBuf::from("/tmp/r"), true));
     assert!(parse(&["systemd-dropin", "--remove=yes"]).is_err());
     assert!(parse(&[]).is_err());
 }

@@ -14,6 +14,7 @@ pub mod run;
 use std::path::{Path, PathBuf};
 
 use crate::fpm_config::{self, LoadOptions};
+use crate::options::UnitFiles;
 use crate::systemd::{self, Unit};
 use plan::{ServicePlan, CONFIG_DIR, DROPIN_NAME, FPM_MARKER, MARKER};
 
@@ -27,12 +28,8 @@ pub struct SocketKeeperArgs {
     /// Take everything away again, stop the sockets and restart PHP-FPM on its own sockets
     #[arg(long)]
     pub remove: bool,
-    /// Operate on the tree below DIR instead of / (no systemctl)
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub root: PathBuf,
-    /// The helper's path in the drop-ins (default: this executable)
-    #[arg(long, value_name = "PATH")]
-    pub helper: Option<PathBuf>,
+    #[command(flatten)]
+    pub units: UnitFiles,
     /// Print the files, change nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
@@ -197,17 +194,17 @@ fn systemctl(args: &[&str]) -> bool {
 }
 
 fn install(o: &SocketKeeperArgs) -> i32 {
-    let (plans, problems) = plan_all(&o.root);
+    let (plans, problems) = plan_all(&o.units.root);
     let mut failed = !problems.is_empty();
     for p in &problems {
         eprintln!("{p}");
     }
     if plans.is_empty() {
-        eprintln!("no php*-fpm systemd unit found below {}", o.root.display());
+        eprintln!("no php*-fpm systemd unit found below {}", o.units.root.display());
         return 1;
     }
-    let Some(helper) = systemd::helper_path(o.helper.as_deref()) else { return 1 };
-    let units = unit_dir(&o.root);
+    let Some(helper) = o.units.helper_path() else { return 1 };
+    let units = unit_dir(&o.units.root);
     let mut restart = Vec::new();
     for plan in &plans {
         for s in &plan.skipped {
@@ -220,7 +217,7 @@ fn install(o: &SocketKeeperArgs) -> i32 {
         }
         let mut files: Vec<(PathBuf, String, &str)> =
             plan.pools.iter().map(|p| (units.join(&p.socket_unit), plan::render_socket(plan, p), MARKER)).collect();
-        files.push((below(&o.root, &plan.generated_config), plan::render_config(plan), FPM_MARKER));
+        files.push((below(&o.units.root, &plan.generated_config), plan::render_config(plan), FPM_MARKER));
         files.push((
             units.join(format!("{}.d", plan.unit)).join(DROPIN_NAME),
             plan::render_dropin(plan, &helper),
@@ -234,7 +231,7 @@ fn install(o: &SocketKeeperArgs) -> i32 {
         }
         // Socket units of pools that are gone.
         let prefix = format!("{}-keeper-", plan.base);
-        for stale in installed_sockets(&o.root) {
+        for stale in installed_sockets(&o.units.root) {
             let name = stale.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             if name.starts_with(&prefix) && !plan.pools.iter().any(|p| p.socket_unit == name) {
                 let _ = std::fs::remove_file(units.join("sockets.target.wants").join(&name));
@@ -265,7 +262,7 @@ fn install(o: &SocketKeeperArgs) -> i32 {
         }
         restart.push(plan.unit.clone());
     }
-    if !o.dry_run && systemd_runs(&o.root) {
+    if !o.dry_run && systemd_runs(&o.units.root) {
         failed |= !systemctl(&["daemon-reload"]);
     }
     if !restart.is_empty() && !o.dry_run {
@@ -281,9 +278,9 @@ fn install(o: &SocketKeeperArgs) -> i32 {
 
 fn remove(o: &SocketKeeperArgs) -> i32 {
     let mut failed = false;
-    let units = unit_dir(&o.root);
-    let sockets = installed_sockets(&o.root);
-    let dropins = installed_dropins(&o.root);
+    let units = unit_dir(&o.units.root);
+    let sockets = installed_sockets(&o.units.root);
+    let dropins = installed_dropins(&o.units.root);
     let socket_names: Vec<String> =
         sockets.iter().filter_map(|s| s.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
     let mut remove_file = |path: &Path| match std::fs::remove_file(path) {
@@ -302,7 +299,7 @@ fn remove(o: &SocketKeeperArgs) -> i32 {
         remove_file(file);
         let _ = file.parent().map(std::fs::remove_dir);
     }
-    let config_dir = o.root.join(CONFIG_DIR);
+    let config_dir = o.units.root.join(CONFIG_DIR);
     if let Ok(entries) = std::fs::read_dir(&config_dir) {
         for e in entries.flatten() {
             if starts_with_marker(&e.path(), FPM_MARKER) {
@@ -317,7 +314,7 @@ fn remove(o: &SocketKeeperArgs) -> i32 {
     if sockets.is_empty() && dropins.is_empty() {
         println!("no socket keeper installed");
     }
-    if systemd_runs(&o.root) && !(sockets.is_empty() && dropins.is_empty()) {
+    if systemd_runs(&o.units.root) && !(sockets.is_empty() && dropins.is_empty()) {
         failed |= !systemctl(&["daemon-reload"]);
         // The sockets first: a PHP-FPM started while systemd still listens on its path refuses
         // to start ("another FPM instance seems to already listen").
